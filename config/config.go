@@ -1,0 +1,175 @@
+// Package config loads, defaults and validates envelope-proxy's YAML
+// configuration.
+//
+// A Config is decoded strictly (unknown keys are errors) over Default, then
+// checked by Validate, whose errors name the offending field by its YAML path
+// (routing.clients[1].mode). A loaded Config is never modified: a reload
+// builds a new one and the proxy swaps it in atomically.
+package config
+
+import (
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/transform"
+)
+
+// Mode is the response format a client gets.
+type Mode string
+
+// The modes.
+const (
+	// ModeLegacy passes upstream responses byte for byte.
+	ModeLegacy Mode = "legacy"
+	// ModeEnvelope rewrites responses into the envelope.
+	ModeEnvelope Mode = "envelope"
+	// ModeShadow serves legacy bytes while comparing what envelope mode
+	// would have sent.
+	ModeShadow Mode = "shadow"
+)
+
+// Valid reports whether m is one of the modes.
+func (m Mode) Valid() bool {
+	return m == ModeLegacy || m == ModeEnvelope || m == ModeShadow
+}
+
+// Config is the whole configuration. Field names in YAML are the contract
+// documented in config.yaml at the repository root.
+type Config struct {
+	// Listen is the client listener's address.
+	Listen string `yaml:"listen"`
+	// AdminListen is the admin listener's address (metrics, health).
+	AdminListen string `yaml:"admin_listen"`
+	// Upstream is the legacy backend.
+	Upstream Upstream `yaml:"upstream"`
+	// MaxBodyBytes bounds the bodies buffered for a rewrite; larger error
+	// bodies pass unchanged and larger success bodies are wrapped while
+	// streaming.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Server holds the client listener's limits.
+	Server Server `yaml:"server"`
+	// Routing chooses each request's mode.
+	Routing Routing `yaml:"routing"`
+	// MigratedPrefixes are path prefixes whose success responses are
+	// already in envelope form and must not be wrapped again.
+	MigratedPrefixes []string `yaml:"migrated_prefixes"`
+	// Rules are tried before the built-in rules.
+	Rules []transform.Rule `yaml:"rules"`
+	// Log configures the logger.
+	Log Log `yaml:"log"`
+}
+
+// Upstream is the legacy backend and the transport that reaches it.
+type Upstream struct {
+	URL string `yaml:"url"`
+	// Timeout bounds the wait for the upstream's response headers; a
+	// longer wait answers 504. It never cuts a body that is streaming.
+	Timeout             time.Duration `yaml:"timeout"`
+	DialTimeout         time.Duration `yaml:"dial_timeout"`
+	TLSHandshakeTimeout time.Duration `yaml:"tls_handshake_timeout"`
+	KeepAlive           time.Duration `yaml:"keep_alive"`
+	MaxIdleConns        int           `yaml:"max_idle_conns"`
+	MaxIdleConnsPerHost int           `yaml:"max_idle_conns_per_host"`
+	MaxConnsPerHost     int           `yaml:"max_conns_per_host"`
+	IdleConnTimeout     time.Duration `yaml:"idle_conn_timeout"`
+}
+
+// Server holds the client listener's timeouts and limits. There is no
+// write timeout: it would cut long streams.
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Routing chooses a request's mode: the override header, then a listed
+// client, then a rollout cohort, then Default.
+type Routing struct {
+	// Header carries the client's API key.
+	Header string `yaml:"header"`
+	// Default is the mode of requests nothing else decides.
+	Default Mode `yaml:"default"`
+	// OverrideHeader, when set, lets a request pick its mode among
+	// OverrideModes. Empty (the default) disables overrides.
+	OverrideHeader string `yaml:"override_header"`
+	// OverrideModes are the modes the override header may select.
+	OverrideModes []Mode `yaml:"override_modes"`
+	// Clients are named clients, identified by the SHA-256 of their keys.
+	Clients []Client `yaml:"clients"`
+	// Rollout cohorts take a stable share of the remaining keys.
+	Rollout []Cohort `yaml:"rollout"`
+}
+
+// Client is a named client with its own mode.
+type Client struct {
+	Name string `yaml:"name"`
+	// KeysSHA256 are the hex SHA-256 digests of the client's API keys;
+	// the config never holds a key itself.
+	KeysSHA256 []string `yaml:"keys_sha256"`
+	Mode       Mode     `yaml:"mode"`
+}
+
+// Cohort is a percentage of keys, chosen by a stable hash of the key so that
+// every replica, before and after a restart, puts a key in the same cohort.
+type Cohort struct {
+	Name    string  `yaml:"name"`
+	Percent float64 `yaml:"percent"`
+	Mode    Mode    `yaml:"mode"`
+}
+
+// Log configures the zap logger.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// AccessLog turns the one-line-per-request access log on or off.
+	AccessLog bool `yaml:"access_log"`
+	// SampleInitial and SampleThereafter sample repeated log lines per
+	// second, as zap's sampler does; 0 disables sampling.
+	SampleInitial    int `yaml:"sample_initial"`
+	SampleThereafter int `yaml:"sample_thereafter"`
+}
+
+// The defaults, also documented in config.yaml.
+const (
+	DefaultListen         = ":8080"
+	DefaultAdminListen    = "127.0.0.1:9901"
+	DefaultUpstreamURL    = "http://127.0.0.1:9000"
+	DefaultUpstreamTimout = 30 * time.Second
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultRoutingHeader  = "X-API-Key"
+	DefaultMode           = ModeLegacy
+)
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	return &Config{
+		Listen:      DefaultListen,
+		AdminListen: DefaultAdminListen,
+		Upstream: Upstream{
+			URL:                 DefaultUpstreamURL,
+			Timeout:             DefaultUpstreamTimout,
+			DialTimeout:         5 * time.Second,
+			TLSHandshakeTimeout: 5 * time.Second,
+			KeepAlive:           30 * time.Second,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		MaxBodyBytes: DefaultMaxBodyBytes,
+		Server: Server{
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ShutdownTimeout:   30 * time.Second,
+		},
+		Routing: Routing{
+			Header:        DefaultRoutingHeader,
+			Default:       DefaultMode,
+			OverrideModes: []Mode{ModeLegacy, ModeEnvelope},
+		},
+		MigratedPrefixes: []string{},
+		Rules:            []transform.Rule{},
+		Log:              Log{Level: "info", AccessLog: true, SampleInitial: 100, SampleThereafter: 100},
+	}
+}

@@ -1,0 +1,204 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"golang.org/x/net/http/httpguts"
+)
+
+// Validate checks every field and returns all problems as Errors, each
+// naming its field path, or nil.
+func (c *Config) Validate() error {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	checkAddr := func(path, addr string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			add(path, "%q is not a host:port address", addr)
+		}
+	}
+	checkAddr("listen", c.Listen)
+	checkAddr("admin_listen", c.AdminListen)
+	if c.Listen == c.AdminListen {
+		add("admin_listen", "must differ from listen (%q)", c.Listen)
+	}
+
+	if u, err := url.Parse(c.Upstream.URL); err != nil {
+		add("upstream.url", "%v", err)
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("upstream.url", "%q is not an http(s) URL with a host", c.Upstream.URL)
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		add("upstream.url", "%q must not have a query or fragment", c.Upstream.URL)
+	}
+	positive := map[string]int64{
+		"upstream.timeout":               int64(c.Upstream.Timeout),
+		"upstream.dial_timeout":          int64(c.Upstream.DialTimeout),
+		"max_body_bytes":                 c.MaxBodyBytes,
+		"server.read_header_timeout":     int64(c.Server.ReadHeaderTimeout),
+		"server.idle_timeout":            int64(c.Server.IdleTimeout),
+		"server.max_header_bytes":        int64(c.Server.MaxHeaderBytes),
+		"server.shutdown_timeout":        int64(c.Server.ShutdownTimeout),
+		"upstream.max_idle_conns":        int64(c.Upstream.MaxIdleConns),
+		"upstream.idle_conn_timeout":     int64(c.Upstream.IdleConnTimeout),
+		"upstream.keep_alive":            int64(c.Upstream.KeepAlive),
+		"upstream.tls_handshake_timeout": int64(c.Upstream.TLSHandshakeTimeout),
+	}
+	for _, path := range sortedKeys(positive) {
+		if positive[path] <= 0 {
+			add(path, "must be positive")
+		}
+	}
+	for path, v := range map[string]int64{
+		"upstream.max_idle_conns_per_host": int64(c.Upstream.MaxIdleConnsPerHost),
+		"upstream.max_conns_per_host":      int64(c.Upstream.MaxConnsPerHost),
+		"server.read_timeout":              int64(c.Server.ReadTimeout),
+	} {
+		if v < 0 {
+			add(path, "must not be negative")
+		}
+	}
+
+	r := &c.Routing
+	if !httpguts.ValidHeaderFieldName(r.Header) {
+		add("routing.header", "%q is not a header name", r.Header)
+	}
+	checkMode := func(path string, m Mode) {
+		if !m.Valid() {
+			add(path, "%q is not one of legacy, envelope, shadow", m)
+		}
+	}
+	checkMode("routing.default", r.Default)
+	if r.OverrideHeader != "" {
+		if !httpguts.ValidHeaderFieldName(r.OverrideHeader) {
+			add("routing.override_header", "%q is not a header name", r.OverrideHeader)
+		} else if http.CanonicalHeaderKey(r.OverrideHeader) == http.CanonicalHeaderKey(r.Header) {
+			add("routing.override_header", "must differ from routing.header")
+		}
+	}
+	for i, m := range r.OverrideModes {
+		checkMode(fmt.Sprintf("routing.override_modes[%d]", i), m)
+	}
+	names := map[string]string{}
+	checkName := func(path, name string) {
+		switch {
+		case name == "":
+			add(path, "must not be empty")
+		case !validName(name):
+			add(path, "%q may hold only letters, digits, '.', '_' and '-'", name)
+		case names[name] != "":
+			add(path, "%q is already the name of %s", name, names[name])
+		case name == DefaultClientName:
+			add(path, "%q is reserved for requests nothing else routes", name)
+		default:
+			names[name] = path
+		}
+	}
+	keys := map[string]string{}
+	for i, cl := range r.Clients {
+		p := fmt.Sprintf("routing.clients[%d]", i)
+		checkName(p+".name", cl.Name)
+		checkMode(p+".mode", cl.Mode)
+		if len(cl.KeysSHA256) == 0 {
+			add(p+".keys_sha256", "must list at least one key digest")
+		}
+		for j, k := range cl.KeysSHA256 {
+			kp := fmt.Sprintf("%s.keys_sha256[%d]", p, j)
+			if b, err := hex.DecodeString(k); err != nil || len(b) != 32 {
+				add(kp, "%q is not a hex SHA-256 digest (64 hex digits)", redactDigest(k))
+				continue
+			}
+			lk := strings.ToLower(k)
+			if prev := keys[lk]; prev != "" {
+				add(kp, "digest already listed at %s", prev)
+			}
+			keys[lk] = kp
+		}
+	}
+	var total float64
+	for i, co := range r.Rollout {
+		p := fmt.Sprintf("routing.rollout[%d]", i)
+		name := co.Name
+		if name == "" {
+			name = co.defaultName(i)
+		}
+		checkName(p+".name", name)
+		checkMode(p+".mode", co.Mode)
+		if !(co.Percent > 0 && co.Percent <= 100) {
+			add(p+".percent", "%v is not in (0, 100]", co.Percent)
+		}
+		total += co.Percent
+	}
+	if total > 100 {
+		add("routing.rollout", "percentages add up to %v, more than 100", total)
+	}
+	for i, pre := range c.MigratedPrefixes {
+		if !strings.HasPrefix(pre, "/") {
+			add(fmt.Sprintf("migrated_prefixes[%d]", i), "%q must start with /", pre)
+		}
+	}
+	if _, err := transform.New(c.Rules); err != nil {
+		var re *transform.RuleError
+		if errors.As(err, &re) && re.Index < len(c.Rules) {
+			add(fmt.Sprintf("rules[%d].%s", re.Index, re.Field), "%v", re.Err)
+		} else {
+			add("rules", "%v", err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.SampleInitial < 0 || c.Log.SampleThereafter < 0 {
+		add("log", "sample_initial and sample_thereafter must not be negative")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+// DefaultClientName names requests routed by routing.default in logs and
+// metrics.
+const DefaultClientName = "default"
+
+// CohortName returns the name of rollout cohort i: its own, or one derived
+// from its position and mode.
+func (c *Config) CohortName(i int) string {
+	co := c.Routing.Rollout[i]
+	if co.Name != "" {
+		return co.Name
+	}
+	return co.defaultName(i)
+}
+
+func (co Cohort) defaultName(i int) string {
+	return fmt.Sprintf("rollout-%d-%s", i, co.Mode)
+}
+
+// validName keeps client names usable as metric labels and log fields.
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// redactDigest shortens a malformed digest in an error message: it may be
+// a plaintext key pasted by mistake, which must not reach logs.
+func redactDigest(s string) string {
+	if len(s) <= 8 {
+		return s
+	}
+	return s[:4] + "…(" + fmt.Sprint(len(s)) + " chars)"
+}
