@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+)
+
+// bufferPool recycles the byte slices that hold buffered bodies, so that a
+// rewrite allocates nothing per request once the pool is warm. Slices that
+// grew past maxPooled are dropped rather than pinned in memory.
+type bufferPool struct {
+	pool      sync.Pool
+	maxPooled int
+}
+
+func newBufferPool(maxPooled int) *bufferPool {
+	return &bufferPool{maxPooled: maxPooled}
+}
+
+func (p *bufferPool) get() *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (p *bufferPool) put(b *[]byte) {
+	if cap(*b) > p.maxPooled {
+		return
+	}
+	p.pool.Put(b)
+}
+
+// copyPool implements httputil.BufferPool for the body copy loop.
+type copyPool struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (p *copyPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (p *copyPool) Put(b []byte) {
+	if cap(b) != copyBufferSize {
+		return
+	}
+	b = b[:copyBufferSize]
+	p.pool.Put(&b)
+}
+
+// pooledBody serves a rewritten body from a pooled buffer and returns the
+// buffer to its pool when the proxy closes the body.
+type pooledBody struct {
+	buf  *[]byte
+	off  int
+	pool *bufferPool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	if b.buf == nil {
+		return 0, io.EOF
+	}
+	if b.off >= len(*b.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, (*b.buf)[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *pooledBody) Close() error {
+	if b.buf != nil {
+		b.pool.put(b.buf)
+		b.buf = nil
+	}
+	return nil
+}
+
+// replayBody sends bytes already read from the upstream, then the rest of
+// the upstream body, unchanged: the passthrough after a look at the head.
+type replayBody struct {
+	head *pooledBody
+	rest io.ReadCloser
+}
+
+func (r *replayBody) Read(p []byte) (int, error) {
+	if r.head != nil {
+		n, err := r.head.Read(p)
+		if n > 0 {
+			return n, nil
+		}
+		if err == io.EOF {
+			r.head.Close()
+			r.head = nil
+		}
+	}
+	return r.rest.Read(p)
+}
+
+func (r *replayBody) Close() error {
+	if r.head != nil {
+		r.head.Close()
+		r.head = nil
+	}
+	return r.rest.Close()
+}
+
+// readUpTo appends up to limit bytes of r to *buf. It reports whether r
+// ended within the limit; an error other than io.EOF is returned as is.
+func readUpTo(r io.Reader, buf *[]byte, limit int64) (complete bool, err error) {
+	b := *buf
+	for {
+		if int64(len(b)) > limit {
+			*buf = b
+			return false, nil
+		}
+		if len(b) == cap(b) {
+			want := int64(cap(b)) * 2
+			if want > limit+1 {
+				want = limit + 1
+			}
+			if want < 512 {
+				want = 512
+			}
+			nb := make([]byte, len(b), want)
+			copy(nb, b)
+			b = nb
+		}
+		n, rerr := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if rerr == io.EOF {
+			*buf = b
+			return int64(len(b)) <= limit, nil
+		}
+		if rerr != nil {
+			*buf = b
+			return false, rerr
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"go.uber.org/zap"
+)
+
+// statusForError maps a failure to reach or read the upstream to the
+// status the client gets: 504 for a timeout, 502 for everything else.
+func statusForError(err error) int {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// errorHandler answers a request the upstream could not serve, in the
+// client's format: an envelope, or the legacy {"error", "code"}.
+func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; there is no one to answer.
+		if ce := s.logger.Check(zap.DebugLevel, "client canceled"); ce != nil {
+			ce.Write(zap.String("path", r.URL.Path))
+		}
+		return
+	}
+	status := statusForError(err)
+	code := transform.StatusCode(status)
+	msg := transform.StatusText(status)
+	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("path", r.URL.Path), zap.Error(err))
+
+	ex := exchangeFrom(r.Context())
+	buf := s.buffers.get()
+	defer s.buffers.put(buf)
+	if ex != nil && ex.decision.Mode == config.ModeEnvelope {
+		*buf = transform.AppendError(*buf, code, msg)
+	} else {
+		*buf = transform.AppendLegacyError(*buf, code, msg)
+	}
+	if ex != nil {
+		ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: status, Code: code}
+	}
+	h := w.Header()
+	if s.vary != "" {
+		h.Set("Vary", s.vary)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(*buf)))
+	w.WriteHeader(status)
+	w.Write(*buf)
+}

@@ -1,0 +1,283 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/tidwall/gjson"
+)
+
+// modifyResponse is the ReverseProxy's ModifyResponse for one config
+// snapshot. Every mode gets the Vary header; only envelope mode has its
+// body touched. Returning an error sends the client a 502 in its format.
+func (s *snapshot) modifyResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if ex == nil {
+		return nil
+	}
+	ex.upstreamStatus = resp.StatusCode
+	if s.vary != "" {
+		addVary(resp.Header, s.vary)
+	}
+	if ex.decision.Mode != config.ModeEnvelope || resp.Request.Method == http.MethodHead {
+		ex.outcome = transform.Outcome{Action: transform.Pass, Status: resp.StatusCode}
+		return nil
+	}
+	action, reason := transform.Decide(resp.StatusCode, resp.Header.Get("Content-Type"))
+	if action == transform.Wrap && s.migrated(ex.path) {
+		action, reason = transform.Pass, transform.ReasonMigrated
+	}
+	var err error
+	switch action {
+	case transform.Rewrite:
+		err = s.rewriteError(resp, ex)
+	case transform.Wrap:
+		err = s.wrapSuccess(resp, ex)
+	default:
+		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: reason, Status: resp.StatusCode}
+	}
+	return err
+}
+
+// migrated reports whether path is under a prefix whose success responses
+// are already envelopes.
+func (s *snapshot) migrated(path string) bool {
+	for _, p := range s.migratedPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteError buffers an error body (bounded by max_body_bytes), decodes
+// it if compressed, rewrites it and re-encodes it. A body that is too
+// large, in an unknown encoding, or already an envelope passes unchanged.
+func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
+	pass := func(reason transform.Reason) {
+		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: reason, Status: resp.StatusCode}
+	}
+	c, err := s.codecs.lookup(resp.Header.Get("Content-Encoding"))
+	if err != nil {
+		pass(transform.ReasonEncoding)
+		return nil
+	}
+	if resp.ContentLength > s.maxBody {
+		pass(transform.ReasonOversize)
+		return nil
+	}
+	raw := s.buffers.get()
+	complete, err := readUpTo(resp.Body, raw, s.maxBody)
+	if err != nil {
+		s.buffers.put(raw)
+		return fmt.Errorf("reading upstream error body: %w", err)
+	}
+	if !complete {
+		resp.Body = &replayBody{head: &pooledBody{buf: raw, pool: s.buffers}, rest: resp.Body}
+		pass(transform.ReasonOversize)
+		return nil
+	}
+	resp.Body.Close()
+	body := raw
+	if c != nil {
+		body = s.buffers.get()
+		defer s.buffers.put(body)
+		fit, err := decodeAll(c, *raw, body, s.maxBody)
+		switch {
+		case err != nil:
+			// A corrupt encoding is rewritten like any other unreadable
+			// body: an envelope with the status-derived code.
+			*body = (*body)[:0]
+		case !fit:
+			resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+			pass(transform.ReasonOversize)
+			return nil
+		}
+	}
+	out := s.buffers.get()
+	*out, ex.outcome = s.transformer.AppendError(*out, resp.StatusCode, *body)
+	if ex.outcome.Action == transform.Pass {
+		s.buffers.put(out)
+		resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+		return nil
+	}
+	if c != nil {
+		enc := s.buffers.get()
+		if err := encodeAll(c, *out, enc); err != nil {
+			s.buffers.put(enc)
+			s.buffers.put(out)
+			s.buffers.put(raw)
+			return fmt.Errorf("re-encoding rewritten body: %w", err)
+		}
+		s.buffers.put(out)
+		out = enc
+	}
+	if raw != body || c == nil {
+		s.buffers.put(raw)
+	}
+	resp.StatusCode = ex.outcome.Status
+	resp.Status = ""
+	s.setBody(resp, out)
+	return nil
+}
+
+// setBody replaces resp's body with a pooled buffer and fixes its headers.
+func (s *snapshot) setBody(resp *http.Response, out *[]byte) {
+	resp.Body = &pooledBody{buf: out, pool: s.buffers}
+	resp.ContentLength = int64(len(*out))
+	transform.SetRewrittenHeaders(resp.Header, len(*out))
+	resp.TransferEncoding = nil
+}
+
+// wrapSuccess puts a 2xx JSON body into the success envelope. A body that
+// fits in max_body_bytes is buffered and checked to be exactly one JSON
+// value (else it passes unchanged); a larger one is wrapped while it
+// streams, checked incrementally, and aborted if it turns out invalid.
+func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
+	c, err := s.codecs.lookup(resp.Header.Get("Content-Encoding"))
+	if err != nil {
+		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
+		return nil
+	}
+	ex.outcome = transform.Outcome{Action: transform.Wrap, Status: resp.StatusCode}
+	if c == nil && resp.ContentLength > s.maxBody {
+		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
+	}
+	raw := s.buffers.get()
+	complete, err := readUpTo(resp.Body, raw, s.maxBody)
+	if err != nil {
+		s.buffers.put(raw)
+		return fmt.Errorf("reading upstream body: %w", err)
+	}
+	if !complete {
+		return s.streamWrap(resp, ex, c, raw, resp.Body, -1)
+	}
+	resp.Body.Close()
+	plain := raw
+	if c != nil {
+		plain = s.buffers.get()
+		defer s.buffers.put(plain)
+		fit, err := decodeAll(c, *raw, plain, s.maxBody)
+		if err != nil {
+			// Corrupt or truncated encoding: the client gets the bytes
+			// exactly as sent, never a wrong envelope.
+			resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
+			return nil
+		}
+		if !fit {
+			return s.streamWrap(resp, ex, c, raw, http.NoBody, -1)
+		}
+	}
+	if !gjson.ValidBytes(*plain) {
+		resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
+		return nil
+	}
+	out := s.buffers.get()
+	*out = transform.AppendSuccess(*out, *plain)
+	if c != nil {
+		enc := s.buffers.get()
+		if err := encodeAll(c, *out, enc); err != nil {
+			s.buffers.put(enc)
+			s.buffers.put(out)
+			s.buffers.put(raw)
+			return fmt.Errorf("re-encoding wrapped body: %w", err)
+		}
+		s.buffers.put(out)
+		out = enc
+	}
+	s.buffers.put(raw)
+	s.setBody(resp, out)
+	return nil
+}
+
+// streamWrap wraps a body too large to buffer. head holds bytes already
+// read from the upstream (still encoded when c is set), rest the remainder.
+// length is the upstream's Content-Length when known and not encoded, else
+// -1.
+func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec, head *[]byte, rest io.Reader, length int64) error {
+	upstream := resp.Body
+	var w *wrapReader
+	if c == nil {
+		// Identity: the head is checked before anything is sent, so an
+		// invalid head still passes unchanged instead of aborting.
+		var read []byte
+		if head != nil {
+			read = *head
+		}
+		var err error
+		w, err = newWrapReader(read, rest, upstream)
+		if err != nil {
+			if head != nil {
+				resp.Body = &replayBody{head: &pooledBody{buf: head, pool: s.buffers}, rest: upstream}
+			}
+			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
+			return nil
+		}
+		if head != nil {
+			s.buffers.put(head)
+		}
+	} else {
+		// Encoded: the head is still compressed; decode head and rest as
+		// one stream and check it as it goes.
+		var src io.Reader = rest
+		if head != nil {
+			h := append([]byte(nil), *head...)
+			s.buffers.put(head)
+			src = io.MultiReader(&byteReader{b: h}, rest)
+		}
+		zr, err := c.newReader(src)
+		if err != nil {
+			return fmt.Errorf("decoding upstream body: %w", err)
+		}
+		if w, err = newWrapReader(nil, zr, multiCloser{zr, upstream}); err != nil {
+			return err
+		}
+	}
+	var body io.ReadCloser = w
+	if c != nil {
+		body = newEncodeReader(c, w)
+		length = -1
+	}
+	resp.Body = body
+	if length >= 0 {
+		length += int64(transform.WrapOverhead)
+	}
+	resp.ContentLength = length
+	transform.SetRewrittenHeaders(resp.Header, int(length))
+	if length < 0 {
+		resp.Header.Del("Content-Length")
+	} else {
+		resp.Header.Set("Content-Length", strconv.FormatInt(length, 10))
+	}
+	return nil
+}
+
+// byteReader reads a byte slice; unlike bytes.Reader it keeps no seek state.
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// addVary adds the routing headers to Vary, so a shared cache keys the
+// response by client, unless the upstream already said Vary: *.
+func addVary(h http.Header, vary string) {
+	for _, v := range h["Vary"] {
+		if strings.TrimSpace(v) == "*" {
+			return
+		}
+	}
+	h.Add("Vary", vary)
+}

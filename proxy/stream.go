@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/envelope-proxy/envelope-proxy/transform"
+)
+
+// errInvalidStream aborts a streamed wrap whose body turned out not to be
+// one JSON value: the client's connection is cut rather than finished as a
+// well-formed but wrong envelope.
+var errInvalidStream = errors.New("upstream body is not a single JSON value")
+
+// wrapReader streams a success body inside the envelope: the prefix, the
+// upstream bytes as they arrive (checked by an incremental scanner), then
+// the suffix once the scanner has seen exactly one complete JSON value.
+// Memory stays constant whatever the body's size.
+type wrapReader struct {
+	head    []byte // prefix and bytes already read, still to send
+	src     io.Reader
+	closer  io.Closer
+	scanner transform.Scanner
+	tail    string // the suffix, sent once src ends validly
+	done    bool
+	err     error
+}
+
+// newWrapReader starts a streamed wrap. read holds bytes already taken from
+// src (at most max_body_bytes, so a small copy); they are checked before
+// any byte is sent, so an invalid head is reported here and the caller can
+// still pass the body unchanged.
+func newWrapReader(read []byte, src io.Reader, closer io.Closer) (*wrapReader, error) {
+	w := &wrapReader{src: src, closer: closer, tail: transform.SuccessSuffix()}
+	if _, err := w.scanner.Write(read); err != nil {
+		return nil, err
+	}
+	w.head = make([]byte, 0, len(transform.SuccessPrefix())+len(read))
+	w.head = append(w.head, transform.SuccessPrefix()...)
+	w.head = append(w.head, read...)
+	return w, nil
+}
+
+func (w *wrapReader) Read(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(w.head) > 0 {
+		n := copy(p, w.head)
+		w.head = w.head[n:]
+		return n, nil
+	}
+	if w.done {
+		if w.tail == "" {
+			return 0, io.EOF
+		}
+		n := copy(p, w.tail)
+		w.tail = w.tail[n:]
+		return n, nil
+	}
+	n, err := w.src.Read(p)
+	if n > 0 {
+		if _, serr := w.scanner.Write(p[:n]); serr != nil {
+			w.err = fmt.Errorf("%w: %v", errInvalidStream, serr)
+			return 0, w.err
+		}
+	}
+	switch {
+	case err == io.EOF:
+		if serr := w.scanner.Close(); serr != nil {
+			w.err = fmt.Errorf("%w: %v", errInvalidStream, serr)
+			return 0, w.err
+		}
+		w.done = true
+		return n, nil
+	case err != nil:
+		w.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+func (w *wrapReader) Close() error { return w.closer.Close() }
+
+// encodeReader re-encodes a stream: it reads plain bytes from src and
+// serves them compressed with the response's original Content-Encoding.
+type encodeReader struct {
+	src    io.ReadCloser
+	zw     io.WriteCloser
+	out    []byte // encoded bytes not yet returned
+	outBuf *[]byte
+	in     []byte
+	closed bool
+	err    error
+}
+
+func newEncodeReader(c codec, src io.ReadCloser) *encodeReader {
+	e := &encodeReader{src: src, in: make([]byte, copyBufferSize)}
+	buf := make([]byte, 0, copyBufferSize)
+	e.outBuf = &buf
+	e.zw = c.newWriter(&appendWriter{buf: e.outBuf})
+	return e
+}
+
+func (e *encodeReader) Read(p []byte) (int, error) {
+	for {
+		if len(e.out) > 0 {
+			n := copy(p, e.out)
+			e.out = e.out[n:]
+			return n, nil
+		}
+		if e.err != nil {
+			return 0, e.err
+		}
+		*e.outBuf = (*e.outBuf)[:0]
+		n, err := e.src.Read(e.in)
+		if n > 0 {
+			if _, werr := e.zw.Write(e.in[:n]); werr != nil {
+				e.err = werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			if cerr := e.zw.Close(); cerr != nil {
+				e.err = cerr
+			} else {
+				e.err = io.EOF
+			}
+			e.closed = true
+		case err != nil:
+			e.err = err
+		}
+		e.out = *e.outBuf
+	}
+}
+
+func (e *encodeReader) Close() error {
+	if !e.closed {
+		e.closed = true
+		e.zw.Close()
+	}
+	return e.src.Close()
+}
+
+// multiCloser closes the decoder and the upstream body together.
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	var first error
+	for _, c := range m {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
