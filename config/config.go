@@ -167,6 +167,8 @@ func Default() *Config {
 			Header:        DefaultRoutingHeader,
 			Default:       DefaultMode,
 			OverrideModes: []Mode{ModeLegacy, ModeEnvelope},
+			Clients:       []Client{},
+			Rollout:       []Cohort{},
 		},
 		MigratedPrefixes: []string{},
 		Rules:            []transform.Rule{},

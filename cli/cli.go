@@ -1,0 +1,64 @@
+// Package cli implements envelope-proxy's commands: serve (the default),
+// validate, transform, demo and version. Each command takes its arguments
+// and output streams and returns an exit code, so that tests run them
+// in-process.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Env is what a command runs with: the embedded default config and the
+// process's streams.
+type Env struct {
+	// DefaultConfig is the YAML used when no config file is given.
+	DefaultConfig []byte
+	Stdin         io.Reader
+	Stdout        io.Writer
+	Stderr        io.Writer
+}
+
+// Run dispatches args (without the program name) to a command.
+func Run(args []string, env Env) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return Serve(args, env)
+	case "validate":
+		return Validate(args, env)
+	case "transform":
+		return Transform(args, env)
+	case "demo":
+		return Demo(args, env)
+	case "version":
+		fmt.Fprintln(env.Stdout, "envelope-proxy", Version())
+		return 0
+	case "help", "-h", "--help":
+		usage(env.Stdout)
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "envelope-proxy: unknown command %q\n", cmd)
+	usage(env.Stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  envelope-proxy [serve] [-config config.yaml]   run the proxy
+  envelope-proxy validate -config FILE           check a config, list every problem
+  envelope-proxy transform [-config FILE] -status N [-header K:V ...] < body
+                                                  rewrite one response offline
+  envelope-proxy demo [-listen ADDR] [-exit]      legacy demo backend + proxy, side by side
+  envelope-proxy version
+`)
+}
+
+// DefaultEnv returns the Env of the running process.
+func DefaultEnv(defaultConfig []byte) Env {
+	return Env{DefaultConfig: defaultConfig, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+}

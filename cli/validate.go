@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+)
+
+// Validate checks a config file and lists every problem, one per line.
+func Validate(args []string, env Env) int {
+	fset := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fset.SetOutput(env.Stderr)
+	path := fset.String("config", "config.yaml", "config file to check")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	_, err := config.Load(*path)
+	if err == nil {
+		fmt.Fprintf(env.Stdout, "%s: OK\n", *path)
+		return 0
+	}
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		fmt.Fprintf(env.Stderr, "%s: %d problem(s):\n", *path, len(errs))
+		for _, e := range errs {
+			fmt.Fprintf(env.Stderr, "  %s\n", e)
+		}
+		return 1
+	}
+	fmt.Fprintln(env.Stderr, err)
+	return 1
+}
