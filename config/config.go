@@ -80,7 +80,13 @@ type Server struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
-	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long the proxy keeps accepting requests after
+	// SIGTERM while /readyz already answers 503, so that load balancers
+	// stop sending traffic before the listener closes.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// ShutdownTimeout bounds the wait for requests in flight (streams
+	// included) once the listener has closed.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Routing chooses a request's mode: the override header, then a listed

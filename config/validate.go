@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 		"upstream.max_idle_conns_per_host": int64(c.Upstream.MaxIdleConnsPerHost),
 		"upstream.max_conns_per_host":      int64(c.Upstream.MaxConnsPerHost),
 		"server.read_timeout":              int64(c.Server.ReadTimeout),
+		"server.drain_delay":               int64(c.Server.DrainDelay),
 	} {
 		if v < 0 {
 			add(path, "must not be negative")
