@@ -13,7 +13,6 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
-	"go.uber.org/zap"
 )
 
 // conformanceCases is every example of the legacy spec, then every other
@@ -98,7 +97,7 @@ func TestConformance(t *testing.T) {
 		{Name: "env", KeysSHA256: []string{hexSHA256(envelopeKey)}, Mode: config.ModeEnvelope},
 		{Name: "leg", KeysSHA256: []string{hexSHA256(legacyKey)}, Mode: config.ModeLegacy},
 	}
-	h, err := proxy.New(cfg, zap.NewNop())
+	h, err := proxy.New(cfg, proxy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

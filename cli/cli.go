@@ -18,6 +18,12 @@ type Env struct {
 	Stdin         io.Reader
 	Stdout        io.Writer
 	Stderr        io.Writer
+	// Signals, when set, replaces the process's SIGINT, SIGTERM and SIGHUP,
+	// so that tests can drive shutdown and reload.
+	Signals <-chan os.Signal
+	// Ready, when set, is called with the listeners' addresses once the
+	// proxy serves.
+	Ready func(client, admin string)
 }
 
 // Run dispatches args (without the program name) to a command.

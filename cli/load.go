@@ -6,54 +6,62 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// loadConfig loads the file named by -config. When the flag was not given
-// and the default file does not exist, the embedded defaults are used.
-func loadConfig(fset *flag.FlagSet, path string, env Env) (*config.Config, string, error) {
+// loadConfig loads the file named by -config and returns it with the bytes
+// it was parsed from (nil for the embedded defaults). When the flag was
+// not given and the default file does not exist, the embedded defaults
+// are used.
+func loadConfig(fset *flag.FlagSet, path string, env Env) (*config.Config, string, []byte, error) {
 	explicit := false
 	fset.Visit(func(f *flag.Flag) {
 		if f.Name == "config" {
 			explicit = true
 		}
 	})
-	if !explicit {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			c, err := config.Parse(env.DefaultConfig)
-			if err != nil {
-				return nil, "", fmt.Errorf("embedded config: %w", err)
-			}
-			return c, "", nil
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		c, err := config.Parse(env.DefaultConfig)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("embedded config: %w", err)
 		}
+		return c, "", nil, nil
 	}
-	c, err := config.Load(path)
-	return c, path, err
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("loading config: %w", err)
+	}
+	c, err := config.Parse(b)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("loading config %s: %w", path, err)
+	}
+	return c, path, b, nil
 }
 
-// newLogger builds the JSON logger from the log config.
-func newLogger(lc config.Log, env Env) (*zap.Logger, error) {
+// newLogs builds the JSON loggers from the log config: operational logs
+// with the configured level and sampling, and the access log on a buffered
+// writer. Both go to stderr.
+func newLogs(lc config.Log, env Env) (*logs, error) {
 	level, err := zapcore.ParseLevel(lc.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Sampling = nil
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "time"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	enc := zapcore.NewJSONEncoder(ec)
+	out := zapcore.Lock(zapcore.AddSync(env.Stderr))
+	l := &logs{level: zap.NewAtomicLevelAt(level)}
+	core := zapcore.NewCore(enc, out, l.level)
 	if lc.SampleInitial > 0 {
-		zc.Sampling = &zap.SamplingConfig{Initial: lc.SampleInitial, Thereafter: lc.SampleThereafter}
+		core = zapcore.NewSamplerWithOptions(core, time.Second, lc.SampleInitial, lc.SampleThereafter)
 	}
-	zc.EncoderConfig.TimeKey = "time"
-	zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	zc.OutputPaths = nil
-	zc.ErrorOutputPaths = nil
-	enc := zapcore.NewJSONEncoder(zc.EncoderConfig)
-	core := zapcore.NewCore(enc, zapcore.AddSync(env.Stderr), zc.Level)
-	if zc.Sampling != nil {
-		core = zapcore.NewSamplerWithOptions(core, 1e9, zc.Sampling.Initial, zc.Sampling.Thereafter)
-	}
-	return zap.New(core), nil
+	l.logger = zap.New(core)
+	l.buffer = &zapcore.BufferedWriteSyncer{WS: out, FlushInterval: time.Second}
+	l.access = zap.New(zapcore.NewCore(enc, l.buffer, zap.InfoLevel)).Named("access")
+	return l, nil
 }

@@ -7,15 +7,23 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/admin"
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
-// Serve runs the proxy until SIGINT or SIGTERM, then drains it.
+// Serve runs the proxy: SIGHUP or a change of the config file reloads the
+// config; SIGINT or SIGTERM drains and stops it.
 func Serve(args []string, env Env) int {
 	fset := flag.NewFlagSet("envelope-proxy", flag.ContinueOnError)
 	fset.SetOutput(env.Stderr)
@@ -23,39 +31,153 @@ func Serve(args []string, env Env) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
-	cfg, source, err := loadConfig(fset, *path, env)
+	cfg, source, loaded, err := loadConfig(fset, *path, env)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	logger, err := newLogger(cfg.Log, env)
+	logs, err := newLogs(cfg.Log, env)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	defer logger.Sync()
-	if source == "" {
-		source = "(embedded defaults)"
+	defer logs.sync()
+	signals := env.Signals
+	if signals == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		signals = ch
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err = runProxy(ctx, cfg, logger, func(addr string) {
-		logger.Info("serving", zap.String("listen", addr), zap.String("config", source),
-			zap.String("upstream", cfg.Upstream.URL), zap.String("version", Version()))
-	})
-	if err != nil {
-		logger.Error("stopped", zap.Error(err))
+	if err := serve(cfg, source, loaded, logs, signals, env.Ready); err != nil {
+		logs.logger.Error("stopped", zap.Error(err))
 		return 1
 	}
-	logger.Info("stopped")
+	logs.logger.Info("stopped")
 	return 0
 }
 
-// runProxy serves cfg on its listen address until ctx ends, then shuts
-// down gracefully: the listener stops accepting and requests in flight,
-// streams included, get up to server.shutdown_timeout to complete.
+// serve runs the client and admin listeners until a stop signal. source is
+// the config file and loaded its bytes; source is "" for the embedded
+// defaults, and then nothing is watched.
+func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals <-chan os.Signal, ready func(client, admin string)) error {
+	logger := logs.logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	)
+	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config})
+
+	srv := newServer(cfg, h, logger)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, ErrorLog: zap.NewStdLog(logger.Named("admin"))}
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	if source != "" {
+		current := cfg
+		reloader := config.NewReloader(source, loaded, func(c *config.Config) error {
+			if c.Listen != current.Listen || c.AdminListen != current.AdminListen {
+				logger.Warn("listen and admin_listen changes take effect on restart",
+					zap.String("listen", current.Listen), zap.String("admin_listen", current.AdminListen))
+			}
+			if err := h.Swap(c); err != nil {
+				return err
+			}
+			logs.setLevel(c.Log.Level)
+			current = c
+			return nil
+		}, logger, reg)
+		go func() {
+			if err := reloader.Watch(ctx, hup); err != nil {
+				logger.Error("config reload disabled", zap.Error(err))
+			}
+		}()
+	}
+	logger.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin_listen", adminLn.Addr().String()),
+		zap.String("config", displaySource(source)), zap.String("upstream", cfg.Upstream.URL), zap.String("version", Version()))
+	if ready != nil {
+		ready(ln.Addr().String(), adminLn.Addr().String())
+	}
+
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if source == "" {
+					logger.Warn("SIGHUP ignored: running on the embedded defaults, no file to reload")
+					continue
+				}
+				select {
+				case hup <- sig:
+				default: // a reload is already pending
+				}
+				continue
+			}
+			return drain(h.Config(), srv, adminSrv, adm, logger, sig)
+		}
+	}
+}
+
+// drain stops the proxy gracefully: /readyz turns unready, the listener
+// keeps accepting for drain_delay so load balancers notice, then closes;
+// requests in flight (long streams included) get shutdown_timeout to end.
+func drain(cfg *config.Config, srv, adminSrv *http.Server, adm *admin.Server, logger *zap.Logger, sig os.Signal) error {
+	adm.SetDraining()
+	logger.Info("draining", zap.String("signal", sig.String()), zap.Duration("drain_delay", cfg.Server.DrainDelay), zap.Duration("shutdown_timeout", cfg.Server.ShutdownTimeout))
+	time.Sleep(cfg.Server.DrainDelay)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	adminSrv.Close()
+	if err != nil {
+		return fmt.Errorf("shutdown: requests still in flight after %s: %w", cfg.Server.ShutdownTimeout, err)
+	}
+	return nil
+}
+
+func displaySource(source string) string {
+	if source == "" {
+		return "(embedded defaults)"
+	}
+	return source
+}
+
+// buildInfo is the envelope_proxy_build_info gauge, always 1, whose labels
+// say what is running.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "envelope_proxy_build_info",
+		Help: "Build information of the running binary; always 1.",
+	}, []string{"version", "goversion"})
+	g.WithLabelValues(Version(), runtime.Version()).Set(1)
+	return g
+}
+
+// runProxy serves cfg on its listen address until ctx ends, without the
+// admin listener: the demo's server.
 func runProxy(ctx context.Context, cfg *config.Config, logger *zap.Logger, ready func(addr string)) error {
-	h, err := proxy.New(cfg, logger)
+	h, err := proxy.New(cfg, proxy.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -94,5 +216,26 @@ func newServer(cfg *config.Config, h http.Handler, logger *zap.Logger) *http.Ser
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(logger.Named("http")),
+	}
+}
+
+// logs are the operational logger and the access logger. The access log is
+// buffered (flushed every second and at exit) so that a line per request
+// costs no write system call per request.
+type logs struct {
+	logger *zap.Logger
+	access *zap.Logger
+	level  zap.AtomicLevel
+	buffer *zapcore.BufferedWriteSyncer
+}
+
+func (l *logs) sync() {
+	l.logger.Sync()
+	l.buffer.Stop()
+}
+
+func (l *logs) setLevel(level string) {
+	if lv, err := zapcore.ParseLevel(level); err == nil {
+		l.level.SetLevel(lv)
 	}
 }

@@ -42,7 +42,7 @@ func Transform(args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "transform: -status must be an HTTP status (100-599)")
 		return 2
 	}
-	cfg, _, err := loadConfig(fset, *path, env)
+	cfg, _, _, err := loadConfig(fset, *path, env)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 1

@@ -3,14 +3,30 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"go.uber.org/zap"
 )
+
+// upstreamErrorKind classifies a failure for the upstream error metric.
+func upstreamErrorKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return upstreamRefused
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return upstreamTimeout
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE):
+		return upstreamReset
+	}
+	return upstreamOther
+}
 
 // statusForError maps a failure to reach or read the upstream to the
 // status the client gets: 504 for a timeout, 502 for everything else.
@@ -33,9 +49,11 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	status := statusForError(err)
+	kind := upstreamErrorKind(err)
+	s.metrics.upstreamErrors.WithLabelValues(kind).Inc()
 	code := transform.StatusCode(status)
 	msg := transform.StatusText(status)
-	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("path", r.URL.Path), zap.Error(err))
+	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("kind", kind), zap.String("path", r.URL.Path), zap.Error(err))
 
 	ex := exchangeFrom(r.Context())
 	buf := s.buffers.get()
@@ -46,6 +64,7 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}
 	if ex != nil {
+		ex.upstreamError = kind
 		ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: status, Code: code}
 	}
 	h := w.Header()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -28,6 +29,8 @@ import (
 type Handler struct {
 	current   atomic.Pointer[snapshot]
 	logger    *zap.Logger
+	accessLog *zap.Logger
+	metrics   *Metrics
 	exchanges sync.Pool
 	codecs    *codecs
 	buffers   *bufferPool
@@ -46,6 +49,8 @@ type snapshot struct {
 	vary             string
 	maxBody          int64
 	logger           *zap.Logger
+	metrics          *Metrics
+	accessLog        bool
 	codecs           *codecs
 	buffers          *bufferPool
 }
@@ -54,9 +59,17 @@ type snapshot struct {
 // ReverseProxy call. It is pooled.
 type exchange struct {
 	decision       Decision
+	method         string
 	path           string
+	start          time.Time
+	upstreamStart  time.Time
 	upstreamStatus int
-	outcome        transform.Outcome
+	upstreamTime   time.Duration
+	// upstreamError is the kind of upstream failure, "" when none.
+	upstreamError string
+	outcome       transform.Outcome
+	rec           responseRecorder
+	body          countingBody
 }
 
 type exchangeKey struct{}
@@ -66,10 +79,35 @@ func exchangeFrom(ctx context.Context) *exchange {
 	return ex
 }
 
+// Options are the Handler's collaborators. Nil fields are replaced by
+// no-op ones.
+type Options struct {
+	// Logger receives operational logs.
+	Logger *zap.Logger
+	// AccessLog receives one line per request when log.access_log is on.
+	AccessLog *zap.Logger
+	// Metrics are updated for every request.
+	Metrics *Metrics
+}
+
 // New builds a Handler serving cfg, which must be valid.
-func New(cfg *config.Config, logger *zap.Logger) (*Handler, error) {
+func New(cfg *config.Config, opts Options) (*Handler, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	accessLog := opts.AccessLog
+	if accessLog == nil {
+		accessLog = zap.NewNop()
+	}
+	metrics := opts.Metrics
+	if metrics == nil {
+		metrics = NewMetrics(prometheus.NewRegistry())
+	}
 	h := &Handler{
-		logger:   logger,
+		logger:    logger,
+		accessLog: accessLog,
+		metrics:   metrics,
 		codecs:   &codecs{},
 		buffers:  newBufferPool(int(cfg.MaxBodyBytes) * 2),
 		copyBufs: &copyPool{},
@@ -121,6 +159,8 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		migratedPrefixes: cfg.MigratedPrefixes,
 		maxBody:          cfg.MaxBodyBytes,
 		logger:           h.logger,
+		metrics:          h.metrics,
+		accessLog:        cfg.Log.AccessLog,
 		codecs:           h.codecs,
 		buffers:          h.buffers,
 	}
@@ -136,6 +176,9 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			if ex := exchangeFrom(pr.In.Context()); ex != nil {
+				ex.upstreamStart = time.Now()
+			}
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			if overrideHeader != "" {
@@ -173,17 +216,65 @@ func newTransport(u *config.Upstream) *http.Transport {
 	}
 }
 
-// ServeHTTP routes the request once and hands it to the snapshot's
-// ReverseProxy.
+// ServeHTTP routes the request once, hands it to the snapshot's
+// ReverseProxy, then records the exchange in metrics and the access log.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.current.Load()
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{decision: s.router.Route(r), path: r.URL.Path}
+	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, start: time.Now()}
+	ex.rec.ResponseWriter = w
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
 		ce.Write(zap.String("client", ex.decision.Client), zap.String("key_id", ex.decision.KeyIDString()),
 			zap.String("mode", string(ex.decision.Mode)), zap.Bool("overridden", ex.decision.Overridden))
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body.ReadCloser = r.Body
+		r.Body = &ex.body
+	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
-	s.proxy.ServeHTTP(w, r)
+	defer h.finish(s, ex)
+	s.proxy.ServeHTTP(&ex.rec, r)
+}
+
+// finish records the exchange. It runs even when the copy was aborted, so
+// an aborted stream is counted and logged too.
+func (h *Handler) finish(s *snapshot, ex *exchange) {
+	elapsed := time.Since(ex.start)
+	h.metrics.observe(ex, elapsed.Seconds())
+	if s.accessLog {
+		h.logAccess(ex, elapsed)
+	}
+	ex.rec.ResponseWriter = nil
+	ex.body.ReadCloser = nil
 	h.exchanges.Put(ex)
+}
+
+// logAccess writes the exchange's access log line. It names the client by
+// config name and key hash prefix; it never logs a header value or a query
+// string, where keys and tokens travel.
+func (h *Handler) logAccess(ex *exchange, elapsed time.Duration) {
+	ce := h.accessLog.Check(zap.InfoLevel, "request")
+	if ce == nil {
+		return
+	}
+	r := ex.rec
+	ce.Write(
+		zap.String("method", ex.method),
+		zap.String("path", ex.path),
+		zap.String("client", ex.decision.Client),
+		zap.String("key_id", ex.decision.KeyIDString()),
+		zap.String("mode", string(ex.decision.Mode)),
+		zap.Int("upstream_status", ex.upstreamStatus),
+		zap.Int("status", r.status),
+		zap.String("action", ex.outcome.Action.String()),
+		zap.String("reason", string(ex.outcome.Reason)),
+		zap.String("rule", ex.outcome.Rule),
+		zap.String("legacy_code", ex.outcome.LegacyCode),
+		zap.String("code", ex.outcome.Code),
+		zap.String("upstream_error", ex.upstreamError),
+		zap.Int64("bytes_in", ex.body.n),
+		zap.Int64("bytes_out", r.bytes),
+		zap.Duration("duration", elapsed),
+		zap.Duration("upstream_duration", ex.upstreamTime),
+	)
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
-	"go.uber.org/zap"
 )
 
 // The test clients: envelopeKey is listed in envelope mode, legacyKey in
@@ -57,7 +56,7 @@ func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) 
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(cfg, zap.NewNop())
+	h, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
@@ -21,6 +22,10 @@ func (s *snapshot) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	ex.upstreamStatus = resp.StatusCode
+	if !ex.upstreamStart.IsZero() {
+		ex.upstreamTime = time.Since(ex.upstreamStart)
+		s.metrics.upstreamDuration.Observe(ex.upstreamTime.Seconds())
+	}
 	if s.vary != "" {
 		addVary(resp.Header, s.vary)
 	}

@@ -1,0 +1,125 @@
+// Package admin serves envelope-proxy's admin listener: Prometheus metrics,
+// liveness and readiness, and the effective config. It is a separate
+// listener from the clients' and defaults to loopback.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+)
+
+// Options are what the admin handler serves.
+type Options struct {
+	// Gatherer is the registry exposed at /metrics.
+	Gatherer prometheus.Gatherer
+	// Config returns the config in force; it is read on every request, so
+	// /config and /readyz follow reloads.
+	Config func() *config.Config
+	// ProbeTimeout bounds the upstream check of /readyz.
+	ProbeTimeout time.Duration
+}
+
+// Server is the admin handler, with the draining state that /readyz
+// reports.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	draining atomic.Bool
+}
+
+// New builds the admin handler.
+func New(opts Options) *Server {
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = time.Second
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /config", s.config)
+	return s
+}
+
+// ServeHTTP serves the admin endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// SetDraining makes /readyz answer 503 from now on, so load balancers stop
+// sending traffic before the client listener closes.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// readyz is ready when the proxy is not draining and the upstream accepts
+// a TCP connection within the probe timeout.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return
+	}
+	cfg := s.opts.Config()
+	if err := dialUpstream(r.Context(), cfg.Upstream.URL, s.opts.ProbeTimeout); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "upstream unreachable: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func dialUpstream(ctx context.Context, rawURL string, timeout time.Duration) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// config writes the effective config as YAML, with each key digest cut to
+// its first 8 characters: enough to recognise a client, useless to anyone
+// trying to match keys.
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	c := *s.opts.Config()
+	c.Routing.Clients = make([]config.Client, len(c.Routing.Clients))
+	for i, cl := range s.opts.Config().Routing.Clients {
+		short := make([]string, len(cl.KeysSHA256))
+		for j, k := range cl.KeysSHA256 {
+			short[j] = k[:min(8, len(k))]
+		}
+		cl.KeysSHA256 = short
+		c.Routing.Clients[i] = cl
+	}
+	b, err := yaml.Marshal(&c)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+	w.Write(b)
+}
