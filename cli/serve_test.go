@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +105,20 @@ func startServe(t testing.TB, yaml string) *instance {
 		}
 	})
 	return in
+}
+
+// write replaces the config file atomically (a new file renamed over the
+// old), as Kubernetes and careful editors do, so that the watcher never
+// reads it half-written.
+func (in *instance) write(yaml string) {
+	in.t.Helper()
+	tmp := in.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(yaml), 0o600); err != nil {
+		in.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, in.path); err != nil {
+		in.t.Fatal(err)
+	}
 }
 
 func (in *instance) stop() int {
@@ -296,18 +310,14 @@ func TestReload(t *testing.T) {
 	}
 
 	t.Run("file change, valid", func(t *testing.T) {
-		// Replace the file the way editors and ConfigMaps do: write a new
-		// file and rename it over the old one.
-		tmp := in.path + ".tmp"
-		os.WriteFile(tmp, []byte(configYAML(up.URL, "envelope", "")), 0o600)
-		os.Rename(tmp, in.path)
+		in.write(configYAML(up.URL, "envelope", ""))
 		waitFor(t, "the reload", func() bool { return reloads("success") == 1 })
 		if status, body := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after reload: got %d %q; want 402 (envelope)", status, body)
 		}
 	})
 	t.Run("file change, invalid", func(t *testing.T) {
-		os.WriteFile(in.path, []byte(configYAML(up.URL, "envlope", "")), 0o600)
+		in.write(configYAML(up.URL, "envlope", ""))
 		waitFor(t, "the rejected reload", func() bool { return reloads("failure") == 1 })
 		if status, _ := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after a rejected reload: got %d; want 402 (the old config)", status)
@@ -317,7 +327,7 @@ func TestReload(t *testing.T) {
 		}
 	})
 	t.Run("SIGHUP, valid", func(t *testing.T) {
-		os.WriteFile(in.path, []byte(configYAML(up.URL, "legacy", "")), 0o600)
+		in.write(configYAML(up.URL, "legacy", ""))
 		waitFor(t, "the file reload", func() bool { return reloads("success") == 2 })
 		in.signals <- syscall.SIGHUP
 		waitFor(t, "the SIGHUP reload", func() bool { return reloads("success") == 3 })
@@ -325,10 +335,20 @@ func TestReload(t *testing.T) {
 			t.Errorf("got %d; want 403 (legacy again)", status)
 		}
 	})
+	t.Run("empty file is not applied", func(t *testing.T) {
+		before := reloads("failure")
+		os.WriteFile(in.path, nil, 0o600)
+		in.signals <- syscall.SIGHUP
+		waitFor(t, "the rejected empty reload", func() bool { return reloads("failure") > before })
+		if status, _ := in.get("/credits", acmeKey); status != 403 {
+			t.Errorf("got %d; want 403 (the config in force, not the defaults)", status)
+		}
+	})
 	t.Run("SIGHUP, unreadable", func(t *testing.T) {
 		os.Remove(in.path)
+		before := reloads("failure")
 		in.signals <- syscall.SIGHUP
-		waitFor(t, "the failed SIGHUP reload", func() bool { return reloads("failure") == 2 })
+		waitFor(t, "the failed SIGHUP reload", func() bool { return reloads("failure") > before })
 		if status, _ := in.get("/credits", acmeKey); status != 403 {
 			t.Errorf("got %d; want 403 (the config in force)", status)
 		}
@@ -373,7 +393,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		defer close(stop)
 		for i := 0; i < 20; i++ {
 			mode := []string{"envelope", "legacy"}[i%2]
-			os.WriteFile(in.path, []byte(configYAML(up.URL, mode, "")), 0o600)
+			in.write(configYAML(up.URL, mode, ""))
 			in.signals <- syscall.SIGHUP
 			flips++
 			time.Sleep(20 * time.Millisecond)

@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 )
 
+var errEmptyReload = errors.New("config file is empty: not applied (a file being written? the defaults are not reloaded from an empty file)")
+
 // Reloader reloads a config file on demand (SIGHUP) and when the file
 // changes. A config that fails to load or validate is never applied: the
 // old one keeps serving, every problem is logged, and the failure counted.
@@ -95,6 +97,12 @@ func (r *Reloader) load(b []byte, readErr error) error {
 	}
 	if readErr != nil {
 		return fail(fmt.Errorf("reading config: %w", readErr))
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		// An empty document would parse as the defaults and silently drop
+		// every client and rule; on a reload it is almost always a file
+		// caught mid-write, whose next event brings the real content.
+		return fail(errEmptyReload)
 	}
 	c, err := Parse(b)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,7 @@ type Handler struct {
 	accessLog *zap.Logger
 	metrics   *Metrics
 	exchanges sync.Pool
-	codecs    *codecs
+	codecs    *codec.Set
 	buffers   *bufferPool
 	copyBufs  *copyPool
 }
@@ -51,7 +52,7 @@ type snapshot struct {
 	logger           *zap.Logger
 	metrics          *Metrics
 	accessLog        bool
-	codecs           *codecs
+	codecs           *codec.Set
 	buffers          *bufferPool
 }
 
@@ -108,9 +109,9 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		logger:    logger,
 		accessLog: accessLog,
 		metrics:   metrics,
-		codecs:   &codecs{},
-		buffers:  newBufferPool(int(cfg.MaxBodyBytes) * 2),
-		copyBufs: &copyPool{},
+		codecs:    &codec.Set{},
+		buffers:   newBufferPool(int(cfg.MaxBodyBytes) * 2),
+		copyBufs:  &copyPool{},
 	}
 	h.exchanges.New = func() any { return new(exchange) }
 	if err := h.Swap(cfg); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/tidwall/gjson"
@@ -67,7 +68,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	pass := func(reason transform.Reason) {
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: reason, Status: resp.StatusCode}
 	}
-	c, err := s.codecs.lookup(resp.Header.Get("Content-Encoding"))
+	c, err := s.codecs.Lookup(resp.Header.Get("Content-Encoding"))
 	if err != nil {
 		pass(transform.ReasonEncoding)
 		return nil
@@ -77,7 +78,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		return nil
 	}
 	raw := s.buffers.get()
-	complete, err := readUpTo(resp.Body, raw, s.maxBody)
+	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
 	if err != nil {
 		s.buffers.put(raw)
 		return fmt.Errorf("reading upstream error body: %w", err)
@@ -92,7 +93,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	if c != nil {
 		body = s.buffers.get()
 		defer s.buffers.put(body)
-		fit, err := decodeAll(c, *raw, body, s.maxBody)
+		fit, err := codec.DecodeAll(c, *raw, body, s.maxBody)
 		switch {
 		case err != nil:
 			// A corrupt encoding is rewritten like any other unreadable
@@ -113,7 +114,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	}
 	if c != nil {
 		enc := s.buffers.get()
-		if err := encodeAll(c, *out, enc); err != nil {
+		if err := codec.EncodeAll(c, *out, enc); err != nil {
 			s.buffers.put(enc)
 			s.buffers.put(out)
 			s.buffers.put(raw)
@@ -144,7 +145,7 @@ func (s *snapshot) setBody(resp *http.Response, out *[]byte) {
 // value (else it passes unchanged); a larger one is wrapped while it
 // streams, checked incrementally, and aborted if it turns out invalid.
 func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
-	c, err := s.codecs.lookup(resp.Header.Get("Content-Encoding"))
+	c, err := s.codecs.Lookup(resp.Header.Get("Content-Encoding"))
 	if err != nil {
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
 		return nil
@@ -154,7 +155,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
 	}
 	raw := s.buffers.get()
-	complete, err := readUpTo(resp.Body, raw, s.maxBody)
+	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
 	if err != nil {
 		s.buffers.put(raw)
 		return fmt.Errorf("reading upstream body: %w", err)
@@ -167,7 +168,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	if c != nil {
 		plain = s.buffers.get()
 		defer s.buffers.put(plain)
-		fit, err := decodeAll(c, *raw, plain, s.maxBody)
+		fit, err := codec.DecodeAll(c, *raw, plain, s.maxBody)
 		if err != nil {
 			// Corrupt or truncated encoding: the client gets the bytes
 			// exactly as sent, never a wrong envelope.
@@ -188,7 +189,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	*out = transform.AppendSuccess(*out, *plain)
 	if c != nil {
 		enc := s.buffers.get()
-		if err := encodeAll(c, *out, enc); err != nil {
+		if err := codec.EncodeAll(c, *out, enc); err != nil {
 			s.buffers.put(enc)
 			s.buffers.put(out)
 			s.buffers.put(raw)
@@ -206,7 +207,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 // read from the upstream (still encoded when c is set), rest the remainder.
 // length is the upstream's Content-Length when known and not encoded, else
 // -1.
-func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec, head *[]byte, rest io.Reader, length int64) error {
+func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, head *[]byte, rest io.Reader, length int64) error {
 	upstream := resp.Body
 	var w *wrapReader
 	if c == nil {
@@ -237,7 +238,7 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec, head *
 			s.buffers.put(head)
 			src = io.MultiReader(&byteReader{b: h}, rest)
 		}
-		zr, err := c.newReader(src)
+		zr, err := c.NewReader(src)
 		if err != nil {
 			return fmt.Errorf("decoding upstream body: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
@@ -95,11 +96,11 @@ type encodeReader struct {
 	err    error
 }
 
-func newEncodeReader(c codec, src io.ReadCloser) *encodeReader {
+func newEncodeReader(c codec.Codec, src io.ReadCloser) *encodeReader {
 	e := &encodeReader{src: src, in: make([]byte, copyBufferSize)}
 	buf := make([]byte, 0, copyBufferSize)
 	e.outBuf = &buf
-	e.zw = c.newWriter(&appendWriter{buf: e.outBuf})
+	e.zw = c.NewWriter(&codec.AppendWriter{Buf: e.outBuf})
 	return e
 }
 

@@ -1,4 +1,7 @@
-package proxy
+// Package codec decodes and re-encodes HTTP content codings (gzip, deflate,
+// br, zstd), so that a rewritten body goes back to the client in the
+// encoding it was sent in, and a shadowed body can be read after the fact.
+package codec
 
 import (
 	"bufio"
@@ -16,30 +19,32 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// codec decodes and re-encodes one Content-Encoding, so that a rewritten
-// body goes back to the client in the encoding it was sent in.
-type codec interface {
-	// newReader decodes r.
-	newReader(r io.Reader) (io.ReadCloser, error)
-	// newWriter encodes into w; Close flushes the encoding's trailer.
-	newWriter(w io.Writer) io.WriteCloser
+// Codec decodes and re-encodes one Content-Encoding.
+type Codec interface {
+	// NewReader decodes r.
+	NewReader(r io.Reader) (io.ReadCloser, error)
+	// NewWriter encodes into w; Close flushes the encoding's trailer.
+	NewWriter(w io.Writer) io.WriteCloser
 }
 
-var errUnsupportedEncoding = errors.New("unsupported content encoding")
+// ErrUnsupported reports a Content-Encoding the proxy cannot decode;
+// callers pass such bodies unchanged.
+var ErrUnsupported = errors.New("unsupported content encoding")
 
-// codecs holds one codec per supported encoding; the codecs keep only
-// pools of reusable encoders, which are safe for concurrent use.
-type codecs struct {
+// Set holds one Codec per supported encoding. Its codecs keep only pools
+// of reusable encoders, so a Set is safe for concurrent use and one is
+// shared by the whole process.
+type Set struct {
 	gzip    gzipCodec
 	deflate deflateCodec
 	br      brotliCodec
 	zstd    zstdCodec
 }
 
-// lookup returns the codec for a Content-Encoding header value, nil for
-// identity, or errUnsupportedEncoding for anything else, stacked
-// encodings included.
-func (c *codecs) lookup(contentEncoding string) (codec, error) {
+// Lookup returns the Codec for a Content-Encoding header value, nil for
+// identity, or ErrUnsupported for anything else, stacked encodings
+// included.
+func (c *Set) Lookup(contentEncoding string) (Codec, error) {
 	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {
 	case "", "identity":
 		return nil, nil
@@ -52,16 +57,16 @@ func (c *codecs) lookup(contentEncoding string) (codec, error) {
 	case "zstd":
 		return &c.zstd, nil
 	}
-	return nil, fmt.Errorf("%w: %q", errUnsupportedEncoding, contentEncoding)
+	return nil, fmt.Errorf("%w: %q", ErrUnsupported, contentEncoding)
 }
 
 type gzipCodec struct{ writers sync.Pool }
 
-func (*gzipCodec) newReader(r io.Reader) (io.ReadCloser, error) {
+func (*gzipCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	return gzip.NewReader(r)
 }
 
-func (c *gzipCodec) newWriter(w io.Writer) io.WriteCloser {
+func (c *gzipCodec) NewWriter(w io.Writer) io.WriteCloser {
 	if zw, ok := c.writers.Get().(*gzip.Writer); ok {
 		zw.Reset(w)
 		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
@@ -75,7 +80,7 @@ func (c *gzipCodec) newWriter(w io.Writer) io.WriteCloser {
 // every re-encoded body is zlib, the form the RFC defines.
 type deflateCodec struct{}
 
-func (*deflateCodec) newReader(r io.Reader) (io.ReadCloser, error) {
+func (*deflateCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReader(r)
 	head, err := br.Peek(2)
 	if err == nil && len(head) == 2 && head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
@@ -84,24 +89,24 @@ func (*deflateCodec) newReader(r io.Reader) (io.ReadCloser, error) {
 	return flate.NewReader(br), nil
 }
 
-func (*deflateCodec) newWriter(w io.Writer) io.WriteCloser {
+func (*deflateCodec) NewWriter(w io.Writer) io.WriteCloser {
 	zw, _ := zlib.NewWriterLevel(w, zlib.DefaultCompression)
 	return zw
 }
 
 type brotliCodec struct{}
 
-func (*brotliCodec) newReader(r io.Reader) (io.ReadCloser, error) {
+func (*brotliCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	return io.NopCloser(brotli.NewReader(r)), nil
 }
 
-func (*brotliCodec) newWriter(w io.Writer) io.WriteCloser {
+func (*brotliCodec) NewWriter(w io.Writer) io.WriteCloser {
 	return brotli.NewWriterLevel(w, brotli.DefaultCompression)
 }
 
 type zstdCodec struct{ writers sync.Pool }
 
-func (*zstdCodec) newReader(r io.Reader) (io.ReadCloser, error) {
+func (*zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
 	if err != nil {
 		return nil, err
@@ -109,7 +114,7 @@ func (*zstdCodec) newReader(r io.Reader) (io.ReadCloser, error) {
 	return d.IOReadCloser(), nil
 }
 
-func (c *zstdCodec) newWriter(w io.Writer) io.WriteCloser {
+func (c *zstdCodec) NewWriter(w io.Writer) io.WriteCloser {
 	if zw, ok := c.writers.Get().(*zstd.Encoder); ok {
 		zw.Reset(w)
 		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
@@ -130,21 +135,21 @@ func (p *pooledWriter) Close() error {
 	return err
 }
 
-// decodeAll decodes a complete encoded body, up to limit decoded bytes.
-// It reports whether the decoded body fit.
-func decodeAll(c codec, encoded []byte, dst *[]byte, limit int64) (fit bool, err error) {
-	zr, err := c.newReader(bytes.NewReader(encoded))
+// DecodeAll decodes a complete encoded body, appending up to limit decoded
+// bytes to *dst. It reports whether the decoded body fit.
+func DecodeAll(c Codec, encoded []byte, dst *[]byte, limit int64) (fit bool, err error) {
+	zr, err := c.NewReader(bytes.NewReader(encoded))
 	if err != nil {
 		return false, err
 	}
 	defer zr.Close()
-	return readUpTo(zr, dst, limit)
+	return ReadUpTo(zr, dst, limit)
 }
 
-// encodeAll encodes body with c into dst.
-func encodeAll(c codec, body []byte, dst *[]byte) error {
-	w := appendWriter{buf: dst}
-	zw := c.newWriter(&w)
+// EncodeAll encodes body with c, appending to *dst.
+func EncodeAll(c Codec, body []byte, dst *[]byte) error {
+	w := AppendWriter{Buf: dst}
+	zw := c.NewWriter(&w)
 	if _, err := zw.Write(body); err != nil {
 		zw.Close()
 		return err
@@ -152,10 +157,10 @@ func encodeAll(c codec, body []byte, dst *[]byte) error {
 	return zw.Close()
 }
 
-// appendWriter appends everything written to a byte slice.
-type appendWriter struct{ buf *[]byte }
+// AppendWriter appends everything written to a byte slice.
+type AppendWriter struct{ Buf *[]byte }
 
-func (w *appendWriter) Write(p []byte) (int, error) {
-	*w.buf = append(*w.buf, p...)
+func (w *AppendWriter) Write(p []byte) (int, error) {
+	*w.Buf = append(*w.Buf, p...)
 	return len(p), nil
 }
