@@ -54,8 +54,51 @@ type Config struct {
 	MigratedPrefixes []string `yaml:"migrated_prefixes"`
 	// Rules are tried before the built-in rules.
 	Rules []transform.Rule `yaml:"rules"`
+	// Shadow configures what shadow mode compares.
+	Shadow Shadow `yaml:"shadow"`
+	// Candidate is the new service that speaks the envelope natively, if
+	// any; shadowed requests are replayed to it and its answers compared.
+	Candidate Candidate `yaml:"candidate"`
 	// Log configures the logger.
 	Log Log `yaml:"log"`
+}
+
+// Shadow configures the comparison of shadow-mode traffic. A shadow
+// client always gets the legacy bytes; these settings bound what the proxy
+// does on the side.
+type Shadow struct {
+	// Sample is the share of shadow clients' keys whose exchanges are
+	// compared, 0 to 1, chosen by a stable hash of the key so a sampled
+	// client is sampled consistently.
+	Sample float64 `yaml:"sample"`
+	// Methods are the request methods mirrored; write methods must be
+	// listed explicitly.
+	Methods []string `yaml:"methods"`
+	// Ignore lists JSON Pointers removed from both bodies before diffing;
+	// "*" stands for any object key or array index.
+	Ignore []string `yaml:"ignore"`
+	// CompareMessages compares the human message texts too; by default
+	// only status and codes are compared.
+	CompareMessages bool `yaml:"compare_messages"`
+	// MaxInFlight bounds concurrent comparisons; beyond it exchanges are
+	// dropped and counted, never queued.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxBodyBytes bounds the response body kept for comparison; a larger
+	// exchange is skipped and counted.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxRequestBytes bounds the request body replayed to the candidate.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// Routes are path templates such as /v1/jobs/{id} that name the
+	// report's groups; other paths have id-like segments collapsed.
+	Routes []string `yaml:"routes"`
+}
+
+// Candidate is the service the shadow comparison replays requests to.
+type Candidate struct {
+	// URL is the candidate's base URL; empty means dry runs only.
+	URL string `yaml:"url"`
+	// Timeout bounds each replayed request, independently of the client.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Upstream is the legacy backend and the transport that reaches it.
@@ -178,6 +221,16 @@ func Default() *Config {
 		},
 		MigratedPrefixes: []string{},
 		Rules:            []transform.Rule{},
-		Log:              Log{Level: "info", AccessLog: true, SampleInitial: 100, SampleThereafter: 100},
+		Shadow: Shadow{
+			Sample:          1,
+			Methods:         []string{"GET", "HEAD", "OPTIONS"},
+			Ignore:          []string{},
+			MaxInFlight:     64,
+			MaxBodyBytes:    1 << 20,
+			MaxRequestBytes: 64 << 10,
+			Routes:          []string{},
+		},
+		Candidate: Candidate{Timeout: 5 * time.Second},
+		Log:       Log{Level: "info", AccessLog: true, SampleInitial: 100, SampleThereafter: 100},
 	}
 }

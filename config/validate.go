@@ -153,6 +153,45 @@ func (c *Config) Validate() error {
 			add("rules", "%v", err)
 		}
 	}
+	sh := &c.Shadow
+	if !(sh.Sample >= 0 && sh.Sample <= 1) {
+		add("shadow.sample", "%v is not in [0, 1]", sh.Sample)
+	}
+	for i, m := range sh.Methods {
+		if m == "" || !httpguts.ValidHeaderFieldName(m) || strings.ToUpper(m) != m {
+			add(fmt.Sprintf("shadow.methods[%d]", i), "%q is not an upper-case HTTP method", m)
+		}
+		if m == http.MethodConnect {
+			add(fmt.Sprintf("shadow.methods[%d]", i), "CONNECT is never mirrored")
+		}
+	}
+	for i, p := range sh.Ignore {
+		if !strings.HasPrefix(p, "/") {
+			add(fmt.Sprintf("shadow.ignore[%d]", i), "%q is not a JSON Pointer (it must start with /)", p)
+		}
+	}
+	for i, p := range sh.Routes {
+		if !strings.HasPrefix(p, "/") {
+			add(fmt.Sprintf("shadow.routes[%d]", i), "%q must start with /", p)
+		}
+	}
+	if sh.MaxInFlight <= 0 {
+		add("shadow.max_in_flight", "must be positive")
+	}
+	if sh.MaxBodyBytes <= 0 {
+		add("shadow.max_body_bytes", "must be positive")
+	}
+	if sh.MaxRequestBytes < 0 {
+		add("shadow.max_request_bytes", "must not be negative")
+	}
+	if c.Candidate.URL != "" {
+		if u, err := url.Parse(c.Candidate.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("candidate.url", "%q is not an http(s) URL with a host", c.Candidate.URL)
+		}
+	}
+	if c.Candidate.Timeout <= 0 {
+		add("candidate.timeout", "must be positive")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
