@@ -26,6 +26,17 @@ func (p *bufferPool) get() *[]byte {
 	return &b
 }
 
+// getFor returns a buffer able to hold a body of the given length (and the
+// one byte more that tells a body over the limit) without growing; length
+// is the upstream's Content-Length, -1 when unknown.
+func (p *bufferPool) getFor(length, limit int64) *[]byte {
+	b := p.get()
+	if length >= 0 && length <= limit && int64(cap(*b)) < length+1 {
+		*b = make([]byte, 0, length+1)
+	}
+	return b
+}
+
 func (p *bufferPool) put(b *[]byte) {
 	if cap(*b) > p.maxPooled {
 		return
@@ -53,24 +64,35 @@ func (p *copyPool) Put(b []byte) {
 	p.pool.Put(&b)
 }
 
-// pooledBody serves a rewritten body from a pooled buffer and returns the
+// pooledBody serves a rewritten body from a pooled buffer, between an
+// optional head and tail (the success envelope around an untouched body,
+// so the body is never copied into a second buffer), and returns the
 // buffer to its pool when the proxy closes the body.
 type pooledBody struct {
+	head string
 	buf  *[]byte
 	off  int
+	tail string
 	pool *bufferPool
 }
 
 func (b *pooledBody) Read(p []byte) (int, error) {
-	if b.buf == nil {
-		return 0, io.EOF
+	if b.head != "" {
+		n := copy(p, b.head)
+		b.head = b.head[n:]
+		return n, nil
 	}
-	if b.off >= len(*b.buf) {
-		return 0, io.EOF
+	if b.buf != nil && b.off < len(*b.buf) {
+		n := copy(p, (*b.buf)[b.off:])
+		b.off += n
+		return n, nil
 	}
-	n := copy(p, (*b.buf)[b.off:])
-	b.off += n
-	return n, nil
+	if b.tail != "" {
+		n := copy(p, b.tail)
+		b.tail = b.tail[n:]
+		return n, nil
+	}
+	return 0, io.EOF
 }
 
 func (b *pooledBody) Close() error {

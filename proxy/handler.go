@@ -32,6 +32,7 @@ type Handler struct {
 	logger    *zap.Logger
 	accessLog *zap.Logger
 	metrics   *Metrics
+	shadow    Shadower
 	exchanges sync.Pool
 	codecs    *codec.Set
 	buffers   *bufferPool
@@ -62,6 +63,7 @@ type exchange struct {
 	decision       Decision
 	method         string
 	path           string
+	rawQuery       string
 	start          time.Time
 	upstreamStart  time.Time
 	upstreamStatus int
@@ -71,6 +73,7 @@ type exchange struct {
 	outcome       transform.Outcome
 	rec           responseRecorder
 	body          countingBody
+	shadow        shadowCapture
 }
 
 type exchangeKey struct{}
@@ -89,6 +92,9 @@ type Options struct {
 	AccessLog *zap.Logger
 	// Metrics are updated for every request.
 	Metrics *Metrics
+	// Shadow receives shadow-mode exchanges; nil makes shadow mode
+	// behave exactly as legacy mode, with no capture.
+	Shadow Shadower
 }
 
 // New builds a Handler serving cfg, which must be valid.
@@ -109,6 +115,7 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		logger:    logger,
 		accessLog: accessLog,
 		metrics:   metrics,
+		shadow:    opts.Shadow,
 		codecs:    &codec.Set{},
 		buffers:   newBufferPool(int(cfg.MaxBodyBytes) * 2),
 		copyBufs:  &copyPool{},
@@ -177,13 +184,18 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 	}
 	s.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if ex := exchangeFrom(pr.In.Context()); ex != nil {
-				ex.upstreamStart = time.Now()
-			}
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			if overrideHeader != "" {
 				pr.Out.Header.Del(overrideHeader)
+			}
+			if ex := exchangeFrom(pr.In.Context()); ex != nil {
+				ex.upstreamStart = time.Now()
+				if ex.shadow.active {
+					// ReverseProxy has already removed the hop-by-hop
+					// headers: what is left is what the candidate gets.
+					ex.shadow.reqHeader = pr.Out.Header.Clone()
+				}
 			}
 		},
 		Transport:      s.transport,
@@ -222,14 +234,16 @@ func newTransport(u *config.Upstream) *http.Transport {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.current.Load()
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, start: time.Now()}
+	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, start: time.Now()}
 	ex.rec.ResponseWriter = w
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
 		ce.Write(zap.String("client", ex.decision.Client), zap.String("key_id", ex.decision.KeyIDString()),
 			zap.String("mode", string(ex.decision.Mode)), zap.Bool("overridden", ex.decision.Overridden))
 	}
+	h.admitShadow(s, ex, r)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body.ReadCloser = r.Body
+		ex.body.capture = &ex.shadow
 		r.Body = &ex.body
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
@@ -245,8 +259,12 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 	if s.accessLog {
 		h.logAccess(ex, elapsed)
 	}
+	if ex.shadow.active {
+		h.submitShadow(s, ex, elapsed)
+	}
 	ex.rec.ResponseWriter = nil
 	ex.body.ReadCloser = nil
+	ex.body.capture = nil
 	h.exchanges.Put(ex)
 }
 

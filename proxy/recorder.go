@@ -32,14 +32,22 @@ func (w *responseRecorder) Write(p []byte) (int, error) {
 
 func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts the bytes of a request body as the upstream reads it.
+// countingBody counts the bytes of a request body as the upstream reads
+// it, and tees them aside for a shadowed exchange.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n       int64
+	capture *shadowCapture
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
+	if c := b.capture; n > 0 && c.active && !c.reqTruncated {
+		if capture(&c.reqBody, p[:n], c.maxRequestBytes) {
+			c.reqTruncated = true
+			c.reqBody = nil
+		}
+	}
 	return n, err
 }

@@ -30,6 +30,10 @@ func (s *snapshot) modifyResponse(resp *http.Response) error {
 	if s.vary != "" {
 		addVary(resp.Header, s.vary)
 	}
+	if ex.shadow.active {
+		ex.shadow.respHeader = resp.Header.Clone()
+		resp.Body = &teeBody{ReadCloser: resp.Body, c: &ex.shadow}
+	}
 	if ex.decision.Mode != config.ModeEnvelope || resp.Request.Method == http.MethodHead {
 		ex.outcome = transform.Outcome{Action: transform.Pass, Status: resp.StatusCode}
 		return nil
@@ -77,7 +81,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		pass(transform.ReasonOversize)
 		return nil
 	}
-	raw := s.buffers.get()
+	raw := s.buffers.getFor(resp.ContentLength, s.maxBody)
 	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
 	if err != nil {
 		s.buffers.put(raw)
@@ -154,7 +158,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	if c == nil && resp.ContentLength > s.maxBody {
 		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
 	}
-	raw := s.buffers.get()
+	raw := s.buffers.getFor(resp.ContentLength, s.maxBody)
 	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
 	if err != nil {
 		s.buffers.put(raw)
@@ -185,21 +189,27 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 		return nil
 	}
+	if c == nil {
+		// The envelope goes around the buffered bytes as they are.
+		resp.Body = &pooledBody{head: transform.SuccessPrefix(), buf: raw, tail: transform.SuccessSuffix(), pool: s.buffers}
+		n := len(*raw) + transform.WrapOverhead
+		resp.ContentLength = int64(n)
+		transform.SetRewrittenHeaders(resp.Header, n)
+		resp.TransferEncoding = nil
+		return nil
+	}
+	// Encoded: wrap the decoded bytes, then encode the whole envelope.
 	out := s.buffers.get()
 	*out = transform.AppendSuccess(*out, *plain)
-	if c != nil {
-		enc := s.buffers.get()
-		if err := codec.EncodeAll(c, *out, enc); err != nil {
-			s.buffers.put(enc)
-			s.buffers.put(out)
-			s.buffers.put(raw)
-			return fmt.Errorf("re-encoding wrapped body: %w", err)
-		}
-		s.buffers.put(out)
-		out = enc
-	}
+	enc := s.buffers.get()
+	err = codec.EncodeAll(c, *out, enc)
+	s.buffers.put(out)
 	s.buffers.put(raw)
-	s.setBody(resp, out)
+	if err != nil {
+		s.buffers.put(enc)
+		return fmt.Errorf("re-encoding wrapped body: %w", err)
+	}
+	s.setBody(resp, enc)
 	return nil
 }
 

@@ -23,6 +23,9 @@ type Decision struct {
 	// logs); zero with HasKey false when the request carried no key.
 	KeyID  [4]byte
 	HasKey bool
+	// KeyHash is the first 8 bytes of the key's SHA-256: the position that
+	// places the key in a cohort, and in the shadow sample.
+	KeyHash uint64
 	// Overridden reports that the override header chose the mode.
 	Overridden bool
 }
@@ -136,15 +139,15 @@ func (r *Router) Route(req *http.Request) Decision {
 		sum = hashKey(vs[0])
 		copy(d.KeyID[:], sum[:4])
 		d.HasKey = true
+		d.KeyHash = binary.BigEndian.Uint64(sum[:8])
 	}
 	rt := &r.fallback
 	if d.HasKey {
 		if c, ok := r.clients[sum]; ok {
 			rt = c
 		} else {
-			pos := binary.BigEndian.Uint64(sum[:8])
 			for i := range r.cohorts {
-				if pos < r.cohorts[i].upTo {
+				if d.KeyHash < r.cohorts[i].upTo {
 					rt = &r.cohorts[i].route
 					break
 				}

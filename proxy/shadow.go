@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/shadow"
+)
+
+// Shadower is what the proxy needs of the shadow comparison: a cheap
+// admission check on the request path, and a hand-over that never blocks.
+// Nothing flows back: the proxy never waits on a comparison.
+type Shadower interface {
+	Admit(client, method string, keyHash uint64) bool
+	Submit(ex *shadow.Exchange)
+}
+
+// shadowCapture holds what a shadowed exchange tees aside, each part
+// bounded by the shadow config.
+type shadowCapture struct {
+	active          bool
+	reqHeader       http.Header
+	reqBody         []byte
+	reqTruncated    bool
+	respHeader      http.Header
+	respBody        []byte
+	respTruncated   bool
+	maxRequestBytes int64
+	maxBodyBytes    int64
+}
+
+// admitShadow decides, once per request, whether a shadow-mode exchange is
+// captured: never CONNECT or protocol upgrades, and only what the
+// comparison admits (method, sample).
+func (h *Handler) admitShadow(s *snapshot, ex *exchange, r *http.Request) {
+	if h.shadow == nil || ex.decision.Mode != config.ModeShadow || r.Method == http.MethodConnect || isUpgrade(r) {
+		return
+	}
+	if !h.shadow.Admit(ex.decision.Client, r.Method, ex.decision.KeyHash) {
+		return
+	}
+	ex.shadow = shadowCapture{active: true, maxRequestBytes: s.cfg.Shadow.MaxRequestBytes, maxBodyBytes: s.cfg.Shadow.MaxBodyBytes}
+}
+
+// capture appends p to *buf while it stays within limit, and reports
+// whether it had to stop.
+func capture(buf *[]byte, p []byte, limit int64) (truncated bool) {
+	if int64(len(*buf)+len(p)) > limit {
+		return true
+	}
+	*buf = append(*buf, p...)
+	return false
+}
+
+// teeBody copies a response body aside for the comparison while the client
+// gets it unchanged and unhurried; past the limit it stops copying.
+type teeBody struct {
+	io.ReadCloser
+	c *shadowCapture
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if n > 0 && !t.c.respTruncated {
+		if capture(&t.c.respBody, p[:n], t.c.maxBodyBytes) {
+			t.c.respTruncated = true
+			t.c.respBody = nil
+		}
+	}
+	return n, err
+}
+
+// submitShadow hands a finished shadowed exchange to the comparison. It
+// runs after the client's response is complete.
+func (h *Handler) submitShadow(s *snapshot, ex *exchange, elapsed time.Duration) {
+	c := &ex.shadow
+	h.shadow.Submit(&shadow.Exchange{
+		Client:          ex.decision.Client,
+		KeyHash:         ex.decision.KeyHash,
+		Method:          ex.method,
+		Path:            ex.path,
+		RawQuery:        ex.rawQuery,
+		Header:          c.reqHeader,
+		Body:            c.reqBody,
+		BodyTruncated:   c.reqTruncated,
+		LegacyStatus:    ex.upstreamStatus,
+		LegacyHeader:    c.respHeader,
+		LegacyBody:      c.respBody,
+		LegacyTruncated: c.respTruncated,
+		LegacyLatency:   elapsed,
+		UpstreamError:   ex.upstreamError,
+		Transformer:     s.transformer,
+		Migrated:        ex.upstreamStatus >= 200 && ex.upstreamStatus < 300 && s.migrated(ex.path),
+	})
+	*c = shadowCapture{}
+}
+
+// isUpgrade reports a protocol upgrade request.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Connection"), "upgrade") || r.Header.Get("Upgrade") != ""
+}
