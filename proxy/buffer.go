@@ -44,24 +44,24 @@ func (p *bufferPool) put(b *[]byte) {
 	p.pool.Put(b)
 }
 
-// copyPool implements httputil.BufferPool for the body copy loop.
+// copyPool implements httputil.BufferPool for the body copy loop. It pools
+// array pointers, so neither Get nor Put allocates.
 type copyPool struct{ pool sync.Pool }
 
 const copyBufferSize = 32 << 10
 
 func (p *copyPool) Get() []byte {
-	if b, ok := p.pool.Get().(*[]byte); ok {
-		return *b
+	if b, ok := p.pool.Get().(*[copyBufferSize]byte); ok {
+		return b[:]
 	}
-	return make([]byte, copyBufferSize)
+	return new([copyBufferSize]byte)[:]
 }
 
 func (p *copyPool) Put(b []byte) {
 	if cap(b) != copyBufferSize {
 		return
 	}
-	b = b[:copyBufferSize]
-	p.pool.Put(&b)
+	p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
 }
 
 // pooledBody serves a rewritten body from a pooled buffer, between an

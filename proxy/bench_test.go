@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+)
+
+// benchBodies are the load benchmark's workloads (bench/run.sh), served by
+// an in-process upstream.
+var benchBodies = map[string]struct {
+	status int
+	body   string
+}{
+	"small":   {200, `{"id": 9007199254740993, "name": "caf\u00e9", "items": [1, 2, 3], "ok": true, "note": "a small success body of a typical API call"}`},
+	"credits": {403, `{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}`},
+	"large":   {200, `[` + strings.Repeat(`{"id": 12345, "name": "item name", "score": 0.75, "tags": ["a", "b"]},`, 14000) + `{}]`},
+}
+
+func benchUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := benchBodies[strings.TrimPrefix(r.URL.Path, "/")]
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", itoa(len(b.body)))
+		w.WriteHeader(b.status)
+		io.WriteString(w, b.body)
+	})
+}
+
+// BenchmarkProxy measures whole requests over loopback through a plain
+// httputil.ReverseProxy with a buffer pool (the baseline) and through
+// envelope-proxy for a legacy and an envelope client, side by side.
+func BenchmarkProxy(b *testing.B) {
+	up := httptest.NewServer(benchUpstream())
+	defer up.Close()
+	target, _ := url.Parse(up.URL)
+	baseline := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		BufferPool: &copyPool{},
+		Transport:  &http.Transport{MaxIdleConnsPerHost: 256},
+	})
+	defer baseline.Close()
+	cfg := testConfig(up.URL)
+	cfg.MaxBodyBytes = config.DefaultMaxBodyBytes
+	h, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	px := httptest.NewServer(h)
+	defer px.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	for _, workload := range []string{"small", "credits", "large"} {
+		for _, tc := range []struct{ target, url, key string }{
+			{"baseline", baseline.URL, ""},
+			{"legacy", px.URL, legacyKey},
+			{"envelope", px.URL, envelopeKey},
+		} {
+			b.Run(workload+"/"+tc.target, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(benchBodies[workload].body)))
+				req, _ := http.NewRequest("GET", tc.url+"/"+workload, nil)
+				req.Header.Set("X-API-Key", tc.key)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				})
+			})
+		}
+	}
+}
