@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# Load benchmark of envelope-proxy against a plain httputil.ReverseProxy.
+# See bench/README.md. Not a test: CI does not run it.
+#
+#   bench/run.sh                       # defaults: DURATION=5s ROUNDS=3
+#   DURATION=10s ROUNDS=5 bench/run.sh
+#
+# Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
+# default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
+# the access log on, the default config; 0: skip it), HUGE_BYTES (size of the
+# streamed wrap, default 5 GiB; 0 skips it).
+#
+# Every server binds 127.0.0.1 only. Everything is written to bench/out/.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+OUT=$BENCH_DIR/out
+
+DURATION=${DURATION:-5s}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+ACCESS_LOG_TARGET=${ACCESS_LOG_TARGET:-1}
+HUGE_BYTES=${HUGE_BYTES:-5368709120}
+HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+[[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s"
+[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS=$ROUNDS: want 1..50"
+[[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 1024)) || die "CONNECTIONS=$CONNECTIONS: want 1..1024"
+[[ $HUGE_BYTES =~ ^[0-9]+$ ]] || die "HUGE_BYTES=$HUGE_BYTES: want a byte count"
+[[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
+
+START_TIME=$SECONDS
+
+# --- tools -----------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		log "installing wrk"
+		apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null
+	fi
+	command -v wrk >/dev/null 2>&1 || die "wrk is missing: apt-get install -y wrk"
+fi
+for tool in go curl awk sha256sum cmp; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"
+done
+
+# --- CPU pinning ---------------------------------------------------------
+# The load generator on CPU 0, the backend and the proxies on CPU 1, so wrk
+# never steals the servers' CPU (and the servers share one core, as a small
+# container would).
+NPROC=$(nproc)
+PIN_LOAD=()
+PIN_SRV=()
+if ((NPROC >= 2)) && command -v taskset >/dev/null 2>&1; then
+	PIN_LOAD=(taskset -c 0)
+	PIN_SRV=(taskset -c 1)
+	PINNING="wrk and curl on CPU 0; backend and proxies on CPU 1 (taskset)"
+else
+	PINNING="no CPU pinning (nproc=$NPROC$(command -v taskset >/dev/null 2>&1 || echo ', no taskset')): load generator and servers share the CPUs"
+fi
+
+# --- build ---------------------------------------------------------------
+mkdir -p "$OUT"
+rm -rf "$OUT/wrk" "$OUT/verify"
+mkdir -p "$OUT/wrk" "$OUT/verify"
+log "building into $OUT"
+(cd "$ROOT" && go build -o "$OUT/envelope-proxy" . && go build -o "$OUT/backend" ./bench/backend && go build -o "$OUT/baseline" ./bench/baseline)
+
+# --- processes -----------------------------------------------------------
+# LIVE maps the PID of every server this script started (and has not
+# stopped yet) to its name; the EXIT trap kills exactly those.
+declare -A LIVE=()
+declare -A PID=()
+cleanup() {
+	local p
+	for p in "${!LIVE[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${!LIVE[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Free loopback ports, distinct from each other, below the kernel's
+# ephemeral range: the servers are restarted during the run, and a port in
+# that range could meanwhile become the source port of some client
+# connection (wrk's, curl's, a proxy's upstream) and fail the next bind.
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+PORT_LOW=10000
+((EPHEMERAL_LOW - PORT_LOW >= 1000)) || PORT_LOW=1024
+USED_PORTS=" "
+pick_port() {
+	local i p
+	for ((i = 0; i < 200; i++)); do
+		p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
+		[[ $USED_PORTS == *" $p "* ]] && continue
+		# Not in use in any state (listening or as either end of a connection).
+		if ! ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q .; then
+			USED_PORTS+="$p "
+			PORT=$p
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+pick_port; BACKEND_PORT=$PORT
+pick_port; BASE_PORT=$PORT
+pick_port; EP_PORT=$PORT
+pick_port; EP_ADMIN=$PORT
+pick_port; EPLOG_PORT=$PORT
+pick_port; EPLOG_ADMIN=$PORT
+
+# The command line of each server.
+declare -A CMD=(
+	[backend]="$OUT/backend -listen 127.0.0.1:$BACKEND_PORT"
+	[baseline]="$OUT/baseline -listen 127.0.0.1:$BASE_PORT -upstream http://127.0.0.1:$BACKEND_PORT"
+	[ep]="$OUT/envelope-proxy -config $OUT/envelope-proxy.yaml"
+	[eplog]="$OUT/envelope-proxy -config $OUT/envelope-proxy-accesslog.yaml"
+)
+declare -A READY_URL=(
+	[backend]="http://127.0.0.1:$BACKEND_PORT/small"
+	[baseline]="http://127.0.0.1:$BASE_PORT/small"
+	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
+	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
+)
+
+start_server() {
+	local name=$1 i p
+	# shellcheck disable=SC2086 # CMD holds a word-split command line (paths without spaces)
+	"${PIN_SRV[@]}" ${CMD[$name]} >"$OUT/$name.log" 2>&1 &
+	p=$!
+	LIVE[$p]=$name
+	PID[$name]=$p
+	for ((i = 0; i < 200; i++)); do
+		if ! kill -0 "$p" 2>/dev/null; then
+			unset 'LIVE[$p]'
+			die "$name exited at start; its log ($OUT/$name.log):
+$(tail -20 "$OUT/$name.log")"
+		fi
+		if [[ $(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "${READY_URL[$name]}" || true) == 200 ]]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	die "$name not ready after 10 s (${READY_URL[$name]}); log: $OUT/$name.log"
+}
+
+stop_server() {
+	local name=$1 p=${PID[$1]:-}
+	[[ -n $p ]] || return 0
+	kill "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	unset 'LIVE[$p]'
+	unset 'PID[$name]'
+}
+
+restart_server() { stop_server "$1"; start_server "$1"; }
+
+# Peak resident set (VmHWM) of a server, in KiB.
+peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/${PID[$1]}/status"; }
+
+# --- configs -------------------------------------------------------------
+LEGACY_KEY=bench-legacy-key-0123456789
+ENVELOPE_KEY=bench-envelope-key-0123456789
+LEGACY_SHA=$(printf %s "$LEGACY_KEY" | sha256sum | cut -d' ' -f1)
+ENVELOPE_SHA=$(printf %s "$ENVELOPE_KEY" | sha256sum | cut -d' ' -f1)
+
+write_config() { # file port admin_port access_log
+	cat >"$1" <<EOF
+# Written by bench/run.sh.
+listen: "127.0.0.1:$2"
+admin_listen: "127.0.0.1:$3"
+upstream:
+  url: "http://127.0.0.1:$BACKEND_PORT"
+routing:
+  clients:
+    - {name: bench-legacy, keys_sha256: ["$LEGACY_SHA"], mode: legacy}
+    - {name: bench-envelope, keys_sha256: ["$ENVELOPE_SHA"], mode: envelope}
+log:
+  level: warn
+  access_log: $4
+EOF
+	"$OUT/envelope-proxy" validate -config "$1" >/dev/null || die "invalid config $1"
+}
+write_config "$OUT/envelope-proxy.yaml" "$EP_PORT" "$EP_ADMIN" false
+write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" true
+
+# --- targets and workloads -----------------------------------------------
+WORKLOADS=(small credits large)
+declare -A WPATH=([small]=/small [credits]=/credits [large]=/large)
+
+TARGETS=(baseline legacy envelope)
+((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
+declare -A TSERVER=([baseline]=baseline [legacy]=ep [envelope]=ep [envelope-log]=eplog)
+declare -A TURL=(
+	[baseline]="http://127.0.0.1:$BASE_PORT"
+	[legacy]="http://127.0.0.1:$EP_PORT"
+	[envelope]="http://127.0.0.1:$EP_PORT"
+	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
+)
+declare -A TKEY=([baseline]="" [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
+declare -A TDESC=(
+	[baseline]="plain httputil.ReverseProxy (bench/baseline)"
+	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
+	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
+	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
+)
+
+key_args() { # the curl/wrk header arguments of a target
+	local k=${TKEY[$1]}
+	[[ -n $k ]] && printf '%s\n' -H "X-API-Key: $k"
+	return 0
+}
+
+log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT)"
+start_server backend
+start_server baseline
+start_server ep
+((ACCESS_LOG_TARGET)) && start_server eplog
+
+# --- byte-for-byte verification ------------------------------------------
+CREDITS_LEGACY='{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}'
+CREDITS_ENVELOPE='{"data":null,"success":false,"message":"Insufficient credits. Required: 120, available: 50","errors":[{"insufficient_credits":["Insufficient credits. Required: 120, available: 50"]}]}'
+ENV_PREFIX='{"data":'
+ENV_SUFFIX=',"success":true,"message":"OK"}'
+
+fetch() { # url out_file [curl args...] -> prints the status code
+	local url=$1 out=$2
+	shift 2
+	curl -s --max-time 30 -o "$out" -w '%{http_code}' "$@" "$url" || die "curl $url failed"
+}
+
+log "verifying responses byte for byte"
+V=$OUT/verify
+VERIFY_PATHS=(/small /credits /large "/huge?bytes=3000001") # the last one is above max_body_bytes: the streamed wrap
+for path in "${VERIFY_PATHS[@]}"; do
+	vname=$(tr -c 'a-z0-9\n' _ <<<"${path#/}")
+	status=$(fetch "http://127.0.0.1:$BACKEND_PORT$path" "$V/backend-$vname")
+	case $path in
+	/small) [[ $status == 200 ]] && (($(wc -c <"$V/backend-$vname") >= 150)) || die "backend /small: status $status" ;;
+	/credits) [[ $status == 403 && $(cat "$V/backend-$vname") == "$CREDITS_LEGACY" ]] || die "backend /credits: unexpected status $status or body" ;;
+	/large) [[ $status == 200 && $(wc -c <"$V/backend-$vname") == 1048576 ]] || die "backend /large: status $status, $(wc -c <"$V/backend-$vname") bytes, want 1048576" ;;
+	/huge*) [[ $status == 200 && $(wc -c <"$V/backend-$vname") == 3000001 ]] || die "backend $path: status $status, wrong size" ;;
+	esac
+	for t in "${TARGETS[@]}"; do
+		mapfile -t hdr < <(key_args "$t")
+		got_status=$(fetch "${TURL[$t]}$path" "$V/$t-$vname" "${hdr[@]}")
+		if [[ ${TMODE[$t]} == legacy ]]; then
+			want_status=$status
+			cp "$V/backend-$vname" "$V/$t-$vname.want"
+		elif [[ $path == /credits ]]; then
+			want_status=402
+			printf %s "$CREDITS_ENVELOPE" >"$V/$t-$vname.want"
+		else
+			want_status=200
+			{ printf %s "$ENV_PREFIX"; cat "$V/backend-$vname"; printf %s "$ENV_SUFFIX"; } >"$V/$t-$vname.want"
+		fi
+		[[ $got_status == "$want_status" ]] || die "MISMATCH: $t $path: status $got_status, want $want_status (body in $V/$t-$vname)"
+		cmp -s "$V/$t-$vname" "$V/$t-$vname.want" ||
+			die "MISMATCH: $t $path: body differs from the expected bytes: cmp $V/$t-$vname $V/$t-$vname.want"
+		echo "   ok  $t $path ($got_status, $(wc -c <"$V/$t-$vname") bytes)" >&2
+	done
+done
+
+# --- load runs -------------------------------------------------------------
+# Peak RSS per target: the server under test is restarted before every wrk
+# run, and its VmHWM is read right after the run. envelope-proxy serves the
+# legacy and the envelope targets from one process (the key picks the mode),
+# so a long-lived process would report one peak for both; restarting it for
+# each (workload, target) run keeps the interleaved rounds and gives each
+# target its own peak (the table shows the largest over the rounds). The
+# baseline is restarted the same way, so every target starts equally cold.
+# The backend runs for the whole benchmark.
+to_ms() { # "1.23ms" / "850.00us" / "1.02s" / "2.00m" -> milliseconds
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+		printf "%.3f", n }'
+}
+
+declare -A RPS=() P50=() P99=() PEAK=() NOTES=()
+for ((r = 1; r <= ROUNDS; r++)); do
+	# Rotate the order of the targets each round, so none always runs first.
+	order=()
+	for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+		order+=("${TARGETS[$(((i + r - 1) % ${#TARGETS[@]}))]}")
+	done
+	for w in "${WORKLOADS[@]}"; do
+		for t in "${order[@]}"; do
+			restart_server "${TSERVER[$t]}"
+			mapfile -t hdr < <(key_args "$t")
+			f=$OUT/wrk/r$r-$w-$t.txt
+			log "round $r/$ROUNDS $w $t"
+			"${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${hdr[@]}" "${TURL[$t]}${WPATH[$w]}" >"$f" 2>&1 ||
+				die "wrk failed for $w $t: $(cat "$f")"
+			rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+			p50=$(awk '$1 == "50%" {print $2; exit}' "$f")
+			p99=$(awk '$1 == "99%" {print $2; exit}' "$f")
+			[[ -n $rps && -n $p50 && -n $p99 ]] || die "cannot parse wrk output $f"
+			RPS[$w|$t]+="$rps "
+			P50[$w|$t]+="$(to_ms "$p50") "
+			P99[$w|$t]+="$(to_ms "$p99") "
+			kib=$(peak_kib "${TSERVER[$t]}")
+			((kib > ${PEAK[$w|$t]:-0})) && PEAK[$w|$t]=$kib
+			if grep -q '^  Socket errors' "$f"; then
+				NOTES[$w|$t]+="r$r: $(grep '^  Socket errors' "$f" | sed 's/^ *//'); "
+			fi
+			# Non-2xx is expected for credits (403 / 402), an error anywhere else.
+			if [[ $w != credits ]] && grep -q 'Non-2xx or 3xx' "$f"; then
+				NOTES[$w|$t]+="r$r: $(grep 'Non-2xx or 3xx' "$f" | sed 's/^ *//'); "
+			fi
+		done
+	done
+done
+BACKEND_PEAK=$(peak_kib backend)
+
+# --- the streamed wrap -------------------------------------------------------
+# One download of HUGE_BYTES through the envelope target (and through the
+# baseline), each proxy freshly restarted first, so that its VmHWM afterwards
+# is the peak of the stream itself.
+HUGE_ROWS=()
+huge_run() { # target
+	local t=$1 want out rc=0 status size secs mibs kib0 kib
+	if [[ ${TMODE[$t]} == envelope ]]; then want=$((HUGE_BYTES + ${#ENV_PREFIX} + ${#ENV_SUFFIX})); else want=$HUGE_BYTES; fi
+	restart_server "${TSERVER[$t]}"
+	kib0=$(peak_kib "${TSERVER[$t]}")
+	mapfile -t hdr < <(key_args "$t")
+	log "streaming $HUGE_BYTES bytes through $t"
+	out=$("${PIN_LOAD[@]}" curl -s -o /dev/null --max-time "$HUGE_MAX_TIME" -w '%{http_code} %{size_download} %{time_total}' \
+		"${hdr[@]}" "${TURL[$t]}/huge?bytes=$HUGE_BYTES") || rc=$?
+	read -r status size secs <<<"$out"
+	kib=$(peak_kib "${TSERVER[$t]}")
+	((rc == 0)) || die "streaming through $t: curl exit $rc after ${secs:-?} s, ${size:-?} bytes (timeout ${HUGE_MAX_TIME}s)"
+	[[ $status == 200 && $size == "$want" ]] || die "streaming through $t: status $status, $size bytes, want 200 and $want"
+	mibs=$(awk -v b="$size" -v s="$secs" 'BEGIN {printf "%.0f", b / 1048576 / s}')
+	HUGE_ROWS+=("| $t | $size | $(awk -v s="$secs" 'BEGIN {printf "%.1f", s}') | $mibs | $(awk -v k="$kib" 'BEGIN {printf "%.1f", k / 1024}') (at start $(awk -v k="$kib0" 'BEGIN {printf "%.1f", k / 1024}')) |")
+}
+if ((HUGE_BYTES > 0)); then
+	huge_run envelope
+	huge_run baseline
+fi
+
+# --- results ---------------------------------------------------------------
+median() { # numbers... -> median
+	printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {
+		if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2
+		printf "%.3f", m }'
+}
+CPU_MODEL=$(lscpu 2>/dev/null | awk -F: '/^Model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}')
+[[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F: '/^model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}' /proc/cpuinfo)
+ELAPSED=$((SECONDS - START_TIME))
+
+{
+	echo "### envelope-proxy load benchmark"
+	echo
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "- machine: nproc $NPROC, CPU $CPU_MODEL, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- $(go version | sed 's/^go version //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+	echo "- $PINNING"
+	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
+	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
+	echo
+	echo "| workload | target | req/s | range | vs baseline | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|"
+	for w in "${WORKLOADS[@]}"; do
+		# shellcheck disable=SC2086
+		base=$(median ${RPS[$w|baseline]})
+		for t in "${TARGETS[@]}"; do
+			# shellcheck disable=SC2086
+			m=$(median ${RPS[$w|$t]})
+			# shellcheck disable=SC2086
+			printf '| %s | %s | %.0f | %s | %.2f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
+				"$(printf '%s\n' ${RPS[$w|$t]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0f-%.0f", lo, hi}')" \
+				"$(awk -v a="$m" -v b="$base" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
+				"$(awk -v k="${PEAK[$w|$t]}" 'BEGIN {print k / 1024}')"
+		done
+	done
+	echo
+	if ((${#HUGE_ROWS[@]})); then
+		echo "Streamed wrap of a $HUGE_BYTES-byte JSON array (one curl; the envelope adds 39 bytes):"
+		echo
+		echo "| target | bytes received | seconds | MiB/s | peak RSS MiB |"
+		echo "|---|---:|---:|---:|---:|"
+		printf '%s\n' "${HUGE_ROWS[@]}"
+		echo
+	fi
+	echo "Backend peak RSS: $(awk -v k="$BACKEND_PEAK" 'BEGIN {printf "%.1f", k / 1024}') MiB. Run time: ${ELAPSED}s."
+	if ((${#NOTES[@]})); then
+		echo
+		echo "Warnings:"
+		for k in "${!NOTES[@]}"; do echo "- $k: ${NOTES[$k]}"; done
+	fi
+} | tee "$OUT/results.md"
+echo "(raw wrk outputs in $OUT/wrk, the table in $OUT/results.md)" >&2
