@@ -27,6 +27,9 @@ type Options struct {
 	Config func() *config.Config
 	// ProbeTimeout bounds the upstream check of /readyz.
 	ProbeTimeout time.Duration
+	// Handlers are further GET endpoints by path, such as the shadow
+	// comparison's /shadow/report.
+	Handlers map[string]http.Handler
 }
 
 // Server is the admin handler, with the draining state that /readyz
@@ -50,6 +53,9 @@ func New(opts Options) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /config", s.config)
+	for path, h := range opts.Handlers {
+		s.mux.Handle("GET "+path, h)
+	}
 	return s
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/admin"
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
+	"github.com/envelope-proxy/envelope-proxy/shadow"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -68,11 +69,13 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
-	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg)})
+	comparator := shadow.New(cfg, shadow.Options{Logger: logger.Named("shadow"), Registerer: reg})
+	defer comparator.Close()
+	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator})
 	if err != nil {
 		return err
 	}
-	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config})
+	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config, Handlers: map[string]http.Handler{"/shadow/report": comparator}})
 
 	srv := newServer(cfg, h, logger)
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -102,6 +105,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			if err := h.Swap(c); err != nil {
 				return err
 			}
+			comparator.Swap(c)
 			logs.setLevel(c.Log.Level)
 			current = c
 			return nil

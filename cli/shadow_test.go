@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/envelope-proxy/envelope-proxy/shadow"
+)
+
+// shadowUpstreams starts a legacy backend and a candidate that answers the
+// same routes in the envelope; block holds the candidate's /block answers
+// until closed.
+func shadowUpstreams(t *testing.T, block chan struct{}, candidateDone *atomic.Int32, seenMethods *sync.Map) (legacy, candidate *httptest.Server) {
+	legacy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/credits", "/v1/credits-wrong-status":
+			w.WriteHeader(403)
+			io.WriteString(w, `{"error":"Insufficient credits","code":"insufficient_credits","details":{"credits":50,"required":120}}`)
+		case "/v1/items/17":
+			io.WriteString(w, `{"items":[{"id":1,"price":10,"updated_at":"2026-01-01"}]}`)
+		case "/v1/price/17":
+			io.WriteString(w, `{"id":17,"price":10}`)
+		default:
+			io.WriteString(w, `{"ok":true}`)
+		}
+	}))
+	candidate = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer candidateDone.Add(1)
+		seenMethods.Store(r.Method+" "+r.URL.Path, r.Header.Get("X-Shadow-Request"))
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/credits":
+			w.WriteHeader(402)
+			io.WriteString(w, `{"data":null,"success":false,"message":"You need more credits","errors":[{"insufficient_credits":["You need more credits"]}]}`)
+		case "/v1/credits-wrong-status":
+			w.WriteHeader(403)
+			io.WriteString(w, `{"data":null,"success":false,"message":"x","errors":[{"insufficient_credits":["x"]}]}`)
+		case "/v1/items/17":
+			io.WriteString(w, `{"data":{"items":[{"id":1,"price":10,"updated_at":"2026-11-23"}]},"success":true,"message":"OK"}`)
+		case "/v1/price/17":
+			io.WriteString(w, `{"data":{"id":17,"price":11},"success":true,"message":"OK"}`)
+		case "/block":
+			<-block
+			io.WriteString(w, `{"data":{"ok":true},"success":true,"message":"OK"}`)
+		default:
+			io.WriteString(w, `{"data":{"ok":true},"success":true,"message":"OK"}`)
+		}
+	}))
+	t.Cleanup(legacy.Close)
+	t.Cleanup(candidate.Close)
+	return legacy, candidate
+}
+
+func (in *instance) shadowReport(client string) shadow.Report {
+	in.t.Helper()
+	resp, err := http.Get(in.admin + "/shadow/report?client=" + client)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r shadow.Report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		in.t.Fatal(err)
+	}
+	return r
+}
+
+func group(r shadow.Report, method, route string) *shadow.Group {
+	for i := range r.Groups {
+		if r.Groups[i].Method == method && r.Groups[i].Route == route {
+			return &r.Groups[i]
+		}
+	}
+	return nil
+}
+
+func TestShadowThroughTheProxy(t *testing.T) {
+	block := make(chan struct{})
+	var candidateDone atomic.Int32
+	var seen sync.Map
+	legacy, candidate := shadowUpstreams(t, block, &candidateDone, &seen)
+	defer close(block)
+	in := startServe(t, configYAML(legacy.URL, "shadow", `shadow:
+  ignore: [/data/items/*/updated_at]
+  max_in_flight: 2
+candidate: {url: "`+candidate.URL+`", timeout: 5s}
+`))
+
+	// The client gets the legacy bytes, exactly.
+	cases := []struct{ method, path string }{
+		{"GET", "/v1/credits"}, {"GET", "/v1/credits-wrong-status"}, {"GET", "/v1/items/17"}, {"GET", "/v1/price/17"}, {"GET", "/v1/ok"},
+	}
+	for _, c := range cases {
+		status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
+		direct, _ := http.Get(legacy.URL + c.path)
+		want, _ := io.ReadAll(direct.Body)
+		direct.Body.Close()
+		if status != direct.StatusCode || body != string(want) {
+			t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
+		}
+	}
+	waitFor(t, "five comparisons", func() bool { return in.shadowReport("acme").Clients[0].Total >= 5 })
+	r := in.shadowReport("acme")
+	tests := []struct {
+		route   string
+		outcome shadow.Outcome
+		path    string // a differing JSON Pointer that must be reported
+	}{
+		{"/v1/credits", shadow.OutcomeMatch, ""},
+		{"/v1/credits-wrong-status", shadow.OutcomeMismatch, ""},
+		{"/v1/items/{id}", shadow.OutcomeIgnored, ""},
+		{"/v1/price/{id}", shadow.OutcomeMismatch, "/data/price"},
+		{"/v1/ok", shadow.OutcomeMatch, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.route, func(t *testing.T) {
+			g := group(r, "GET", tc.route)
+			if g == nil {
+				t.Fatalf("no group for GET %s in %+v", tc.route, r.Groups)
+			}
+			if g.Outcomes[tc.outcome] != 1 {
+				t.Errorf("outcomes: got %v; want one %q", g.Outcomes, tc.outcome)
+			}
+			if tc.path != "" && g.Paths[tc.path] != 1 {
+				t.Errorf("paths: got %v; want %q once", g.Paths, tc.path)
+			}
+		})
+	}
+	if g := group(r, "GET", "/v1/credits"); g != nil {
+		found := false
+		for _, sc := range g.StatusChanges {
+			found = found || (sc.Stage == "envelope" && sc.From == 403 && sc.To == 402)
+		}
+		if !found {
+			t.Errorf("status changes: got %+v; want the dry run's 403 -> 402", g.StatusChanges)
+		}
+	}
+	if g := group(r, "GET", "/v1/credits-wrong-status"); g != nil {
+		found := false
+		for _, sc := range g.StatusChanges {
+			found = found || (sc.Stage == "candidate" && sc.From == 402 && sc.To == 403)
+		}
+		if !found {
+			t.Errorf("status changes: got %+v; want envelope 402 vs candidate 403", g.StatusChanges)
+		}
+	}
+	if v, ok := seen.Load("GET /v1/ok"); !ok || v != "1" {
+		t.Errorf("the candidate got X-Shadow-Request %v; want 1", v)
+	}
+
+	t.Run("a slow candidate does not slow the client", func(t *testing.T) {
+		before := candidateDone.Load()
+		status, _ := in.get("/block", acmeKey)
+		// The client's response is complete while the candidate's handler
+		// is still blocked: the comparison runs after, on the side.
+		if status != 200 || candidateDone.Load() != before {
+			t.Fatalf("got %d with the candidate done %d times; want 200 before it returned", status, candidateDone.Load()-before)
+		}
+	})
+	t.Run("saturation drops, never blocks", func(t *testing.T) {
+		// One comparison is blocked on /block already; max_in_flight is 2.
+		for i := 0; i < 5; i++ {
+			if status, _ := in.get("/block", acmeKey); status != 200 {
+				t.Fatalf("request %d: got %d", i, status)
+			}
+		}
+		waitFor(t, "dropped exchanges", func() bool {
+			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeDropped] >= 4
+		})
+	})
+	t.Run("POST is not mirrored", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", in.client+"/v1/jobs", strings.NewReader(`{"a":1}`))
+		req.Header.Set("X-API-Key", acmeKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		waitFor(t, "skipped_method", func() bool {
+			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeSkippedMethod] == 1
+		})
+		if _, ok := seen.Load("POST /v1/jobs"); ok {
+			t.Errorf("the candidate received a POST")
+		}
+	})
+	t.Run("no key in the report", func(t *testing.T) {
+		resp, err := http.Get(in.admin + "/shadow/report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, secret := range []string{acmeKey, "should-not-leak"} {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("the report contains %q", secret)
+			}
+		}
+	})
+}

@@ -1,0 +1,321 @@
+package shadow
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/codec"
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Options are the Comparator's collaborators.
+type Options struct {
+	// Logger receives the comparison's logs; nil logs nothing.
+	Logger *zap.Logger
+	// Registerer receives the Prometheus counters; nil registers them on
+	// a private registry.
+	Registerer prometheus.Registerer
+	// Codecs decode compressed bodies; nil uses a new set.
+	Codecs *codec.Set
+}
+
+// Comparator runs the shadow comparison: it admits shadow-mode requests on
+// the request path, and compares the exchanges it is handed on goroutines
+// of its own, at most max_in_flight at once, recording every outcome in
+// its report and counters. It is safe for concurrent use.
+type Comparator struct {
+	logger  *zap.Logger
+	codecs  *codec.Set
+	metrics *metrics
+	clients *clientTable
+	store   *store
+	// transformer has the built-in rules only, for exchanges handed over
+	// without the rule set they were served with.
+	transformer *transform.Transformer
+
+	// cur is the settings in force, replaced whole by Swap.
+	cur    atomic.Pointer[settings]
+	swapMu sync.Mutex
+
+	// inflight counts the running comparisons; it is both the
+	// max_in_flight semaphore (so a smaller limit applies at once) and
+	// what Close waits on.
+	inflight atomic.Int64
+	closed   atomic.Bool
+	// idle is signalled when inflight drops to zero after Close began.
+	idle chan struct{}
+
+	// ctx is every candidate request's parent: independent of the
+	// clients' requests, canceled only when Close gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New builds a Comparator for cfg (the defaults when nil). It never fails:
+// a counter that cannot be registered or a candidate URL that cannot be
+// used is logged, and the comparison runs without it.
+func New(cfg *config.Config, opts Options) *Comparator {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	codecs := opts.Codecs
+	if codecs == nil {
+		codecs = new(codec.Set)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		logger.Error("shadow metrics not registered; they are kept unexported", zap.Error(err))
+		m, _ = newMetrics(prometheus.NewRegistry())
+	}
+	t, err := transform.New(nil)
+	if err != nil {
+		logger.Error("building the built-in rules", zap.Error(err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Comparator{
+		logger:      logger,
+		codecs:      codecs,
+		metrics:     m,
+		clients:     newClientTable(m.total),
+		store:       newStore(),
+		transformer: t,
+		idle:        make(chan struct{}, 1),
+		ctx:         ctx,
+		cancel:      cancel,
+	}
+	c.Swap(cfg)
+	return c
+}
+
+// Swap puts cfg's shadow and candidate settings in force: sample, methods,
+// ignore, compare_messages, max_in_flight, the size limits, routes and the
+// candidate. Comparisons already running finish with the settings they
+// started with; a smaller max_in_flight applies to the next Submit.
+func (c *Comparator) Swap(cfg *config.Config) {
+	if cfg == nil {
+		return
+	}
+	c.swapMu.Lock()
+	defer c.swapMu.Unlock()
+	old := c.cur.Load()
+	s, replaced, invalid, err := newSettings(cfg, old)
+	for _, p := range invalid {
+		c.logger.Warn("shadow.ignore entry is not a JSON Pointer; left out", zap.String("pointer", p))
+	}
+	if err != nil {
+		c.logger.Error("candidate not usable; shadow mode runs dry runs only", zap.Error(err))
+	}
+	c.cur.Store(s)
+	if replaced != nil && replaced != s.candidate {
+		replaced.close()
+	}
+}
+
+// Admit reports whether a shadow-mode request should be captured at all:
+// its key is sampled and its method is mirrored. A sampled request with a
+// method that is not mirrored (CONNECT never is) is counted as
+// skipped_method here; a key outside the sample is not part of the
+// comparison and is not counted. It runs on the request path: atomic loads
+// only, no allocation once the client has been seen.
+func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
+	s := c.cur.Load()
+	if !s.sampled(keyHash) {
+		return false
+	}
+	if method == http.MethodConnect || !s.mirrors(method) {
+		c.clients.get(client).count(OutcomeSkippedMethod)
+		return false
+	}
+	return true
+}
+
+// Submit hands over a captured exchange, which the Comparator owns from
+// then on. It never blocks: when max_in_flight comparisons are running,
+// or the Comparator is closed, the exchange is counted as dropped. The
+// comparison runs on its own goroutine.
+func (c *Comparator) Submit(ex *Exchange) {
+	if ex == nil {
+		return
+	}
+	s := c.cur.Load()
+	cs := c.clients.get(ex.Client)
+	if ex.Method == http.MethodConnect || ex.Header.Get("Upgrade") != "" || !s.mirrors(ex.Method) {
+		// The proxy never captures CONNECT or protocol upgrades; they are
+		// refused here too, since replaying either would open a tunnel.
+		cs.count(OutcomeSkippedMethod)
+		return
+	}
+	if c.inflight.Add(1) > s.maxInFlight || c.closed.Load() {
+		c.release()
+		cs.count(OutcomeDropped)
+		return
+	}
+	go c.run(s, cs, ex)
+}
+
+// release ends one comparison's hold on the semaphore, and wakes Close
+// when it was the last.
+func (c *Comparator) release() {
+	if c.inflight.Add(-1) == 0 && c.closed.Load() {
+		select {
+		case c.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops accepting exchanges and waits for the running comparisons.
+// The wait is bounded: past candidate.timeout (plus a second), requests
+// still waiting on the candidate are canceled, and end as candidate_error.
+func (c *Comparator) Close() {
+	c.closed.Store(true)
+	s := c.cur.Load()
+	timer := time.NewTimer(s.candidateTimeout + time.Second)
+	defer timer.Stop()
+	deadline := timer.C
+	for c.inflight.Load() > 0 {
+		select {
+		case <-c.idle:
+		case <-deadline:
+			c.cancel()
+			deadline = nil
+		}
+	}
+	c.cancel()
+	if s.candidate != nil {
+		s.candidate.close()
+	}
+}
+
+// result is how one comparison ended.
+type result struct {
+	outcome Outcome
+	// dry is the dry run, nil when it could not run (no legacy body).
+	dry *dryRun
+	// cand is the candidate's answer, nil when there was none.
+	cand *candidateResponse
+	diff diffResult
+}
+
+// run compares one exchange and records it. A panic (a bug, never an
+// input: bodies are untrusted and handled as data) is logged and recorded
+// as candidate_error rather than taking the proxy down.
+func (c *Comparator) run(s *settings, cs *clientStats, ex *Exchange) {
+	defer c.release()
+	recorded := false
+	defer func() {
+		if p := recover(); p != nil {
+			msg, _ := truncate(fmt.Sprint(p), 200)
+			c.logger.Error("shadow comparison failed", zap.String("client", cs.name), zap.String("panic", msg))
+			if !recorded {
+				cs.count(OutcomeCandidateError)
+			}
+		}
+	}()
+	r := c.compare(s, ex)
+	recorded = true
+	c.record(s, cs, ex, &r)
+}
+
+// compare runs the dry run and, with a candidate, the replay and the diff.
+func (c *Comparator) compare(s *settings, ex *Exchange) result {
+	if ex.UpstreamError != "" {
+		return result{outcome: OutcomeUpstreamError}
+	}
+	if ex.LegacyTruncated {
+		return result{outcome: OutcomeSkippedTooLarge}
+	}
+	dry := c.dryRun(s, ex)
+	r := result{dry: &dry}
+	if s.candidate == nil {
+		r.outcome = OutcomeDryRun
+		return r
+	}
+	if ex.BodyTruncated || int64(len(ex.Body)) > s.maxRequestBytes {
+		r.outcome = OutcomeSkippedTooLarge
+		return r
+	}
+	resp, failed, err := s.candidate.replay(c.ctx, ex, c.codecs, s.maxBodyBytes)
+	if failed != "" {
+		if err != nil {
+			if ce := c.logger.Check(zap.DebugLevel, "shadow candidate failed"); ce != nil {
+				ce.Write(zap.String("client", ex.Client), zap.String("outcome", string(failed)), zap.Error(err))
+			}
+		}
+		r.outcome = failed
+		return r
+	}
+	r.cand = &resp
+	r.diff = s.diff.compare(dry.body, resp.body)
+	switch {
+	case resp.status != dry.status, len(r.diff.ops) > 0:
+		r.outcome = OutcomeMismatch
+	case r.diff.ignored:
+		r.outcome = OutcomeIgnored
+	default:
+		r.outcome = OutcomeMatch
+	}
+	return r
+}
+
+// record counts the result in the client's totals and the counters, and
+// aggregates it in the report.
+func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *result) {
+	cs.count(r.outcome)
+	o := observation{
+		outcome:       r.outcome,
+		legacyLatency: ex.LegacyLatency,
+		key: groupKey{
+			client: cs.name,
+			method: ex.Method,
+			route:  s.routes.template(ex.Path),
+			status: ex.LegacyStatus,
+		},
+	}
+	if d := r.dry; d != nil {
+		o.key.code = d.outcome.LegacyCode
+		o.rule = d.outcome.Rule
+		o.unmapped = d.outcome.Unmapped
+		o.legacyNotJSON = d.legacyNotJSON
+		if d.status != ex.LegacyStatus {
+			o.statusChanges = append(o.statusChanges, statusChangeKey{stage: stageEnvelope, from: ex.LegacyStatus, to: d.status})
+			c.metrics.statusChanges.WithLabelValues(statusLabel(ex.LegacyStatus), statusLabel(d.status)).Inc()
+		}
+	}
+	if r.cand != nil {
+		o.candidateLatency, o.hasCandidateLatency = r.cand.latency, true
+		if r.dry != nil && r.cand.status != r.dry.status {
+			o.statusChanges = append(o.statusChanges, statusChangeKey{stage: stageCandidate, from: r.dry.status, to: r.cand.status})
+			c.metrics.candidateStatus.WithLabelValues(statusLabel(r.dry.status), statusLabel(r.cand.status)).Inc()
+		}
+	}
+	for _, op := range r.diff.ops {
+		p := collapsePointer(op.Path)
+		if !containsString(o.paths, p) {
+			o.paths = append(o.paths, p)
+		}
+	}
+	if r.outcome == OutcomeMismatch {
+		o.sample = newSample(s, ex, r)
+		if ce := c.logger.Check(zap.DebugLevel, "shadow mismatch"); ce != nil {
+			ce.Write(zap.String("client", cs.name), zap.String("method", ex.Method), zap.String("route", o.key.route),
+				zap.Int("envelope_status", r.dry.status), zap.Int("candidate_status", r.cand.status), zap.Int("diff_ops", len(r.diff.ops)))
+		}
+	}
+	c.store.add(&o)
+}

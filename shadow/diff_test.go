@@ -1,0 +1,79 @@
+package shadow
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestNormaliserCompare(t *testing.T) {
+	tests := []struct {
+		name         string
+		ignore       []string
+		messages     bool
+		env, cand    string
+		wantOps      []string
+		wantIgnored  bool
+		wantNoIgnore []string // invalid pointers
+	}{
+		{name: "both empty", env: "", cand: " \n"},
+		{name: "equal", env: `{"a":[1,2]}`, cand: `{"a":[1,2]}`},
+		{name: "array element differs", env: `{"a":[1,2]}`, cand: `{"a":[1,3]}`, wantOps: []string{"/a/1"}},
+		{name: "array grows", env: `{"a":[1]}`, cand: `{"a":[1,2]}`, wantOps: []string{"/a/-"}},
+		{name: "big integers", env: `{"n":9007199254740993}`, cand: `{"n":9007199254740992}`, wantOps: []string{"/n"}},
+		{name: "wildcard key", ignore: []string{"/meta/*"}, env: `{"meta":{"a":1,"b":2},"x":1}`, cand: `{"meta":{"a":3},"x":1}`, wantIgnored: true},
+		{name: "wildcard index", ignore: []string{"/a/*/t"}, env: `{"a":[{"t":1,"v":1},{"t":2,"v":2}]}`, cand: `{"a":[{"t":5,"v":1},{"t":6,"v":2}]}`, wantIgnored: true},
+		{name: "wildcard index, other field differs", ignore: []string{"/a/*/t"}, env: `{"a":[{"t":1,"v":1}]}`, cand: `{"a":[{"t":5,"v":9}]}`, wantOps: []string{"/a/0/v"}},
+		{name: "explicit index", ignore: []string{"/a/0"}, env: `{"a":[1,2]}`, cand: `{"a":[9,2]}`, wantIgnored: true},
+		{name: "escaped pointer", ignore: []string{"/a~1b/c~0d"}, env: `{"a/b":{"c~d":1}}`, cand: `{"a/b":{"c~d":2}}`, wantIgnored: true},
+		{name: "ignored path absent", ignore: []string{"/nope/*/x"}, env: `{"a":1}`, cand: `{"a":1}`},
+		{name: "ignore through a scalar", ignore: []string{"/a/b"}, env: `{"a":1}`, cand: `{"a":2}`, wantOps: []string{"/a"}},
+		{name: "messages removed", env: `{"message":"a","errors":[{"c":["a"]}]}`, cand: `{"message":"b","errors":[{"c":["b","c"]}]}`},
+		{name: "messages kept", messages: true, env: `{"message":"a"}`, cand: `{"message":"b"}`, wantOps: []string{"/message"}},
+		{name: "odd errors shape survives", env: `{"errors":"x"}`, cand: `{"errors":[1,"y",null]}`, wantOps: []string{"/errors"}},
+		{name: "not JSON, equal bytes", env: `<html>`, cand: `<html>`},
+		{name: "not JSON, different", env: `<html>`, cand: `<body>`, wantOps: []string{""}},
+		{name: "trailing data", env: `{"a":1}`, cand: `{"a":1} {"a":2}`, wantOps: []string{""}},
+		{name: "one side empty", env: `{"a":1}`, cand: ``, wantOps: []string{""}},
+		{name: "deep nesting", env: `{"a":1}`, cand: deepArray(20000), wantOps: []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n normaliser
+			n.ignore, _ = parseIgnore(tt.ignore)
+			n.compareMessages = tt.messages
+			got := n.compare([]byte(tt.env), []byte(tt.cand))
+			var ops []string
+			for _, op := range got.ops {
+				ops = append(ops, op.Path)
+			}
+			if !slices.Equal(ops, tt.wantOps) {
+				t.Errorf("ops: got %q; want %q", ops, tt.wantOps)
+			}
+			if got.ignored != tt.wantIgnored {
+				t.Errorf("ignored: got %v; want %v", got.ignored, tt.wantIgnored)
+			}
+		})
+	}
+}
+
+func TestParseIgnore(t *testing.T) {
+	parsed, invalid := parseIgnore([]string{"/a/*/b", "", "a/b", "/"})
+	if got, want := len(parsed), 2; got != want {
+		t.Errorf("parsed: got %d; want %d", got, want)
+	}
+	if want := []string{"", "a/b"}; !slices.Equal(invalid, want) {
+		t.Errorf("invalid: got %q; want %q", invalid, want)
+	}
+}
+
+// deepArray is n nested arrays: more than encoding/json accepts.
+func deepArray(n int) string {
+	b := make([]byte, 0, 2*n)
+	for range n {
+		b = append(b, '[')
+	}
+	for range n {
+		b = append(b, ']')
+	}
+	return string(b)
+}

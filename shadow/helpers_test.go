@@ -1,0 +1,175 @@
+package shadow
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The legacy and envelope bodies of the migration's flagship example.
+const (
+	creditsLegacy   = `{"error":"Insufficient credits","code":"insufficient_credits","details":{"credits":50,"required":120}}`
+	creditsEnvelope = `{"data":null,"success":false,"message":"Insufficient credits. Required: 120, available: 50","errors":[{"insufficient_credits":["Insufficient credits. Required: 120, available: 50"]}]}`
+)
+
+// testConfig returns the defaults with a candidate at url (none when ""),
+// edited by mod.
+func testConfig(url string, mod func(*config.Config)) *config.Config {
+	cfg := config.Default()
+	cfg.Candidate.URL = url
+	cfg.Candidate.Timeout = 5 * time.Second
+	if mod != nil {
+		mod(cfg)
+	}
+	return cfg
+}
+
+// testTransformer is the built-in rule set, as the proxy hands it over.
+func testTransformer(t *testing.T) *transform.Transformer {
+	t.Helper()
+	tr, err := transform.New(nil)
+	if err != nil {
+		t.Fatalf("transform.New: %v", err)
+	}
+	return tr
+}
+
+// newExchange returns a GET exchange of client acme with a JSON legacy
+// response.
+func newExchange(t *testing.T, method, path string, status int, body string) *Exchange {
+	t.Helper()
+	return &Exchange{
+		Client:        "acme",
+		KeyHash:       keyHash("acme-key"),
+		Method:        method,
+		Path:          path,
+		Header:        http.Header{"X-Api-Key": {"acme-key"}, "Accept": {"application/json"}},
+		LegacyStatus:  status,
+		LegacyHeader:  http.Header{"Content-Type": {"application/json"}},
+		LegacyBody:    []byte(body),
+		LegacyLatency: 12 * time.Millisecond,
+		Transformer:   testTransformer(t),
+	}
+}
+
+// keyHash places a key as routing does: the first 8 bytes of its SHA-256.
+func keyHash(key string) uint64 {
+	sum := sha256.Sum256([]byte(key))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// jsonServer starts a candidate that answers status and body to every
+// request.
+func jsonServer(t *testing.T, status int, body string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// runOne compares one exchange with cfg and returns the finished report.
+func runOne(t *testing.T, cfg *config.Config, ex *Exchange) Report {
+	t.Helper()
+	c := New(cfg, Options{})
+	c.Submit(ex)
+	c.Close()
+	return c.Report("")
+}
+
+// outcomeOf returns the one outcome a report recorded for client acme.
+func outcomeOf(t *testing.T, rep Report) Outcome {
+	t.Helper()
+	for _, ct := range rep.Clients {
+		if ct.Client != "acme" {
+			continue
+		}
+		if ct.Total != 1 {
+			t.Fatalf("acme has %d outcomes %v; want exactly 1", ct.Total, ct.Outcomes)
+		}
+		for o := range ct.Outcomes {
+			return o
+		}
+	}
+	t.Fatalf("no outcome for acme in %+v", rep.Clients)
+	return ""
+}
+
+// onlyGroup returns the report's single group.
+func onlyGroup(t *testing.T, rep Report) Group {
+	t.Helper()
+	if len(rep.Groups) != 1 {
+		t.Fatalf("got %d groups; want 1: %+v", len(rep.Groups), rep.Groups)
+	}
+	return rep.Groups[0]
+}
+
+// gzipped compresses s.
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// refusedURL returns the URL of a port nothing listens on.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// compareNow runs one comparison synchronously, as a worker would.
+func (c *Comparator) compareNow(ex *Exchange) {
+	c.inflight.Add(1)
+	c.run(c.cur.Load(), c.clients.get(ex.Client), ex)
+}
+
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatalf("reading counter: %v", err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// seriesCount counts the series a collector exports.
+func seriesCount(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}

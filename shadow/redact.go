@@ -1,0 +1,247 @@
+package shadow
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wI2L/jsondiff"
+)
+
+// The sample limits: what one stored sample may hold.
+const (
+	// maxSampleBody bounds each stored body (legacy, envelope, candidate).
+	maxSampleBody = 4 << 10
+	// maxSampleHeaders and maxSampleHeaderValue bound the stored request
+	// headers.
+	maxSampleHeaders     = 32
+	maxSampleHeaderValue = 256
+	// maxSampleRequestLine bounds the stored request line.
+	maxSampleRequestLine = 1 << 10
+	// maxQueryParams bounds the query parameters kept (values redacted).
+	maxQueryParams = 32
+	// minSecretLen is the shortest header value scrubbed wherever it
+	// appears; shorter values would scrub ordinary text.
+	minSecretLen = 6
+)
+
+// redacted replaces every secret in a sample.
+const redacted = "[redacted]"
+
+// redactor removes one exchange's secrets from what its sample stores: the
+// values of the key header, Authorization, Cookie and other credential
+// headers are replaced in the stored headers and scrubbed wherever else
+// they appear (a legacy error may echo the key it refused), and every
+// query value is replaced. The report must never hold a key.
+type redactor struct {
+	keyHeader string
+	// secrets are the credential values to scrub, longest first so that a
+	// value containing another is scrubbed whole.
+	secrets []string
+}
+
+// newRedactor collects the credentials of a request's headers.
+func newRedactor(keyHeader string, h http.Header) *redactor {
+	r := &redactor{keyHeader: keyHeader}
+	for name, values := range h {
+		if !r.sensitive(name) {
+			continue
+		}
+		for _, v := range values {
+			r.addSecret(v)
+			// "Bearer <token>", "Basic <credentials>": the credential
+			// alone may appear elsewhere.
+			if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+				r.addSecret(cred)
+			}
+			// Cookies: every value, each may be a session token.
+			for _, part := range strings.Split(v, ";") {
+				if _, cv, ok := strings.Cut(part, "="); ok {
+					r.addSecret(cv)
+				}
+			}
+		}
+	}
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+	return r
+}
+
+func (r *redactor) addSecret(v string) {
+	v = strings.TrimSpace(v)
+	if len(v) >= minSecretLen && !slices.Contains(r.secrets, v) {
+		r.secrets = append(r.secrets, v)
+	}
+}
+
+// sensitive reports a header whose value is a credential: the routing
+// key header, Authorization, Cookie, and any header named like a token,
+// key, secret, password, session or signature.
+func (r *redactor) sensitive(name string) bool {
+	name = http.CanonicalHeaderKey(name)
+	switch name {
+	case r.keyHeader, "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie":
+		return true
+	}
+	lower := strings.ToLower(name)
+	for _, word := range [...]string{"auth", "token", "key", "secret", "password", "session", "signature", "cookie"} {
+		if strings.Contains(lower, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// text scrubs every secret from s.
+func (r *redactor) text(s string) string {
+	for _, secret := range r.secrets {
+		if strings.Contains(s, secret) {
+			s = strings.ReplaceAll(s, secret, redacted)
+		}
+	}
+	return s
+}
+
+// body returns a body for a sample: scrubbed, then cut to maxSampleBody
+// bytes (on a character boundary). It scrubs a window long enough that a
+// secret straddling the cut is scrubbed whole, never left half.
+func (r *redactor) body(b []byte) (string, bool) {
+	window := len(b)
+	if limit := maxSampleBody + r.longestSecret(); window > limit {
+		window = limit
+	}
+	s := r.text(string(b[:window]))
+	out, cut := truncate(s, maxSampleBody)
+	return out, cut || window < len(b)
+}
+
+func (r *redactor) longestSecret() int {
+	if len(r.secrets) == 0 {
+		return 0
+	}
+	return len(r.secrets[0])
+}
+
+// header returns the request headers for a sample: credential headers
+// replaced, other values scrubbed and shortened, at most maxSampleHeaders
+// of them.
+func (r *redactor) header(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if len(names) > maxSampleHeaders {
+		names = names[:maxSampleHeaders]
+	}
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		key, _ := truncate(name, maxSampleHeaderValue)
+		if r.sensitive(name) {
+			out[key] = redacted
+			continue
+		}
+		v, _ := truncate(r.text(strings.Join(h[name], ", ")), maxSampleHeaderValue)
+		out[key] = v
+	}
+	return out
+}
+
+// requestLine returns "METHOD /path?name=[redacted]" for a sample: every
+// query value is replaced (tokens travel in query strings), the path is
+// scrubbed, and the line is at most maxSampleRequestLine bytes.
+func (r *redactor) requestLine(method, path, rawQuery string) string {
+	var b strings.Builder
+	m, _ := truncate(method, 32)
+	b.WriteString(m)
+	b.WriteByte(' ')
+	b.WriteString(r.text(path))
+	if rawQuery != "" {
+		b.WriteByte('?')
+		b.WriteString(r.query(rawQuery))
+	}
+	out, _ := truncate(b.String(), maxSampleRequestLine)
+	return out
+}
+
+// query keeps a query string's parameter names (scrubbed) and replaces
+// every value; a parameter without '=' may itself be a token and is
+// replaced whole.
+func (r *redactor) query(raw string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(raw, "&") {
+		if i == maxQueryParams {
+			b.WriteString("&…")
+			break
+		}
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, _, ok := strings.Cut(part, "=")
+		if !ok {
+			b.WriteString(redacted)
+			continue
+		}
+		name, _ = truncate(r.text(name), 64)
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(redacted)
+	}
+	return b.String()
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
+// and reports whether it cut.
+func truncate(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}
+
+// newSample builds the redacted sample of a mismatching exchange.
+func newSample(s *settings, ex *Exchange, r *result) *Sample {
+	rd := newRedactor(s.keyHeader, ex.Header)
+	smp := &Sample{
+		Time:         time.Now().UTC(),
+		Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
+		Header:       rd.header(ex.Header),
+		LegacyStatus: ex.LegacyStatus,
+		Diff:         make([]DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
+	}
+	var cut [3]bool
+	if r.dry != nil {
+		smp.EnvelopeStatus = r.dry.status
+		smp.LegacyBody, cut[0] = rd.body(r.dry.legacy)
+		smp.EnvelopeBody, cut[1] = rd.body(r.dry.body)
+	}
+	if r.cand != nil {
+		smp.CandidateStatus = r.cand.status
+		smp.CandidateBody, cut[2] = rd.body(r.cand.body)
+	}
+	smp.BodiesTruncated = cut[0] || cut[1] || cut[2]
+	for i, op := range r.diff.ops {
+		if i == maxSampleOps {
+			smp.DiffTruncated = true
+			break
+		}
+		d := DiffOp{Op: op.Type}
+		d.Path, _ = truncate(rd.text(op.Path), maxSampleHeaderValue)
+		if op.Value != nil && op.Type != jsondiff.OperationRemove {
+			if b, err := json.Marshal(op.Value); err == nil {
+				d.Value, _ = truncate(rd.text(string(b)), maxOpValue)
+			}
+		}
+		smp.Diff = append(smp.Diff, d)
+	}
+	return smp
+}

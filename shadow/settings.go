@@ -1,0 +1,150 @@
+package shadow
+
+import (
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+)
+
+// settings is one config's view of the comparison. Swap builds a new one
+// and publishes it atomically; it is never modified once published, so the
+// request path reads it with one atomic load and a comparison keeps the
+// settings it started with.
+type settings struct {
+	// sampleAll and sampleNone short-cut sample 1 and sample 0; otherwise
+	// a key is sampled when its hash is below threshold.
+	sampleAll, sampleNone bool
+	threshold             uint64
+	sample                float64
+
+	// methods are the mirrored methods, upper case, CONNECT excluded.
+	methods []string
+
+	diff normaliser
+
+	maxInFlight     int64
+	maxBodyBytes    int64
+	maxRequestBytes int64
+	// envelopeMaxBody is the top-level max_body_bytes: envelope mode
+	// passes larger error bodies unchanged.
+	envelopeMaxBody int64
+
+	routes *router
+	// keyHeader is routing.header, canonical; its values are redacted.
+	keyHeader string
+
+	// candidate is nil when candidate.url is empty (dry runs only).
+	candidate        *candidate
+	candidateURL     string
+	candidateTimeout time.Duration
+}
+
+// The fallbacks for zero or negative limits, which config validation
+// should have refused: the documented defaults.
+const (
+	defaultMaxInFlight      = 64
+	defaultMaxBodyBytes     = 1 << 20
+	defaultMaxRequestBytes  = 64 << 10
+	defaultCandidateTimeout = 5 * time.Second
+)
+
+// newSettings builds the settings of cfg. The candidate's client is kept
+// from old when its URL and timeout are unchanged, so that a reload keeps
+// the candidate's warm connections. invalid lists what had to be left
+// out, for the caller to log.
+func newSettings(cfg *config.Config, old *settings) (s *settings, replaced *candidate, invalid []string, err error) {
+	sh := cfg.Shadow
+	s = &settings{
+		sample:           sh.Sample,
+		maxInFlight:      int64(sh.MaxInFlight),
+		maxBodyBytes:     sh.MaxBodyBytes,
+		maxRequestBytes:  sh.MaxRequestBytes,
+		envelopeMaxBody:  cfg.MaxBodyBytes,
+		routes:           newRouter(sh.Routes),
+		keyHeader:        http.CanonicalHeaderKey(cfg.Routing.Header),
+		candidateURL:     strings.TrimSpace(cfg.Candidate.URL),
+		candidateTimeout: cfg.Candidate.Timeout,
+	}
+	switch {
+	case !(sh.Sample > 0): // NaN included
+		s.sampleNone = true
+	case sh.Sample >= 1:
+		s.sampleAll = true
+	default:
+		s.threshold = uint64(sh.Sample * math.Exp2(64))
+	}
+	for _, m := range sh.Methods {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" || m == http.MethodConnect || containsString(s.methods, m) {
+			continue
+		}
+		s.methods = append(s.methods, m)
+	}
+	s.diff.compareMessages = sh.CompareMessages
+	s.diff.ignore, invalid = parseIgnore(sh.Ignore)
+	if s.maxInFlight <= 0 {
+		s.maxInFlight = defaultMaxInFlight
+	}
+	if s.maxBodyBytes <= 0 {
+		s.maxBodyBytes = defaultMaxBodyBytes
+	}
+	if s.maxRequestBytes < 0 {
+		s.maxRequestBytes = defaultMaxRequestBytes
+	}
+	if s.envelopeMaxBody <= 0 {
+		s.envelopeMaxBody = config.DefaultMaxBodyBytes
+	}
+	if s.keyHeader == "" {
+		s.keyHeader = config.DefaultRoutingHeader
+	}
+	if s.candidateTimeout <= 0 {
+		s.candidateTimeout = defaultCandidateTimeout
+	}
+	if s.candidateURL == "" {
+		if old != nil {
+			replaced = old.candidate
+		}
+		return s, replaced, invalid, nil
+	}
+	if old != nil && old.candidate != nil && old.candidateURL == s.candidateURL && old.candidateTimeout == s.candidateTimeout {
+		s.candidate = old.candidate
+		return s, nil, invalid, nil
+	}
+	s.candidate, err = newCandidate(s.candidateURL, s.candidateTimeout, int(s.maxInFlight))
+	if old != nil {
+		replaced = old.candidate
+	}
+	return s, replaced, invalid, err
+}
+
+// mirrors reports whether method is mirrored. It is a linear scan of a
+// handful of strings: no allocation, no map hashing.
+func (s *settings) mirrors(method string) bool {
+	return containsString(s.methods, method)
+}
+
+// sampled reports whether a key is in the sample. The decision depends
+// only on the key's hash, so a key is sampled consistently on every
+// replica and across restarts. Requests without a key (hash 0) are
+// sampled whenever the sample is not empty.
+func (s *settings) sampled(keyHash uint64) bool {
+	switch {
+	case s.sampleNone:
+		return false
+	case s.sampleAll, keyHash == 0:
+		return true
+	}
+	return keyHash < s.threshold
+}
+
+func containsString(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
