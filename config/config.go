@@ -114,6 +114,9 @@ type Upstream struct {
 	MaxIdleConnsPerHost int           `yaml:"max_idle_conns_per_host"`
 	MaxConnsPerHost     int           `yaml:"max_conns_per_host"`
 	IdleConnTimeout     time.Duration `yaml:"idle_conn_timeout"`
+	// MaxResponseHeaderBytes bounds the upstream's response headers; a
+	// larger header block answers 502.
+	MaxResponseHeaderBytes int64 `yaml:"max_response_header_bytes"`
 }
 
 // Server holds the client listener's timeouts and limits. There is no
@@ -196,14 +199,15 @@ func Default() *Config {
 		Listen:      DefaultListen,
 		AdminListen: DefaultAdminListen,
 		Upstream: Upstream{
-			URL:                 DefaultUpstreamURL,
-			Timeout:             DefaultUpstreamTimout,
-			DialTimeout:         5 * time.Second,
-			TLSHandshakeTimeout: 5 * time.Second,
-			KeepAlive:           30 * time.Second,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
+			URL:                    DefaultUpstreamURL,
+			Timeout:                DefaultUpstreamTimout,
+			DialTimeout:            5 * time.Second,
+			TLSHandshakeTimeout:    5 * time.Second,
+			KeepAlive:              30 * time.Second,
+			MaxIdleConns:           1024,
+			MaxIdleConnsPerHost:    256,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: 64 << 10,
 		},
 		MaxBodyBytes: DefaultMaxBodyBytes,
 		Server: Server{

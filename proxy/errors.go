@@ -42,11 +42,13 @@ func statusForError(err error) int {
 // client's format: an envelope, or the legacy {"error", "code"}.
 func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away; there is no one to answer.
+		// The client went away (or half-closed its connection): there is
+		// no one to answer, and returning would let net/http send an empty
+		// 200 the upstream never gave. Abort the connection instead.
 		if ce := s.logger.Check(zap.DebugLevel, "client canceled"); ce != nil {
 			ce.Write(zap.String("path", r.URL.Path))
 		}
-		return
+		panic(http.ErrAbortHandler)
 	}
 	status := statusForError(err)
 	kind := upstreamErrorKind(err)

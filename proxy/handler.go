@@ -202,9 +202,10 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		ModifyResponse: s.modifyResponse,
 		ErrorHandler:   s.errorHandler,
 		BufferPool:     h.copyBufs,
-		// No periodic flush: responseRecorder flushes every write, so a
-		// passed-through body reaches the client as it arrives.
-		FlushInterval: 0,
+		// Flush at once: the status and headers, then every write of a
+		// passed-through body, reach the client as they arrive, never held
+		// back until the body ends.
+		FlushInterval: -1,
 		ErrorLog:      zap.NewStdLog(h.logger.Named("reverseproxy")),
 	}
 	return s, nil
@@ -216,16 +217,17 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 func newTransport(u *config.Upstream) *http.Transport {
 	d := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: u.KeepAlive}
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   u.TLSHandshakeTimeout,
-		ResponseHeaderTimeout: u.Timeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          u.MaxIdleConns,
-		MaxIdleConnsPerHost:   u.MaxIdleConnsPerHost,
-		MaxConnsPerHost:       u.MaxConnsPerHost,
-		IdleConnTimeout:       u.IdleConnTimeout,
-		DisableCompression:    true,
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		TLSHandshakeTimeout:    u.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  u.Timeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           u.MaxIdleConns,
+		MaxIdleConnsPerHost:    u.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        u.MaxConnsPerHost,
+		IdleConnTimeout:        u.IdleConnTimeout,
+		MaxResponseHeaderBytes: u.MaxResponseHeaderBytes,
+		DisableCompression:     true,
 	}
 }
 
@@ -236,10 +238,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := h.exchanges.Get().(*exchange)
 	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, start: time.Now()}
 	ex.rec.ResponseWriter = w
-	ex.rec.flusher, _ = w.(http.Flusher)
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
 		ce.Write(zap.String("client", ex.decision.Client), zap.String("key_id", ex.decision.KeyIDString()),
 			zap.String("mode", string(ex.decision.Mode)), zap.Bool("overridden", ex.decision.Overridden))
+	}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http has already dropped any Content-Length that came with
+		// Transfer-Encoding, so such a request cannot be told from a plain
+		// chunked one here; RFC 9112 section 6.1 requires closing the
+		// connection after it, so every chunked request closes it. The
+		// upstream only ever sees the one unambiguous request.
+		w.Header().Set("Connection", "close")
 	}
 	h.admitShadow(s, ex, r)
 	if r.Body != nil && r.Body != http.NoBody {
@@ -263,7 +272,7 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 	if ex.shadow.active {
 		h.submitShadow(s, ex, elapsed)
 	}
-	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
+	ex.rec.ResponseWriter = nil
 	ex.body.ReadCloser = nil
 	ex.body.capture = nil
 	h.exchanges.Put(ex)

@@ -6,16 +6,12 @@ import (
 )
 
 // responseRecorder notes the status and size of what the client was sent,
-// for metrics and the access log, and flushes every body write, so that a
-// slow upstream's bytes reach the client as they arrive. (ReverseProxy's
-// own FlushInterval: -1 would do the same at the cost of a timer and a
-// mutex per response.) Unwrap lets http.ResponseController, and so
-// ReverseProxy's flushes and protocol upgrades, reach the real writer.
+// for metrics and the access log. Unwrap lets http.ResponseController, and
+// so ReverseProxy's flushes and protocol upgrades, reach the real writer.
 type responseRecorder struct {
 	http.ResponseWriter
-	flusher http.Flusher
-	status  int
-	bytes   int64
+	status int
+	bytes  int64
 }
 
 func (w *responseRecorder) WriteHeader(code int) {
@@ -31,9 +27,6 @@ func (w *responseRecorder) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
-	if err == nil && w.flusher != nil {
-		w.flusher.Flush()
-	}
 	return n, err
 }
 
