@@ -347,6 +347,31 @@ if ((HUGE_BYTES > 0)); then
 	huge_run baseline
 fi
 
+# --- many connections --------------------------------------------------------
+# CONNS_CLIENTS keep-alive clients against an upstream that answers after
+# 100 ms: every connection has a request in flight all the time. Each target
+# is restarted first so its VmHWM is this phase's peak.
+CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
+CONN_ROWS=()
+conns_run() { # target
+	local t=$1 f rps errs non2xx kib
+	restart_server "${TSERVER[$t]}"
+	mapfile -t hdr < <(key_args "$t")
+	f="$OUT/wrk/conns-$t.txt"
+	log "$CONNS_CLIENTS connections through $t"
+	"${PIN_LOAD[@]}" wrk -t1 -c"$CONNS_CLIENTS" -d"$DURATION" --timeout 5s --latency "${hdr[@]}" "${TURL[$t]}/slow" >"$f" 2>&1 ||
+		die "wrk failed for connections $t: $(cat "$f")"
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+	errs=$(grep '^  Socket errors' "$f" | sed 's/^ *Socket errors: *//' || true)
+	non2xx=$(awk '/Non-2xx or 3xx/ {print $NF}' "$f")
+	kib=$(peak_kib "${TSERVER[$t]}")
+	CONN_ROWS+=("| $t | $(printf '%.0f' "$rps") | $(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$f")") | ${errs:-none} | ${non2xx:-0} | $(awk -v k="$kib" 'BEGIN {printf "%.1f", k / 1024}') |")
+}
+if ((CONNS_CLIENTS > 0)); then
+	conns_run envelope
+	conns_run baseline
+fi
+
 # --- results ---------------------------------------------------------------
 median() { # numbers... -> median
 	printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {
@@ -390,6 +415,14 @@ ELAPSED=$((SECONDS - START_TIME))
 		echo "| target | bytes received | seconds | MiB/s | peak RSS MiB |"
 		echo "|---|---:|---:|---:|---:|"
 		printf '%s\n' "${HUGE_ROWS[@]}"
+		echo
+	fi
+	if ((${#CONN_ROWS[@]})); then
+		echo "$CONNS_CLIENTS keep-alive clients, upstream answering in 100 ms (/slow):"
+		echo
+		echo "| target | req/s | p99 ms | socket errors | non-2xx | peak RSS MiB |"
+		echo "|---|---:|---:|---|---:|---:|"
+		printf '%s\n' "${CONN_ROWS[@]}"
 		echo
 	fi
 	echo "Backend peak RSS: $(awk -v k="$BACKEND_PEAK" 'BEGIN {printf "%.1f", k / 1024}') MiB. Run time: ${ELAPSED}s."

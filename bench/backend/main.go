@@ -125,6 +125,12 @@ func main() {
 	mux.HandleFunc("GET /small", serve(http.StatusOK, smallLen, smallBody))
 	mux.HandleFunc("GET /credits", serve(http.StatusForbidden, creditsLen, creditsBody))
 	mux.HandleFunc("GET /large", serve(http.StatusOK, largeLen, largeBody))
+	// /slow answers /small after 100 ms: with 1,000 keep-alive clients it
+	// keeps that many requests in flight through the proxy.
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		serve(http.StatusOK, smallLen, smallBody)(w, r)
+	})
 	mux.HandleFunc("GET /huge", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.ParseInt(r.URL.Query().Get("bytes"), 10, 64)
 		if err != nil || n < 2 {
