@@ -620,14 +620,19 @@ func testFaultDrip(t *testing.T) {
 	t.Run("status and headers come before a late first byte", func(t *testing.T) {
 		// The upstream sends its status and headers at once and its body
 		// only once the client has them: this deadlocks, and the test
-		// times out, if the proxy holds the head back until the body.
+		// times out, if the proxy holds the head back until the body. This
+		// holds for streamed responses (no Content-Length, or an event
+		// stream), where a late body is the norm. A response with a
+		// Content-Length has its head sent with its first body byte: the
+		// price of not arming a flush timer per response (README,
+		// Performance).
 		tests := []struct {
 			name, key, ctype string
 			length           bool
 		}{
-			{"legacy client, content-length", legacyKey, "application/json", true},
 			{"legacy client, chunked", legacyKey, "application/json", false},
-			{"envelope client, passed csv with content-length", envelopeKey, "text/csv", true},
+			{"legacy client, event stream with content-length", legacyKey, "text/event-stream", true},
+			{"envelope client, passed csv, chunked", envelopeKey, "text/csv", false},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -6,12 +6,15 @@ import (
 )
 
 // responseRecorder notes the status and size of what the client was sent,
-// for metrics and the access log. Unwrap lets http.ResponseController, and
-// so ReverseProxy's flushes and protocol upgrades, reach the real writer.
+// for metrics and the access log, and flushes every body write, so that a
+// slow upstream's bytes reach the client as they arrive. Unwrap lets
+// http.ResponseController, and so ReverseProxy's flushes and protocol
+// upgrades, reach the real writer.
 type responseRecorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	flusher http.Flusher
+	status  int
+	bytes   int64
 }
 
 func (w *responseRecorder) WriteHeader(code int) {
@@ -27,6 +30,9 @@ func (w *responseRecorder) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
+	if err == nil && w.flusher != nil {
+		w.flusher.Flush()
+	}
 	return n, err
 }
 
