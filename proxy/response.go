@@ -81,10 +81,8 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		pass(transform.ReasonOversize)
 		return nil
 	}
-	raw := s.buffers.getFor(resp.ContentLength, s.maxBody)
-	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
+	raw, complete, err := s.readHead(resp)
 	if err != nil {
-		s.buffers.put(raw)
 		return fmt.Errorf("reading upstream error body: %w", err)
 	}
 	if !complete {
@@ -136,6 +134,19 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	return nil
 }
 
+// readHead reads the upstream body into a pooled buffer, up to
+// max_body_bytes (one byte more tells a larger body). complete reports that
+// the whole body fit; on an error the buffer is already back in the pool.
+func (s *snapshot) readHead(resp *http.Response) (raw *[]byte, complete bool, err error) {
+	raw = s.buffers.getFor(resp.ContentLength, s.maxBody)
+	complete, err = codec.ReadUpTo(resp.Body, raw, s.maxBody)
+	if err != nil {
+		s.buffers.put(raw)
+		return nil, false, err
+	}
+	return raw, complete, nil
+}
+
 // setBody replaces resp's body with a pooled buffer and fixes its headers.
 func (s *snapshot) setBody(resp *http.Response, out *[]byte) {
 	resp.Body = &pooledBody{buf: out, pool: s.buffers}
@@ -158,10 +169,8 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	if c == nil && resp.ContentLength > s.maxBody {
 		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
 	}
-	raw := s.buffers.getFor(resp.ContentLength, s.maxBody)
-	complete, err := codec.ReadUpTo(resp.Body, raw, s.maxBody)
+	raw, complete, err := s.readHead(resp)
 	if err != nil {
-		s.buffers.put(raw)
 		return fmt.Errorf("reading upstream body: %w", err)
 	}
 	if !complete {
