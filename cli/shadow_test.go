@@ -204,3 +204,39 @@ candidate: {url: "`+candidate.URL+`", timeout: 5s}
 		}
 	})
 }
+
+// TestShadowReplaysRequestBody mirrors a listed write method: the candidate
+// gets the client's body exactly, and the client its legacy answer.
+func TestShadowReplaysRequestBody(t *testing.T) {
+	got := make(chan string, 1)
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":1}`)
+	}))
+	defer legacy.Close()
+	candidate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + string(b)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"data":{"id":1},"success":true,"message":"OK"}`)
+	}))
+	defer candidate.Close()
+	in := startServe(t, configYAML(legacy.URL, "shadow", "shadow: {methods: [POST]}\ncandidate: {url: \""+candidate.URL+"\"}\n"))
+	body := `{"session_id":"abc","frames":[1,2,3]}`
+	req, _ := http.NewRequest("POST", in.client+"/v1/detect", strings.NewReader(body))
+	req.Header.Set("X-API-Key", acmeKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `{"id":1}` {
+		t.Errorf("client: got %q; want the legacy body", b)
+	}
+	if g := <-got; g != "POST "+body {
+		t.Errorf("candidate: got %q; want %q", g, "POST "+body)
+	}
+	waitFor(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeMatch] == 1 })
+}

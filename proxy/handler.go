@@ -72,11 +72,20 @@ type exchange struct {
 	upstreamError string
 	outcome       transform.Outcome
 	rec           responseRecorder
-	body          countingBody
-	shadow        shadowCapture
+	// reqBody is the client's request body, nil when it had none.
+	reqBody *requestBody
+	shadow  shadowCapture
 }
 
 type exchangeKey struct{}
+
+// bytesIn returns how many request body bytes the upstream has read.
+func (ex *exchange) bytesIn() int64 {
+	if ex.reqBody == nil {
+		return 0
+	}
+	return ex.reqBody.n.Load()
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
@@ -256,9 +265,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.admitShadow(s, ex, r)
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body.ReadCloser = r.Body
-		ex.body.capture = &ex.shadow
-		r.Body = &ex.body
+		ex.reqBody = &requestBody{ReadCloser: r.Body}
+		if ex.shadow.active {
+			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
+		}
+		r.Body = ex.reqBody
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	defer h.finish(s, ex)
@@ -277,8 +288,7 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 		h.submitShadow(s, ex, elapsed)
 	}
 	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
-	ex.body.ReadCloser = nil
-	ex.body.capture = nil
+	ex.reqBody = nil
 	h.exchanges.Put(ex)
 }
 
@@ -305,7 +315,7 @@ func (h *Handler) logAccess(ex *exchange, elapsed time.Duration) {
 		zap.String("legacy_code", ex.outcome.LegacyCode),
 		zap.String("code", ex.outcome.Code),
 		zap.String("upstream_error", ex.upstreamError),
-		zap.Int64("bytes_in", ex.body.n),
+		zap.Int64("bytes_in", ex.bytesIn()),
 		zap.Int64("bytes_out", r.bytes),
 		zap.Duration("duration", elapsed),
 		zap.Duration("upstream_duration", ex.upstreamTime),

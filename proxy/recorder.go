@@ -3,6 +3,8 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 )
 
 // responseRecorder notes the status and size of what the client was sent,
@@ -38,22 +40,43 @@ func (w *responseRecorder) Write(p []byte) (int, error) {
 
 func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts the bytes of a request body as the upstream reads
-// it, and tees them aside for a shadowed exchange.
-type countingBody struct {
+// requestBody counts a request body's bytes as the upstream reads them
+// and, for a shadowed exchange, tees them aside. It is allocated per
+// request that has a body and never pooled: the transport may go on reading
+// a request body after the handler has returned (when the upstream answers
+// before reading it all), so nothing it touches may be recycled state.
+type requestBody struct {
 	io.ReadCloser
-	n       int64
-	capture *shadowCapture
+	n atomic.Int64
+	// limit is 0 unless the exchange is shadowed; it never changes, so a
+	// plain request never takes the lock.
+	limit     int64
+	mu        sync.Mutex
+	capturing bool
+	buf       []byte
+	truncated bool
 }
 
-func (b *countingBody) Read(p []byte) (int, error) {
+func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	if c := b.capture; n > 0 && c.active && !c.reqTruncated {
-		if capture(&c.reqBody, p[:n], c.maxRequestBytes) {
-			c.reqTruncated = true
-			c.reqBody = nil
+	b.n.Add(int64(n))
+	if n > 0 && b.limit > 0 {
+		b.mu.Lock()
+		if b.capturing && !b.truncated {
+			if capture(&b.buf, p[:n], b.limit) {
+				b.truncated, b.buf = true, nil
+			}
 		}
+		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// take ends the capture and returns what it holds; reads after it are
+// counted but not captured.
+func (b *requestBody) take() (buf []byte, truncated bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.capturing = false
+	return b.buf, b.truncated
 }

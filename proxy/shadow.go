@@ -23,8 +23,6 @@ type Shadower interface {
 type shadowCapture struct {
 	active          bool
 	reqHeader       http.Header
-	reqBody         []byte
-	reqTruncated    bool
 	respHeader      http.Header
 	respBody        []byte
 	respTruncated   bool
@@ -77,6 +75,11 @@ func (t *teeBody) Read(p []byte) (int, error) {
 // runs after the client's response is complete.
 func (h *Handler) submitShadow(s *snapshot, ex *exchange, elapsed time.Duration) {
 	c := &ex.shadow
+	var body []byte
+	var truncated bool
+	if ex.reqBody != nil {
+		body, truncated = ex.reqBody.take()
+	}
 	h.shadow.Submit(&shadow.Exchange{
 		Client:          ex.decision.Client,
 		KeyHash:         ex.decision.KeyHash,
@@ -84,8 +87,8 @@ func (h *Handler) submitShadow(s *snapshot, ex *exchange, elapsed time.Duration)
 		Path:            ex.path,
 		RawQuery:        ex.rawQuery,
 		Header:          c.reqHeader,
-		Body:            c.reqBody,
-		BodyTruncated:   c.reqTruncated,
+		Body:            body,
+		BodyTruncated:   truncated,
 		LegacyStatus:    ex.upstreamStatus,
 		LegacyHeader:    c.respHeader,
 		LegacyBody:      c.respBody,
