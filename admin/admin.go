@@ -118,9 +118,10 @@ func dialUpstream(ctx context.Context, rawURL string, timeout time.Duration) err
 // its first 8 characters: enough to recognise a client, useless to anyone
 // trying to match keys.
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
-	c := *s.opts.Config()
-	c.Routing.Clients = make([]config.Client, len(c.Routing.Clients))
-	for i, cl := range s.opts.Config().Routing.Clients {
+	in := s.opts.Config()
+	c := *in
+	c.Routing.Clients = make([]config.Client, len(in.Routing.Clients))
+	for i, cl := range in.Routing.Clients {
 		short := make([]string, len(cl.KeysSHA256))
 		for j, k := range cl.KeysSHA256 {
 			short[j] = k[:min(8, len(k))]

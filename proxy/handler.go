@@ -147,12 +147,9 @@ func (h *Handler) Swap(cfg *config.Config) error {
 	}
 	h.current.Store(s)
 	if old != nil && old.transport != s.transport {
-		go func() {
-			// Give requests still on the old transport time to finish
-			// before its idle connections are closed.
-			time.Sleep(old.cfg.Server.ShutdownTimeout)
-			old.transport.CloseIdleConnections()
-		}()
+		// Give requests still on the old transport time to finish before
+		// its idle connections are closed.
+		time.AfterFunc(old.cfg.Server.ShutdownTimeout, old.transport.CloseIdleConnections)
 	}
 	return nil
 }
