@@ -125,9 +125,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		s.buffers.put(out)
 		out = enc
 	}
-	if raw != body || c == nil {
-		s.buffers.put(raw)
-	}
+	s.buffers.put(raw)
 	resp.StatusCode = ex.outcome.Status
 	resp.Status = ""
 	s.setBody(resp, out)

@@ -96,16 +96,6 @@ func New(rules []Rule) (*Transformer, error) {
 	return t, nil
 }
 
-// KnownCodes returns every code the rules name, legacy or envelope, which
-// bounds the label values of code metrics.
-func (t *Transformer) KnownCodes() []string {
-	out := make([]string, 0, len(t.codes))
-	for c := range t.codes {
-		out = append(out, c)
-	}
-	return out
-}
-
 func (t *Transformer) intern(code string) string {
 	if code == "" {
 		return ""
