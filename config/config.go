@@ -61,6 +61,56 @@ type Config struct {
 	Candidate Candidate `yaml:"candidate"`
 	// Log configures the logger.
 	Log Log `yaml:"log"`
+	// StateDir is where the dashboard's evidence is kept across restarts
+	// (an SQLite file); empty keeps it in memory only.
+	StateDir string `yaml:"state_dir"`
+	// Readiness holds the thresholds of the per-client readiness verdict.
+	Readiness Readiness `yaml:"readiness"`
+	// Dashboard configures what the migration dashboard keeps.
+	Dashboard Dashboard `yaml:"dashboard"`
+	// Admin configures access to the admin listener.
+	Admin Admin `yaml:"admin"`
+}
+
+// Readiness holds the thresholds a client's evidence is held against
+// before it is called ready to be flipped to the envelope.
+type Readiness struct {
+	// Window is how far back the verdict looks.
+	Window time.Duration `yaml:"window"`
+	// MinRequests is the evidence a verdict needs: compared exchanges for
+	// a shadow client, requests for an envelope client.
+	MinRequests uint64 `yaml:"min_requests"`
+	// MaxMismatchRatio bounds the shadow mismatches over comparisons.
+	MaxMismatchRatio float64 `yaml:"max_mismatch_ratio"`
+	// MaxUnmapped bounds the errors no rule matched.
+	MaxUnmapped uint64 `yaml:"max_unmapped"`
+	// MaxCandidateErrorsRatio bounds the candidate's failures and timeouts
+	// over replays.
+	MaxCandidateErrorsRatio float64 `yaml:"max_candidate_errors_ratio"`
+	// MaxUpstreamErrorsRatio bounds an envelope client's requests that
+	// got the proxy's 502 or 504.
+	MaxUpstreamErrorsRatio float64 `yaml:"max_upstream_errors_ratio"`
+	// Retention is how long evidence is kept in state_dir.
+	Retention time.Duration `yaml:"retention"`
+	// MaxStateBytes caps the evidence file; the oldest evidence goes first.
+	MaxStateBytes int64 `yaml:"max_state_bytes"`
+}
+
+// Dashboard configures the evidence the dashboard keeps.
+type Dashboard struct {
+	// Samples keeps sample bodies (unmapped errors, shadow mismatches);
+	// false keeps counts only.
+	Samples bool `yaml:"samples"`
+	// Redact lists JSON Pointers ("*" for any key or index) whose values
+	// are masked in sample bodies before they are stored.
+	Redact []string `yaml:"redact"`
+}
+
+// Admin configures the admin listener's access control.
+type Admin struct {
+	// TokenSHA256 is the hex SHA-256 of a bearer token every admin request
+	// but /healthz and /readyz must present; empty means none.
+	TokenSHA256 string `yaml:"token_sha256"`
 }
 
 // Shadow configures the comparison of shadow-mode traffic. A shadow
@@ -191,6 +241,8 @@ const (
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultRoutingHeader  = "X-API-Key"
 	DefaultMode           = ModeLegacy
+	// DefaultStateDir is relative to the working directory.
+	DefaultStateDir = "state"
 )
 
 // Default returns the configuration used when no file is given.
@@ -236,5 +288,17 @@ func Default() *Config {
 		},
 		Candidate: Candidate{Timeout: 5 * time.Second},
 		Log:       Log{Level: "info", AccessLog: true, SampleInitial: 100, SampleThereafter: 100},
+		StateDir:  DefaultStateDir,
+		Readiness: Readiness{
+			Window:                  24 * time.Hour,
+			MinRequests:             1000,
+			MaxMismatchRatio:        0.001,
+			MaxUnmapped:             0,
+			MaxCandidateErrorsRatio: 0.001,
+			MaxUpstreamErrorsRatio:  0.01,
+			Retention:               14 * 24 * time.Hour,
+			MaxStateBytes:           256 << 20,
+		},
+		Dashboard: Dashboard{Samples: true, Redact: []string{}},
 	}
 }

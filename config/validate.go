@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"golang.org/x/net/http/httpguts"
 )
@@ -199,6 +201,38 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.SampleInitial < 0 || c.Log.SampleThereafter < 0 {
 		add("log", "sample_initial and sample_thereafter must not be negative")
+	}
+	rd := &c.Readiness
+	if rd.Window < time.Minute {
+		add("readiness.window", "%v is shorter than a minute", rd.Window)
+	}
+	if rd.Retention < rd.Window {
+		add("readiness.retention", "%v is shorter than readiness.window (%v)", rd.Retention, rd.Window)
+	}
+	for _, f := range []struct {
+		path string
+		v    float64
+	}{
+		{"readiness.max_mismatch_ratio", rd.MaxMismatchRatio},
+		{"readiness.max_candidate_errors_ratio", rd.MaxCandidateErrorsRatio},
+		{"readiness.max_upstream_errors_ratio", rd.MaxUpstreamErrorsRatio},
+	} {
+		if !(f.v >= 0 && f.v <= 1) {
+			add(f.path, "%v is not in [0, 1]", f.v)
+		}
+	}
+	if rd.MaxStateBytes < 0 {
+		add("readiness.max_state_bytes", "must not be negative")
+	}
+	for i, p := range c.Dashboard.Redact {
+		if _, err := redact.Compile([]string{p}); err != nil {
+			add(fmt.Sprintf("dashboard.redact[%d]", i), "%v", err)
+		}
+	}
+	if t := c.Admin.TokenSHA256; t != "" {
+		if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
+			add("admin.token_sha256", "%q is not a hex SHA-256 digest (64 hex digits)", redactDigest(t))
+		}
 	}
 	if len(errs) == 0 {
 		return nil

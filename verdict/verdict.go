@@ -121,11 +121,14 @@ func Decide(e Evidence, t Thresholds) Verdict {
 			}
 			if e.Compared > 0 {
 				r := ratio(e.Mismatches, e.Compared)
-				line := fmt.Sprintf("mismatch %s %s %s%s, %s compared", Percent(r), "%s", Percent(t.MaxMismatchRatio), over, Count(e.Compared))
+				// Formatted once: a format built by Sprintf would read the "%" of Percent as a verb.
+				line := func(op string) string {
+					return fmt.Sprintf("mismatch %s %s %s%s, %s compared", Percent(r), op, Percent(t.MaxMismatchRatio), over, Count(e.Compared))
+				}
 				if r > t.MaxMismatchRatio {
-					failed = append(failed, fmt.Sprintf(line, ">"))
+					failed = append(failed, line(">"))
 				} else {
-					passed = append(passed, fmt.Sprintf(line, "≤"))
+					passed = append(passed, line("≤"))
 				}
 			}
 			if e.Compared < t.MinRequests {
@@ -140,11 +143,13 @@ func Decide(e Evidence, t Thresholds) Verdict {
 		}
 		if e.Requests > 0 {
 			r := ratio(e.UpstreamErrors, e.Requests)
-			line := fmt.Sprintf("upstream errors %s %s %s%s, %s requests", Percent(r), "%s", Percent(t.MaxUpstreamErrorsRatio), over, Count(e.Requests))
+			line := func(op string) string {
+				return fmt.Sprintf("upstream errors %s %s %s%s, %s requests", Percent(r), op, Percent(t.MaxUpstreamErrorsRatio), over, Count(e.Requests))
+			}
 			if r > t.MaxUpstreamErrorsRatio {
-				failed = append(failed, fmt.Sprintf(line, ">"))
+				failed = append(failed, line(">"))
 			} else {
-				passed = append(passed, fmt.Sprintf(line, "≤"))
+				passed = append(passed, line("≤"))
 			}
 		}
 		if e.Requests < t.MinRequests {
@@ -193,6 +198,11 @@ func Percent(r float64) string {
 	p := r * 100
 	prec := 1
 	for prec < 4 && p != 0 && p < 1/pow10(prec) {
+		prec++
+	}
+	if prec > 1 {
+		// Below 0.1% the first significant digit alone would round
+		// 0.012% to 0.01%: show a second one.
 		prec++
 	}
 	s := strconv.FormatFloat(p, 'f', prec, 64)
