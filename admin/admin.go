@@ -1,6 +1,8 @@
 // Package admin serves envelope-proxy's admin listener: Prometheus metrics,
-// liveness and readiness, and the effective config. It is a separate
-// listener from the clients' and defaults to loopback.
+// liveness and readiness, the effective config, profiles, and the handlers
+// it is given (the shadow report, the migration dashboard). It is a
+// separate listener from the clients' and defaults to loopback; with
+// admin.token_sha256 set, everything but the probes needs the token.
 package admin
 
 import (
@@ -66,8 +68,15 @@ func New(opts Options) *Server {
 	return s
 }
 
-// ServeHTTP serves the admin endpoints.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the admin endpoints, behind the token of the config in
+// force when admin.token_sha256 is set.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !unauthenticated(r.URL.Path) && !authorized(r, s.opts.Config().Admin.TokenSHA256) {
+		challenge(w)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // SetDraining makes /readyz answer 503 from now on, so load balancers stop
 // sending traffic before the client listener closes.

@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/admin"
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/dashboard"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,13 +72,27 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
-	comparator := shadow.New(cfg, shadow.Options{Logger: logger.Named("shadow"), Registerer: reg})
+	// The recorder closes last: the comparison and the proxy feed it
+	// until they stop.
+	stateCfg := *cfg
+	stateCfg.StateDir = stateDir(source, cfg.StateDir)
+	rec := evidence.New(&stateCfg, evidence.Options{Logger: logger.Named("evidence")})
+	defer func() {
+		if err := rec.Close(); err != nil {
+			logger.Error("writing the last dashboard evidence", zap.Error(err))
+		}
+	}()
+	comparator := shadow.New(cfg, shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Evidence: rec})
 	defer comparator.Close()
-	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator})
+	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Evidence: rec})
 	if err != nil {
 		return err
 	}
-	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config, Handlers: map[string]http.Handler{"/shadow/report": comparator}})
+	handlers := map[string]http.Handler{"/shadow/report": comparator}
+	for path, hd := range dashboard.New(rec, dashboard.Options{Logger: logger.Named("dashboard")}).Routes() {
+		handlers[path] = hd
+	}
+	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config, Handlers: handlers})
 
 	srv := newServer(cfg, h, logger)
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -98,14 +115,15 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	if source != "" {
 		current := cfg
 		reloader := config.NewReloader(source, loaded, func(c *config.Config) error {
-			if c.Listen != current.Listen || c.AdminListen != current.AdminListen {
-				logger.Warn("listen and admin_listen changes take effect on restart",
-					zap.String("listen", current.Listen), zap.String("admin_listen", current.AdminListen))
+			if c.Listen != current.Listen || c.AdminListen != current.AdminListen || c.StateDir != current.StateDir {
+				logger.Warn("listen, admin_listen and state_dir changes take effect on restart",
+					zap.String("listen", current.Listen), zap.String("admin_listen", current.AdminListen), zap.String("state_dir", current.StateDir))
 			}
 			if err := h.Swap(c); err != nil {
 				return err
 			}
 			comparator.Swap(c)
+			rec.Swap(c)
 			logs.setLevel(c.Log.Level)
 			current = c
 			return nil
@@ -158,6 +176,17 @@ func drain(cfg *config.Config, srv, adminSrv *http.Server, adm *admin.Server, lo
 		return fmt.Errorf("shutdown: requests still in flight after %s: %w", cfg.Server.ShutdownTimeout, err)
 	}
 	return nil
+}
+
+// stateDir resolves a relative state_dir against the config file's
+// directory, so the evidence sits beside the config it belongs to whatever
+// the working directory; with the embedded defaults it is relative to the
+// working directory.
+func stateDir(source, dir string) string {
+	if dir == "" || source == "" || filepath.IsAbs(dir) {
+		return dir
+	}
+	return filepath.Join(filepath.Dir(source), dir)
 }
 
 func displaySource(source string) string {

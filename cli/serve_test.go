@@ -241,7 +241,9 @@ func TestMetricsMoveForEachKind(t *testing.T) {
 		{"envelope_proxy_rewrites_total", map[string]string{"legacy_status": "403", "legacy_code": "insufficient_credits", "status": "402", "code": "insufficient_credits"}, 1},
 		{"envelope_proxy_rewrites_total", map[string]string{"legacy_status": "418", "legacy_code": "", "status": "418", "code": "http_418"}, 1},
 		{"envelope_proxy_rewrites_total", map[string]string{"legacy_status": "200", "legacy_code": "", "status": "200", "code": ""}, 1},
-		{"envelope_proxy_unmapped_total", map[string]string{"legacy_status": "418"}, 1},
+		{"envelope_proxy_unmapped_total", map[string]string{"client": "acme", "legacy_status": "418"}, 1},
+		{"envelope_proxy_client_mode", map[string]string{"client": "acme", "mode": "envelope"}, 1},
+		{"envelope_proxy_client_mode", map[string]string{"client": "default", "mode": "legacy"}, 1},
 		{"envelope_proxy_passthrough_total", map[string]string{"reason": "oversize"}, 1},
 		{"envelope_proxy_passthrough_total", map[string]string{"reason": "not_json"}, 1},
 		{"envelope_proxy_passthrough_total", map[string]string{"reason": "migrated"}, 1},
@@ -273,7 +275,7 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 	if status != 502 || !strings.Contains(body, "bad_gateway") {
 		t.Errorf("got %d %q; want a 502 envelope", status, body)
 	}
-	if got := counter(in.metrics(), "envelope_proxy_upstream_errors_total", map[string]string{"kind": "refused"}); got != 1 {
+	if got := counter(in.metrics(), "envelope_proxy_upstream_errors_total", map[string]string{"client": "acme", "kind": "refused"}); got != 1 {
 		t.Errorf("refused: got %v; want 1", got)
 	}
 	// The upstream is down, so the proxy is not ready.

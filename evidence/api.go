@@ -118,7 +118,9 @@ type ClientDetail struct {
 	Paths []PathCount `json:"paths"`
 	// Samples are recent mismatching exchanges, newest first.
 	Samples []Sample `json:"samples"`
-	// Series are the client's counts over the window, oldest first.
+	// Recent are the client's counts over the last hour, by minute.
+	Recent Series `json:"recent"`
+	// Series are the client's counts over the window, by hour.
 	Series Series `json:"series"`
 }
 
@@ -183,8 +185,7 @@ type DiffOp struct {
 
 // Series is a client's evidence over time in equal steps.
 type Series struct {
-	// StepSeconds is the width of a point: 60 for windows up to six
-	// hours, more for longer ones (at most 288 points).
+	// StepSeconds is the width of a point: 60 (Recent) or 3600 (Series).
 	StepSeconds int64 `json:"step_seconds"`
 	// Points are the steps, oldest first; steps without traffic are
 	// present with zero counts.

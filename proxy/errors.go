@@ -52,7 +52,6 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	}
 	status := statusForError(err)
 	kind := upstreamErrorKind(err)
-	s.metrics.upstreamErrors.WithLabelValues(kind).Inc()
 	code := transform.StatusCode(status)
 	msg := transform.StatusText(status)
 	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("kind", kind), zap.String("path", r.URL.Path), zap.Error(err))

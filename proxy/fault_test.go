@@ -159,12 +159,13 @@ func counterValue(t testing.TB, v *prometheus.CounterVec, labels ...string) floa
 var clientFormats = []struct {
 	name     string
 	key      string
+	client   string
 	envelope bool
 }{
-	{"envelope client", envelopeKey, true},
-	{"legacy client", legacyKey, false},
-	{"unlisted client", "unlisted-key", false},
-	{"shadow client", shadowKey, false},
+	{"envelope client", envelopeKey, "acme", true},
+	{"legacy client", legacyKey, "old", false},
+	{"unlisted client", "unlisted-key", "default", false},
+	{"shadow client", shadowKey, "watcher", false},
 }
 
 // checkProxyError checks a complete answer written by the proxy itself.
@@ -213,7 +214,7 @@ func testFaultRefused(t *testing.T) {
 				want = badGatewayEnvelope
 			}
 			checkProxyError(t, got, http.StatusBadGateway, want)
-			if g := counterValue(t, m.upstreamErrors, upstreamRefused); g != 1 {
+			if g := counterValue(t, m.upstreamErrors, cf.client, upstreamRefused); g != 1 {
 				t.Errorf("upstream_errors_total{kind=refused}: got %v; want 1", g)
 			}
 		})
@@ -238,7 +239,7 @@ func testFaultNeverAnswers(t *testing.T) {
 				want = gatewayTimeoutEnvelope
 			}
 			checkProxyError(t, got, http.StatusGatewayTimeout, want)
-			if g := counterValue(t, m.upstreamErrors, upstreamTimeout); g != 1 {
+			if g := counterValue(t, m.upstreamErrors, cf.client, upstreamTimeout); g != 1 {
 				t.Errorf("upstream_errors_total{kind=timeout}: got %v; want 1", g)
 			}
 			// The proxy closes the connection it gave up on rather than
@@ -298,7 +299,7 @@ func testFaultResetMidError(t *testing.T) {
 		url := proxyTo(t, up(t), nil, Options{Metrics: m})
 		got := do(t, "GET", url+"/v1/x", envelopeKey, nil)
 		checkProxyError(t, got, http.StatusBadGateway, badGatewayEnvelope)
-		if g := counterValue(t, m.upstreamErrors, upstreamReset); g != 1 {
+		if g := counterValue(t, m.upstreamErrors, "acme", upstreamReset); g != 1 {
 			t.Errorf("upstream_errors_total{kind=reset}: got %v; want 1", g)
 		}
 	})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -33,6 +34,7 @@ type Handler struct {
 	accessLog *zap.Logger
 	metrics   *Metrics
 	shadow    Shadower
+	evidence  Evidence
 	exchanges sync.Pool
 	codecs    *codec.Set
 	buffers   *bufferPool
@@ -50,11 +52,16 @@ type snapshot struct {
 	migratedPrefixes []string
 	vary             string
 	maxBody          int64
-	logger           *zap.Logger
-	metrics          *Metrics
-	accessLog        bool
-	codecs           *codec.Set
-	buffers          *bufferPool
+	// keepUnmapped is set when the dashboard keeps samples of unmapped
+	// errors, and keyHeader names the header whose value is scrubbed
+	// from them.
+	keepUnmapped bool
+	keyHeader    string
+	logger       *zap.Logger
+	metrics      *Metrics
+	accessLog    bool
+	codecs       *codec.Set
+	buffers      *bufferPool
 }
 
 // exchange is the per-request state shared by the hooks of one
@@ -75,6 +82,11 @@ type exchange struct {
 	// reqBody is the client's request body, nil when it had none.
 	reqBody *requestBody
 	shadow  shadowCapture
+	// evidence is the event handed to the dashboard's recorder, and
+	// unmappedBody the reused copy of an unmapped error's body.
+	evidence          evidence.Event
+	unmappedBody      []byte
+	unmappedTruncated bool
 }
 
 type exchangeKey struct{}
@@ -104,6 +116,9 @@ type Options struct {
 	// Shadow receives shadow-mode exchanges; nil makes shadow mode
 	// behave exactly as legacy mode, with no capture.
 	Shadow Shadower
+	// Evidence receives every finished request for the migration
+	// dashboard; nil records nothing.
+	Evidence Evidence
 }
 
 // New builds a Handler serving cfg, which must be valid.
@@ -125,6 +140,7 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		accessLog: accessLog,
 		metrics:   metrics,
 		shadow:    opts.Shadow,
+		evidence:  opts.Evidence,
 		codecs:    &codec.Set{},
 		buffers:   newBufferPool(int(cfg.MaxBodyBytes) * 2),
 		copyBufs:  &copyPool{},
@@ -146,6 +162,7 @@ func (h *Handler) Swap(cfg *config.Config) error {
 		return err
 	}
 	h.current.Store(s)
+	h.metrics.setModes(cfg)
 	if old != nil && old.transport != s.transport {
 		// Give requests still on the old transport time to finish before
 		// its idle connections are closed.
@@ -172,6 +189,8 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		transformer:      tr,
 		migratedPrefixes: cfg.MigratedPrefixes,
 		maxBody:          cfg.MaxBodyBytes,
+		keepUnmapped:     h.evidence != nil && cfg.Dashboard.Samples,
+		keyHeader:        cfg.Routing.Header,
 		logger:           h.logger,
 		metrics:          h.metrics,
 		accessLog:        cfg.Log.AccessLog,
@@ -245,7 +264,8 @@ func newTransport(u *config.Upstream) *http.Transport {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.current.Load()
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, start: time.Now()}
+	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, start: time.Now(),
+		unmappedBody: ex.unmappedBody[:0]}
 	ex.rec.ResponseWriter = w
 	ex.rec.flusher, _ = w.(http.Flusher)
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
@@ -283,6 +303,12 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 	}
 	if ex.shadow.active {
 		h.submitShadow(s, ex, elapsed)
+	}
+	if h.evidence != nil {
+		h.recordEvidence(ex, elapsed)
+	}
+	if cap(ex.unmappedBody) > maxUnmappedCapture {
+		ex.unmappedBody = nil
 	}
 	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
 	ex.reqBody = nil

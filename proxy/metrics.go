@@ -17,6 +17,7 @@ type Metrics struct {
 	unmapped         *prometheus.CounterVec
 	passthrough      *prometheus.CounterVec
 	upstreamErrors   *prometheus.CounterVec
+	clientMode       *prometheus.GaugeVec
 	requestDuration  *prometheus.HistogramVec
 	upstreamDuration prometheus.Histogram
 }
@@ -42,16 +43,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"legacy_status", "legacy_code", "status", "code"}),
 		unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envelope_proxy_unmapped_total",
-			Help: "Errors no rule matched, rewritten by the generic fallback: the rules' blind spots.",
-		}, []string{"legacy_status"}),
+			Help: "Errors no rule matched, rewritten by the generic fallback: the rules' blind spots, by client and legacy status.",
+		}, []string{"client", "legacy_status"}),
 		passthrough: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envelope_proxy_passthrough_total",
 			Help: "Responses to envelope clients passed unchanged, by reason.",
 		}, []string{"reason"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "envelope_proxy_upstream_errors_total",
-			Help: "Failures to reach or read the upstream, by kind.",
-		}, []string{"kind"}),
+			Help: "Failures to reach or read the upstream (the client got the proxy's 502 or 504), by client and kind.",
+		}, []string{"client", "kind"}),
+		clientMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "envelope_proxy_client_mode",
+			Help: "1 for the mode each configured client (named client, rollout cohort, default) gets now; for joining readiness alerts on flipped clients.",
+		}, []string{"client", "mode"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "envelope_proxy_request_duration_seconds",
 			Help:    "Time from request to the end of the response, by mode.",
@@ -63,19 +68,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.requests, m.rewrites, m.unmapped, m.passthrough, m.upstreamErrors, m.requestDuration, m.upstreamDuration)
+	reg.MustRegister(m.requests, m.rewrites, m.unmapped, m.passthrough, m.upstreamErrors, m.clientMode, m.requestDuration, m.upstreamDuration)
 	// Known label values start at zero, so rate() works from the first
 	// scrape and dashboards show the series before the first event.
 	for _, r := range []transform.Reason{transform.ReasonOversize, transform.ReasonNotJSON, transform.ReasonMigrated, transform.ReasonEncoding} {
 		m.passthrough.WithLabelValues(string(r))
 	}
-	for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamOther} {
-		m.upstreamErrors.WithLabelValues(k)
-	}
 	for _, mode := range []config.Mode{config.ModeLegacy, config.ModeEnvelope, config.ModeShadow} {
 		m.requestDuration.WithLabelValues(string(mode))
 	}
 	return m
+}
+
+// setModes publishes each configured client's mode, and starts the
+// per-client error counters at zero so that rate() works from the first
+// scrape.
+func (m *Metrics) setModes(cfg *config.Config) {
+	m.clientMode.Reset()
+	set := func(client string, mode config.Mode) {
+		m.clientMode.WithLabelValues(client, string(mode)).Set(1)
+		for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamOther} {
+			m.upstreamErrors.WithLabelValues(client, k)
+		}
+	}
+	for _, cl := range cfg.Routing.Clients {
+		set(cl.Name, cl.Mode)
+	}
+	for i, co := range cfg.Routing.Rollout {
+		set(cfg.CohortName(i), co.Mode)
+	}
+	set(config.DefaultClientName, cfg.Routing.Default)
 }
 
 // statusLabel returns the label text of an HTTP status without formatting
@@ -118,14 +140,15 @@ func (m *Metrics) observe(ex *exchange, seconds float64) {
 	m.requests.WithLabelValues(ex.decision.Client, mode, codeClass(ex.rec.status)).Inc()
 	m.requestDuration.WithLabelValues(mode).Observe(seconds)
 	o := &ex.outcome
+	if ex.upstreamError != "" {
+		m.upstreamErrors.WithLabelValues(ex.decision.Client, ex.upstreamError).Inc()
+		return
+	}
 	switch o.Action {
 	case transform.Rewrite:
-		if ex.upstreamError != "" {
-			return
-		}
 		m.rewrites.WithLabelValues(statusLabel(ex.upstreamStatus), o.LegacyCode, statusLabel(o.Status), o.Code).Inc()
 		if o.Unmapped {
-			m.unmapped.WithLabelValues(statusLabel(ex.upstreamStatus)).Inc()
+			m.unmapped.WithLabelValues(ex.decision.Client, statusLabel(ex.upstreamStatus)).Inc()
 		}
 	case transform.Wrap:
 		m.rewrites.WithLabelValues(statusLabel(ex.upstreamStatus), "", statusLabel(o.Status), "").Inc()

@@ -456,3 +456,35 @@ func BenchmarkEnvelope(b *testing.B) {
 		}
 	}
 }
+
+func TestTouches(t *testing.T) {
+	p, err := Compile([]string{"/data/email", "/data/*/token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, pointer string
+		want          bool
+	}{
+		{"exact", "/data/email", true},
+		{"inside", "/data/email/0", true},
+		{"ancestor", "/data", true},
+		{"root", "", true},
+		{"wildcard", "/data/items/token", true},
+		{"wildcard index", "/data/3/token", true},
+		{"may hold a wildcard match", "/data/name", true},
+		{"sibling", "/meta/name", false},
+		{"other branch", "/errors/0/code", false},
+		{"wildcard sibling", "/data/items/id", false},
+		{"bad escape", "/data/~2", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.Touches(tc.pointer); got != tc.want {
+				t.Errorf("Touches(%q): got %v; want %v", tc.pointer, got, tc.want)
+			}
+		})
+	}
+	if (Paths{}).Touches("/data/email") {
+		t.Errorf("empty Paths touches /data/email")
+	}
+}

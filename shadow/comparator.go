@@ -10,8 +10,10 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 )
 
@@ -24,6 +26,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Codecs decode compressed bodies; nil uses a new set.
 	Codecs *codec.Set
+	// Evidence receives every outcome for the migration dashboard; nil
+	// records nothing.
+	Evidence Evidence
+}
+
+// Evidence is what the comparison needs of the migration dashboard: one
+// call per outcome that never blocks on storage. Nothing flows back.
+type Evidence interface {
+	RecordShadow(ev *evidence.ShadowEvent)
 }
 
 // Comparator runs the shadow comparison: it admits shadow-mode requests on
@@ -31,11 +42,12 @@ type Options struct {
 // of its own, at most max_in_flight at once, recording every outcome in
 // its report and counters. It is safe for concurrent use.
 type Comparator struct {
-	logger  *zap.Logger
-	codecs  *codec.Set
-	metrics *metrics
-	clients *clientTable
-	store   *store
+	logger   *zap.Logger
+	codecs   *codec.Set
+	evidence Evidence
+	metrics  *metrics
+	clients  *clientTable
+	store    *store
 	// transformer has the built-in rules only, for exchanges handed over
 	// without the rule set they were served with.
 	transformer *transform.Transformer
@@ -90,6 +102,7 @@ func New(cfg *config.Config, opts Options) *Comparator {
 	c := &Comparator{
 		logger:      logger,
 		codecs:      codecs,
+		evidence:    opts.Evidence,
 		metrics:     m,
 		clients:     newClientTable(m.total),
 		store:       newStore(),
@@ -138,7 +151,7 @@ func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
 		return false
 	}
 	if method == http.MethodConnect || !s.mirrors(method) {
-		c.clients.get(client).count(OutcomeSkippedMethod)
+		c.count(c.clients.get(client), OutcomeSkippedMethod)
 		return false
 	}
 	return true
@@ -157,12 +170,12 @@ func (c *Comparator) Submit(ex *Exchange) {
 	if ex.Method == http.MethodConnect || ex.Header.Get("Upgrade") != "" || !s.mirrors(ex.Method) {
 		// The proxy never captures CONNECT or protocol upgrades; they are
 		// refused here too, since replaying either would open a tunnel.
-		cs.count(OutcomeSkippedMethod)
+		c.count(cs, OutcomeSkippedMethod)
 		return
 	}
 	if c.inflight.Add(1) > s.maxInFlight || c.closed.Load() {
 		c.release()
-		cs.count(OutcomeDropped)
+		c.count(cs, OutcomeDropped)
 		return
 	}
 	go c.run(s, cs, ex)
@@ -223,7 +236,7 @@ func (c *Comparator) run(s *settings, cs *clientStats, ex *Exchange) {
 			msg, _ := truncate(fmt.Sprint(p), 200)
 			c.logger.Error("shadow comparison failed", zap.String("client", cs.name), zap.String("panic", msg))
 			if !recorded {
-				cs.count(OutcomeCandidateError)
+				c.count(cs, OutcomeCandidateError)
 			}
 		}
 	}()
@@ -318,4 +331,78 @@ func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *resul
 		}
 	}
 	c.store.add(&o)
+	if c.evidence != nil {
+		c.recordEvidence(s, cs, ex, r, o.sample)
+	}
+}
+
+// count counts an outcome decided before the exchange had a route or a
+// status (skipped_method, dropped, a failed comparison).
+func (c *Comparator) count(cs *clientStats, o Outcome) {
+	cs.count(o)
+	if c.evidence != nil {
+		c.evidence.RecordShadow(&evidence.ShadowEvent{Client: cs.name, Outcome: string(o)})
+	}
+}
+
+// recordEvidence hands a finished comparison to the dashboard, with its
+// route, differing paths, dry-run blind spot and sample, all redacted.
+func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, r *result, smp *Sample) {
+	ev := &evidence.ShadowEvent{
+		Client:       cs.name,
+		Outcome:      string(r.outcome),
+		Route:        ex.Method + " " + s.routes.template(ex.Path),
+		LegacyStatus: ex.LegacyStatus,
+	}
+	if d := r.dry; d != nil && d.outcome.Unmapped {
+		ev.Unmapped = true
+		ev.UnmappedCode = legacyCode(d.legacy)
+		ev.UnmappedSample = unmappedSample(s, ex, d.legacy)
+	}
+	for _, op := range r.diff.ops {
+		if p := collapsePointer(op.Path); !containsString(ev.Paths, p) {
+			ev.Paths = append(ev.Paths, p)
+		}
+	}
+	if smp != nil {
+		ev.Sample = smp.evidence()
+	}
+	c.evidence.RecordShadow(ev)
+}
+
+// evidence converts a report sample into the dashboard's form.
+func (smp *Sample) evidence() *evidence.Sample {
+	out := &evidence.Sample{
+		Time:            smp.Time,
+		Request:         smp.Request,
+		LegacyStatus:    smp.LegacyStatus,
+		EnvelopeStatus:  smp.EnvelopeStatus,
+		CandidateStatus: smp.CandidateStatus,
+		LegacyBody:      smp.LegacyBody,
+		EnvelopeBody:    smp.EnvelopeBody,
+		CandidateBody:   smp.CandidateBody,
+		Diff:            make([]evidence.DiffOp, len(smp.Diff)),
+	}
+	for i, d := range smp.Diff {
+		out.Diff[i] = evidence.DiffOp{Op: d.Op, Path: d.Path, Value: d.Value}
+	}
+	return out
+}
+
+// legacyCode returns a legacy error body's "code" as text, "" when it has
+// none; it is cut to 64 bytes, since bodies are untrusted.
+func legacyCode(body []byte) string {
+	if !gjson.ValidBytes(body) {
+		return ""
+	}
+	v := gjson.GetBytes(body, "code")
+	var code string
+	switch v.Type {
+	case gjson.String:
+		code = v.Str
+	case gjson.Number:
+		code = v.Raw
+	}
+	code, _ = truncate(code, 64)
+	return code
 }

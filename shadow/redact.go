@@ -208,8 +208,14 @@ func truncate(s string, n int) (string, bool) {
 	return s[:cut], true
 }
 
-// newSample builds the redacted sample of a mismatching exchange.
+// newSample builds the redacted sample of a mismatching exchange, nil when
+// dashboard.samples is off. The dashboard.redact paths are masked over
+// each whole body before it is scrubbed of credentials and cut, and a diff
+// value at, above or under a masked path is withheld.
 func newSample(s *settings, ex *Exchange, r *result) *Sample {
+	if !s.samples {
+		return nil
+	}
 	rd := newRedactor(s.keyHeader, ex.Header)
 	smp := &Sample{
 		Time:         time.Now().UTC(),
@@ -221,12 +227,15 @@ func newSample(s *settings, ex *Exchange, r *result) *Sample {
 	var cut [3]bool
 	if r.dry != nil {
 		smp.EnvelopeStatus = r.dry.status
-		smp.LegacyBody, cut[0] = rd.body(r.dry.legacy)
-		smp.EnvelopeBody, cut[1] = rd.body(r.dry.body)
+		legacy, _ := s.mask.Legacy(r.dry.legacy)
+		smp.LegacyBody, cut[0] = rd.body(legacy)
+		envelope, _ := s.mask.Envelope(r.dry.body)
+		smp.EnvelopeBody, cut[1] = rd.body(envelope)
 	}
 	if r.cand != nil {
 		smp.CandidateStatus = r.cand.status
-		smp.CandidateBody, cut[2] = rd.body(r.cand.body)
+		candidate, _ := s.mask.Envelope(r.cand.body)
+		smp.CandidateBody, cut[2] = rd.body(candidate)
 	}
 	smp.BodiesTruncated = cut[0] || cut[1] || cut[2]
 	for i, op := range r.diff.ops {
@@ -237,11 +246,27 @@ func newSample(s *settings, ex *Exchange, r *result) *Sample {
 		d := DiffOp{Op: op.Type}
 		d.Path, _ = truncate(rd.text(op.Path), maxSampleHeaderValue)
 		if op.Value != nil && op.Type != jsondiff.OperationRemove {
-			if b, err := json.Marshal(op.Value); err == nil {
+			if s.mask.Touches(op.Path) {
+				d.Value = redactedValue
+			} else if b, err := json.Marshal(op.Value); err == nil {
 				d.Value, _ = truncate(rd.text(string(b)), maxOpValue)
 			}
 		}
 		smp.Diff = append(smp.Diff, d)
 	}
 	return smp
+}
+
+// redactedValue stands for a diff value withheld by dashboard.redact.
+const redactedValue = `"[redacted]"`
+
+// unmappedSample is the redacted sample of a dry run's unmapped error
+// body, "" when dashboard.samples is off.
+func unmappedSample(s *settings, ex *Exchange, legacy []byte) string {
+	if !s.samples {
+		return ""
+	}
+	masked, _ := s.mask.Legacy(legacy)
+	body, _ := newRedactor(s.keyHeader, ex.Header).body(masked)
+	return body
 }

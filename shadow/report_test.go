@@ -163,7 +163,7 @@ func TestSampleBodiesAreCut(t *testing.T) {
 	if strings.Contains(got, "KKKKK") {
 		t.Errorf("got a part of the key at the cut: %q", got[len(got)-20:])
 	}
-	smp := newSample(&settings{keyHeader: "X-Api-Key"}, &Exchange{Method: "GET", Path: "/"}, &result{diff: diffResult{ops: make(jsondiff.Patch, 40)}})
+	smp := newSample(&settings{keyHeader: "X-Api-Key", samples: true}, &Exchange{Method: "GET", Path: "/"}, &result{diff: diffResult{ops: make(jsondiff.Patch, 40)}})
 	if len(smp.Diff) != maxSampleOps || !smp.DiffTruncated {
 		t.Errorf("got %d ops (truncated %v); want %d, truncated", len(smp.Diff), smp.DiffTruncated, maxSampleOps)
 	}

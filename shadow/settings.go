@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/redact"
 )
 
 // settings is one config's view of the comparison. Swap builds a new one
@@ -35,6 +36,11 @@ type settings struct {
 	routes *router
 	// keyHeader is routing.header, canonical; its values are redacted.
 	keyHeader string
+
+	// samples is dashboard.samples: false keeps no bodies at all; mask
+	// holds dashboard.redact, applied to bodies before they are kept.
+	samples bool
+	mask    redact.Paths
 
 	// candidate is nil when candidate.url is empty (dry runs only).
 	candidate        *candidate
@@ -67,6 +73,14 @@ func newSettings(cfg *config.Config, old *settings) (s *settings, replaced *cand
 		keyHeader:        http.CanonicalHeaderKey(cfg.Routing.Header),
 		candidateURL:     strings.TrimSpace(cfg.Candidate.URL),
 		candidateTimeout: cfg.Candidate.Timeout,
+		samples:          cfg.Dashboard.Samples,
+	}
+	if mask, merr := redact.Compile(cfg.Dashboard.Redact); merr != nil {
+		// Validate refuses such configs; keeping no bodies is the safe
+		// way to carry on with one that slipped through.
+		s.samples = false
+	} else {
+		s.mask = mask
 	}
 	switch {
 	case !(sh.Sample > 0): // NaN included
@@ -84,7 +98,9 @@ func newSettings(cfg *config.Config, old *settings) (s *settings, replaced *cand
 		s.methods = append(s.methods, m)
 	}
 	s.diff.compareMessages = sh.CompareMessages
-	s.diff.ignore, invalid = parseIgnore(sh.Ignore)
+	var badIgnore []string
+	s.diff.ignore, badIgnore = parseIgnore(sh.Ignore)
+	invalid = append(invalid, badIgnore...)
 	if s.maxInFlight <= 0 {
 		s.maxInFlight = defaultMaxInFlight
 	}

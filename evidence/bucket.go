@@ -1,0 +1,264 @@
+package evidence
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// The outcomes of the shadow comparison, in the order of the counters.
+var shadowOutcomes = [...]string{
+	"match", "mismatch", "ignored", "candidate_error", "candidate_timeout",
+	"dropped", "skipped_too_large", "skipped_method", "dry_run", "upstream_error",
+}
+
+const (
+	outcomeMatch = iota
+	outcomeMismatch
+	outcomeIgnored
+	outcomeCandidateError
+	outcomeCandidateTimeout
+	numOutcomes = len(shadowOutcomes)
+)
+
+// outcomeIndex returns o's counter, -1 for an unknown outcome.
+func outcomeIndex(o string) int {
+	for i, v := range shadowOutcomes {
+		if v == o {
+			return i
+		}
+	}
+	return -1
+}
+
+// The status classes, in the order of the counters.
+var classNames = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "none"}
+
+func classIndex(status int) int {
+	if status >= 100 && status < 600 {
+		return status/100 - 1
+	}
+	return len(classNames) - 1
+}
+
+// Bounds on a bucket's tallies. Codes and routes come from untrusted
+// traffic, so each tally has a cap past which entries fold into {other}.
+const (
+	maxRewriteKeys  = 256
+	maxUnmappedKeys = 32
+	maxRouteKeys    = 64
+	maxPathKeys     = 64
+	otherKey        = "{other}"
+)
+
+// counts are a bucket's scalar counters.
+type counts struct {
+	Requests       uint64              `json:"requests,omitempty"`
+	Classes        [6]uint64           `json:"classes"`
+	Rewritten      uint64              `json:"rewritten,omitempty"`
+	Wrapped        uint64              `json:"wrapped,omitempty"`
+	Passed         uint64              `json:"passed,omitempty"`
+	Unmapped       uint64              `json:"unmapped,omitempty"`
+	UpstreamErrors uint64              `json:"upstream_errors,omitempty"`
+	Shadow         [numOutcomes]uint64 `json:"shadow"`
+	ShadowUnmapped uint64              `json:"shadow_unmapped,omitempty"`
+}
+
+func (c *counts) add(o *counts) {
+	c.Requests += o.Requests
+	for i := range c.Classes {
+		c.Classes[i] += o.Classes[i]
+	}
+	c.Rewritten += o.Rewritten
+	c.Wrapped += o.Wrapped
+	c.Passed += o.Passed
+	c.Unmapped += o.Unmapped
+	c.UpstreamErrors += o.UpstreamErrors
+	for i := range c.Shadow {
+		c.Shadow[i] += o.Shadow[i]
+	}
+	c.ShadowUnmapped += o.ShadowUnmapped
+}
+
+// compared are the shadow exchanges the candidate answered.
+func (c *counts) compared() uint64 {
+	return c.Shadow[outcomeMatch] + c.Shadow[outcomeMismatch] + c.Shadow[outcomeIgnored]
+}
+
+func (c *counts) candidateErrors() uint64 {
+	return c.Shadow[outcomeCandidateError] + c.Shadow[outcomeCandidateTimeout]
+}
+
+func (c *counts) shadowTotal() uint64 {
+	var n uint64
+	for _, v := range c.Shadow {
+		n += v
+	}
+	return n
+}
+
+// rewriteKey is one (legacy status, legacy code) to (status, code) pair.
+type rewriteKey struct {
+	LegacyStatus int
+	LegacyCode   string
+	Status       int
+	Code         string
+}
+
+// unmappedKey is one legacy status and code no rule matched.
+type unmappedKey struct {
+	Status int
+	Code   string
+}
+
+// routeCounts are one route's comparisons.
+type routeCounts struct {
+	Compared   uint64 `json:"compared"`
+	Mismatches uint64 `json:"mismatches"`
+}
+
+// bucket is one client's evidence over one minute or one hour. Its maps
+// are made on first use, so a bucket of plain traffic holds none.
+type bucket struct {
+	start int64 // Unix seconds
+	span  int64 // 60 or 3600
+	counts
+	latency  histogram
+	rewrites map[rewriteKey]uint64
+	passed   map[string]uint64
+	unmapped map[unmappedKey]uint64
+	routes   map[string]routeCounts
+	paths    map[string]uint64
+	// dirty reports changes not yet written to the store.
+	dirty bool
+}
+
+func newBucket(start, span int64) *bucket {
+	return &bucket{start: start, span: span}
+}
+
+// bump adds n to m[k], folding k into fold once m holds limit keys.
+func bump[K comparable](m *map[K]uint64, k, fold K, limit int, n uint64) {
+	if *m == nil {
+		*m = make(map[K]uint64)
+	}
+	if _, ok := (*m)[k]; !ok && len(*m) >= limit {
+		k = fold
+	}
+	(*m)[k] += n
+}
+
+func (b *bucket) addRoute(route string, rc routeCounts) {
+	if b.routes == nil {
+		b.routes = make(map[string]routeCounts)
+	}
+	if _, ok := b.routes[route]; !ok && len(b.routes) >= maxRouteKeys {
+		route = otherKey
+	}
+	cur := b.routes[route]
+	cur.Compared += rc.Compared
+	cur.Mismatches += rc.Mismatches
+	b.routes[route] = cur
+}
+
+// merge adds o into b. With tallies false only the counters and the
+// latency are merged, which is all an overview row needs.
+func (b *bucket) merge(o *bucket, tallies bool) {
+	b.counts.add(&o.counts)
+	b.latency.merge(&o.latency)
+	for k, v := range o.unmapped {
+		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, v)
+	}
+	if !tallies {
+		return
+	}
+	for k, v := range o.rewrites {
+		bump(&b.rewrites, k, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, v)
+	}
+	for k, v := range o.passed {
+		bump(&b.passed, k, otherKey, maxRewriteKeys, v)
+	}
+	for k, v := range o.routes {
+		b.addRoute(k, v)
+	}
+	for k, v := range o.paths {
+		bump(&b.paths, k, otherKey, maxPathKeys, v)
+	}
+}
+
+// stored is a bucket's form in the store: JSON, readable with sqlite3 when
+// an operator needs to look.
+type stored struct {
+	Span        int64                  `json:"span"`
+	Counts      counts                 `json:"counts"`
+	Latency     map[string]uint32      `json:"latency,omitempty"`
+	Rewrites    []storedRewrite        `json:"rewrites,omitempty"`
+	Passthrough map[string]uint64      `json:"passthrough,omitempty"`
+	Unmapped    []storedUnmapped       `json:"unmapped,omitempty"`
+	Routes      map[string]routeCounts `json:"routes,omitempty"`
+	Paths       map[string]uint64      `json:"paths,omitempty"`
+}
+
+type storedRewrite struct {
+	rewriteKey
+	Count uint64
+}
+
+type storedUnmapped struct {
+	unmappedKey
+	Count uint64
+}
+
+func (b *bucket) encode() ([]byte, error) {
+	s := stored{Span: b.span, Counts: b.counts, Passthrough: b.passed, Routes: b.routes, Paths: b.paths}
+	for i, v := range b.latency {
+		if v != 0 {
+			if s.Latency == nil {
+				s.Latency = make(map[string]uint32)
+			}
+			s.Latency[strconv.Itoa(i)] = v
+		}
+	}
+	for k, v := range b.rewrites {
+		s.Rewrites = append(s.Rewrites, storedRewrite{k, v})
+	}
+	for k, v := range b.unmapped {
+		s.Unmapped = append(s.Unmapped, storedUnmapped{k, v})
+	}
+	return json.Marshal(&s)
+}
+
+// decodeBucket reads a stored bucket; every bound of a live bucket is
+// applied again, since the file is not trusted more than traffic.
+func decodeBucket(start int64, data []byte) (*bucket, error) {
+	var s stored
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decoding bucket %d: %w", start, err)
+	}
+	if s.Span != 60 && s.Span != 3600 {
+		return nil, fmt.Errorf("decoding bucket %d: span %d is neither a minute nor an hour", start, s.Span)
+	}
+	b := newBucket(start, s.Span)
+	b.counts = s.Counts
+	for k, v := range s.Latency {
+		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < latencySlots {
+			b.latency[i] = v
+		}
+	}
+	for _, r := range s.Rewrites {
+		bump(&b.rewrites, r.rewriteKey, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, r.Count)
+	}
+	for k, v := range s.Passthrough {
+		bump(&b.passed, k, otherKey, maxRewriteKeys, v)
+	}
+	for _, u := range s.Unmapped {
+		bump(&b.unmapped, u.unmappedKey, unmappedKey{Code: otherKey}, maxUnmappedKeys, u.Count)
+	}
+	for k, v := range s.Routes {
+		b.addRoute(k, v)
+	}
+	for k, v := range s.Paths {
+		bump(&b.paths, k, otherKey, maxPathKeys, v)
+	}
+	return b, nil
+}

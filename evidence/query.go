@@ -1,0 +1,323 @@
+package evidence
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/verdict"
+)
+
+// The detail's list bounds.
+const (
+	maxListedRoutes = 10
+	maxListedPaths  = 10
+	maxListedCodes  = 5
+)
+
+// thresholds converts the config's readiness block.
+func thresholds(rd *config.Readiness) verdict.Thresholds {
+	return verdict.Thresholds{
+		Window:                  rd.Window,
+		MinRequests:             rd.MinRequests,
+		MaxMismatchRatio:        rd.MaxMismatchRatio,
+		MaxUnmapped:             rd.MaxUnmapped,
+		MaxCandidateErrorsRatio: rd.MaxCandidateErrorsRatio,
+		MaxUpstreamErrorsRatio:  rd.MaxUpstreamErrorsRatio,
+	}
+}
+
+// aggregate sums the client's buckets of the window (hours that started
+// before it are left out; minutes and hours are never both counted, since
+// a minute is rolled into its hour when it leaves the last hour). The
+// caller holds cs.mu.
+func (cs *clientState) aggregate(from int64, tallies bool) *bucket {
+	sum := newBucket(from, 0)
+	for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+		for _, b := range list {
+			if b.start >= from-from%hour && b.start+b.span > from {
+				sum.merge(b, tallies)
+			}
+		}
+	}
+	return sum
+}
+
+// Overview returns every client's summary and verdict.
+func (r *Recorder) Overview() Overview {
+	s := r.settings.Load()
+	now := r.now()
+	from := now.Add(-s.window).Unix()
+	ov := r.header(s, now)
+	clients := *r.clients.Load()
+	seen := make(map[string]bool, len(s.rows))
+	for _, rw := range s.rows {
+		seen[rw.name] = true
+		ov.Clients = append(ov.Clients, r.summary(s, rw, clients[rw.name], from, false).ClientSummary)
+	}
+	for name, cs := range clients {
+		if seen[name] {
+			continue
+		}
+		sm := r.summary(s, row{name: name, kind: KindRemoved}, cs, from, false)
+		if sm.Requests == 0 && sm.Shadow == nil {
+			continue
+		}
+		ov.Clients = append(ov.Clients, sm.ClientSummary)
+	}
+	for _, c := range ov.Clients {
+		ov.Requests += c.Requests
+	}
+	for i := range ov.Clients {
+		ov.Clients[i].Share = share(ov.Clients[i].Requests, ov.Requests)
+	}
+	slices.SortStableFunc(ov.Clients, func(a, b ClientSummary) int {
+		if c := cmp.Compare(b.Requests, a.Requests); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return ov
+}
+
+func (r *Recorder) header(s *settings, now time.Time) Overview {
+	ov := Overview{
+		GeneratedAt: now.UTC(),
+		Window:      verdict.Window(s.window),
+		Thresholds:  thresholds(&s.cfg.Readiness),
+		State:       StateInfo{Persistent: r.persistent()},
+		Clients:     []ClientSummary{},
+	}
+	if e := r.stateErr.Load(); e != nil {
+		ov.State.Error = *e
+	}
+	ov.State.Since = time.Unix(r.since.Load(), 0).UTC()
+	return ov
+}
+
+func (r *Recorder) persistent() bool {
+	r.storeMu.Lock()
+	defer r.storeMu.Unlock()
+	return r.store != nil
+}
+
+func share(n, total uint64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return float64(n) / float64(total)
+}
+
+// detail is a summary with the aggregated bucket it came from.
+type detail struct {
+	ClientSummary
+	sum *bucket
+}
+
+// summary builds one row; cs may be nil for a client without evidence.
+func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tallies bool) detail {
+	sum := newBucket(from, 0)
+	if cs != nil {
+		cs.mu.Lock()
+		sum = cs.aggregate(from, tallies)
+		cs.mu.Unlock()
+	}
+	c := ClientSummary{
+		Name:           rw.name,
+		Kind:           rw.kind,
+		Mode:           rw.mode,
+		Requests:       sum.Requests,
+		Classes:        make(map[string]uint64, len(classNames)),
+		Rewritten:      sum.Rewritten,
+		Wrapped:        sum.Wrapped,
+		Passed:         sum.Passed,
+		Unmapped:       sum.Unmapped + sum.ShadowUnmapped,
+		UpstreamErrors: sum.UpstreamErrors,
+	}
+	for i, n := range sum.Classes {
+		if n > 0 {
+			c.Classes[classNames[i]] = n
+		}
+	}
+	if n := sum.latency.count(); n > 0 {
+		c.AddedLatency = Latency{Count: n, P50Ms: sum.latency.quantile(0.5, n), P99Ms: sum.latency.quantile(0.99, n)}
+	}
+	if sum.shadowTotal() > 0 {
+		sh := &ShadowSummary{Outcomes: map[string]uint64{}, Compared: sum.compared()}
+		for i, n := range sum.Shadow {
+			if n > 0 {
+				sh.Outcomes[shadowOutcomes[i]] = n
+			}
+		}
+		sh.MismatchRatio = share(sum.Shadow[outcomeMismatch], sh.Compared)
+		sh.CandidateErrorsRatio = share(sum.candidateErrors(), sh.Compared+sum.candidateErrors())
+		c.Shadow = sh
+	}
+	ev := verdict.Evidence{
+		Mode:            verdict.Mode(rw.mode),
+		Requests:        sum.Requests,
+		Compared:        sum.compared(),
+		Mismatches:      sum.Shadow[outcomeMismatch],
+		CandidateErrors: sum.candidateErrors(),
+		DryRuns:         sum.Shadow[shadowIndexDryRun],
+		Unmapped:        c.Unmapped,
+		UnmappedCodes:   topCodes(sum.unmapped, maxListedCodes),
+		UpstreamErrors:  sum.UpstreamErrors,
+	}
+	if rw.kind == KindRemoved {
+		c.Verdict = verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{"no longer in config: its evidence is kept until it leaves the window"}}
+	} else {
+		c.Verdict = verdict.Decide(ev, thresholds(&s.cfg.Readiness))
+	}
+	return detail{ClientSummary: c, sum: sum}
+}
+
+var shadowIndexDryRun = outcomeIndex("dry_run")
+
+// topCodes names the most frequent unmapped codes, "(none)" for errors
+// without one.
+func topCodes(m map[unmappedKey]uint64, n int) []string {
+	keys := make([]unmappedKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b unmappedKey) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Code, b.Code)
+	})
+	var out []string
+	for _, k := range keys[:min(n, len(keys))] {
+		out = append(out, codeLabel(k.Code))
+	}
+	return out
+}
+
+func codeLabel(code string) string {
+	if code == "" {
+		return "(none)"
+	}
+	return code
+}
+
+// Client returns one client's details, false for a name that is neither
+// configured nor has evidence in the window.
+func (r *Recorder) Client(name string) (ClientDetail, bool) {
+	s := r.settings.Load()
+	now := r.now()
+	from := now.Add(-s.window).Unix()
+	cs := (*r.clients.Load())[name]
+	rw := row{name: name, kind: KindRemoved}
+	found := false
+	for _, c := range s.rows {
+		if c.name == name {
+			rw, found = c, true
+			break
+		}
+	}
+	if !found && cs == nil {
+		return ClientDetail{}, false
+	}
+	d := r.summary(s, rw, cs, from, true)
+	if !found && d.Requests == 0 && d.Shadow == nil {
+		return ClientDetail{}, false
+	}
+	if total := r.Overview().Requests; total > 0 {
+		d.Share = share(d.Requests, total)
+	}
+	out := ClientDetail{
+		ClientSummary: d.ClientSummary,
+		Rewrites:      []RewriteCount{},
+		Passthrough:   d.sum.passed,
+		UnmappedCodes: []UnmappedCode{},
+		Routes:        []RouteCount{},
+		Paths:         []PathCount{},
+		Samples:       []Sample{},
+	}
+	if out.Passthrough == nil {
+		out.Passthrough = map[string]uint64{}
+	}
+	for k, v := range d.sum.rewrites {
+		out.Rewrites = append(out.Rewrites, RewriteCount{k.LegacyStatus, k.LegacyCode, k.Status, k.Code, v})
+	}
+	slices.SortFunc(out.Rewrites, func(a, b RewriteCount) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.LegacyStatus, b.LegacyStatus), cmp.Compare(a.LegacyCode, b.LegacyCode))
+	})
+	for k, v := range d.sum.routes {
+		out.Routes = append(out.Routes, RouteCount{Route: k, Compared: v.Compared, Mismatches: v.Mismatches})
+	}
+	slices.SortFunc(out.Routes, func(a, b RouteCount) int {
+		return cmp.Or(cmp.Compare(b.Mismatches, a.Mismatches), cmp.Compare(b.Compared, a.Compared), cmp.Compare(a.Route, b.Route))
+	})
+	out.Routes = out.Routes[:min(len(out.Routes), maxListedRoutes)]
+	for k, v := range d.sum.paths {
+		out.Paths = append(out.Paths, PathCount{Path: k, Count: v})
+	}
+	slices.SortFunc(out.Paths, func(a, b PathCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Path, b.Path))
+	})
+	out.Paths = out.Paths[:min(len(out.Paths), maxListedPaths)]
+	if cs != nil {
+		cs.mu.Lock()
+		for k, v := range d.sum.unmapped {
+			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v}
+			if smp := cs.unmappedSamples[k]; smp != nil {
+				u.Sample, u.SampleTime = smp.body, smp.time.UTC()
+			}
+			out.UnmappedCodes = append(out.UnmappedCodes, u)
+		}
+		for i := len(cs.mismatches) - 1; i >= 0; i-- {
+			if cs.mismatches[i].Time.Unix() >= from {
+				out.Samples = append(out.Samples, *cs.mismatches[i])
+			}
+		}
+		out.Recent, out.Series = cs.series(now, from)
+		cs.mu.Unlock()
+	} else {
+		out.Recent, out.Series = (&clientState{}).series(now, from)
+	}
+	slices.SortFunc(out.UnmappedCodes, func(a, b UnmappedCode) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code, b.Code))
+	})
+	return out, true
+}
+
+// series returns the last hour by minute and the window by hour, zeros
+// included; the caller holds cs.mu.
+func (cs *clientState) series(now time.Time, from int64) (recent, window Series) {
+	end := now.Unix()
+	recent = Series{StepSeconds: minute, Points: make([]Point, 0, 60)}
+	first := end - end%minute - (60-1)*minute
+	for t := first; t <= end; t += minute {
+		recent.Points = append(recent.Points, Point{Time: t})
+	}
+	window = Series{StepSeconds: hour, Points: []Point{}}
+	for t := from - from%hour; t <= end; t += hour {
+		window.Points = append(window.Points, Point{Time: t})
+	}
+	add := func(p *Point, b *bucket) {
+		p.Requests += b.Requests
+		p.Errors += b.Classes[3] + b.Classes[4]
+		p.Compared += b.compared()
+		p.Mismatches += b.Shadow[outcomeMismatch]
+		p.Unmapped += b.Unmapped + b.ShadowUnmapped
+	}
+	for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+		for _, b := range list {
+			if i := (b.start - window.Points[0].Time) / hour; i >= 0 && int(i) < len(window.Points) {
+				add(&window.Points[i], b)
+			}
+			if b.span == minute {
+				if i := (b.start - first) / minute; i >= 0 && int(i) < len(recent.Points) {
+					add(&recent.Points[i], b)
+				}
+			}
+		}
+	}
+	return recent, window
+}

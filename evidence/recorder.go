@@ -1,0 +1,359 @@
+// Package evidence gathers, per client, what the migration dashboard shows:
+// requests by status class, what the rewrite did, the rules' blind spots,
+// the latency the proxy added, and the shadow comparison's outcomes, in
+// one-minute buckets rolled up into hours, with a few redacted samples.
+//
+// The proxy and the shadow comparison feed a Recorder; nothing here calls
+// back into them. Recording takes one short per-client lock and allocates
+// nothing on the request path once a client's minute is open. A background
+// loop writes the changed buckets to the store (package store) in one
+// transaction every few seconds, rolls minutes into hours, and enforces
+// the window, the retention and the size cap. When the store cannot be
+// opened or written, evidence stays in memory and requests never notice.
+package evidence
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/envelope-proxy/envelope-proxy/store"
+	"go.uber.org/zap"
+)
+
+// The recorder's resolutions and bounds.
+const (
+	minute = 60
+	hour   = 3600
+	// minuteHorizon is how long minute buckets are kept before they are
+	// rolled into their hour.
+	minuteHorizon = hour
+	// maxClients bounds the client table: names come from config, but a
+	// long life of reloads could add up.
+	maxClients = 10000
+	// maxMismatchSamples are the recent mismatches kept per client, and
+	// unmappedSampleAge how long one unmapped code's sample is kept
+	// before a newer one replaces it.
+	maxMismatchSamples = 10
+	unmappedSampleAge  = time.Hour
+	// maxUnmappedSample bounds an unmapped code's sample body.
+	maxUnmappedSample = 2 << 10
+	// DefaultFlushInterval is how often changes are written to the store.
+	DefaultFlushInterval = 5 * time.Second
+)
+
+// Options are the Recorder's collaborators.
+type Options struct {
+	// Logger receives the store's problems; nil logs nothing.
+	Logger *zap.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// FlushInterval is how often changes are written; 0 is the default.
+	FlushInterval time.Duration
+}
+
+// Recorder holds the evidence. It is safe for concurrent use.
+type Recorder struct {
+	logger   *zap.Logger
+	now      func() time.Time
+	settings atomic.Pointer[settings]
+	clients  atomic.Pointer[map[string]*clientState]
+	addMu    sync.Mutex
+
+	// store is nil when evidence is in memory only; stateErr says why.
+	store    *store.Store
+	storeMu  sync.Mutex
+	stateErr atomic.Pointer[string]
+	since    atomic.Int64
+
+	stop chan struct{}
+	done chan struct{}
+	// closeOnce makes Close idempotent.
+	closeOnce sync.Once
+}
+
+// settings are what the Recorder takes from one config.
+type settings struct {
+	cfg     *config.Config
+	window  time.Duration
+	samples bool
+	redact  redact.Paths
+	// rows are the configured clients, cohorts and the default, in
+	// config order, with their kind and mode.
+	rows []row
+}
+
+type row struct {
+	name, kind, mode string
+}
+
+// clientState is one client's evidence.
+type clientState struct {
+	name string
+	mu   sync.Mutex
+	// cur is the open minute, also the last of minutes.
+	cur     *bucket
+	minutes []*bucket
+	hours   []*bucket
+	// rolled are the minute ranges rolled into hours, whose rows the next
+	// write deletes.
+	rolled []store.Range
+	// unmappedSamples keep one sample per unmapped code; mismatches the
+	// recent mismatches, oldest first.
+	unmappedSamples map[unmappedKey]*unmappedSample
+	mismatches      []*Sample
+	samplesDirty    bool
+}
+
+type unmappedSample struct {
+	body string
+	time time.Time
+}
+
+// New builds a Recorder for cfg and opens its store at cfg.StateDir. A
+// store that cannot be opened is logged and the Recorder runs in memory.
+// Close stops its background loop.
+func New(cfg *config.Config, opts Options) *Recorder {
+	r := &Recorder{
+		logger: opts.Logger,
+		now:    opts.Now,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if r.logger == nil {
+		r.logger = zap.NewNop()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	empty := map[string]*clientState{}
+	r.clients.Store(&empty)
+	r.Swap(cfg)
+	r.since.Store(r.now().Unix())
+	r.open(cfg)
+	interval := opts.FlushInterval
+	if interval <= 0 {
+		interval = DefaultFlushInterval
+	}
+	go r.loop(interval)
+	return r
+}
+
+// open opens the store and loads the evidence of the window from it.
+func (r *Recorder) open(cfg *config.Config) {
+	if cfg.StateDir == "" {
+		r.setStateErr("state_dir is empty: evidence is kept in memory only and lost on restart")
+		r.logger.Info("dashboard evidence kept in memory only (state_dir is empty)")
+		return
+	}
+	st, err := store.Open(cfg.StateDir, store.Options{MaxBytes: cfg.Readiness.MaxStateBytes})
+	if err != nil {
+		r.setStateErr("the store could not be opened, evidence is kept in memory only: " + err.Error())
+		r.logger.Error("dashboard evidence kept in memory only", zap.Error(err))
+		return
+	}
+	r.store = st
+	if err := r.load(r.settings.Load().window); err != nil {
+		r.logger.Error("loading dashboard evidence; starting from what could be read", zap.Error(err))
+	}
+	r.logger.Info("dashboard evidence stored", zap.String("path", st.Path()))
+}
+
+func (r *Recorder) setStateErr(s string) {
+	if s == "" {
+		r.stateErr.Store(nil)
+		return
+	}
+	r.stateErr.Store(&s)
+}
+
+// Swap puts cfg's readiness and dashboard settings in force. A longer
+// window loads the older evidence from the store; state_dir is read once,
+// at New.
+func (r *Recorder) Swap(cfg *config.Config) {
+	if cfg == nil {
+		return
+	}
+	paths, err := redact.Compile(cfg.Dashboard.Redact)
+	if err != nil {
+		// Validate rejects such configs; masking everything is the safe
+		// way to carry on with one that slipped through.
+		r.logger.Error("dashboard.redact not usable; samples are not kept", zap.Error(err))
+	}
+	s := &settings{
+		cfg:     cfg,
+		window:  cfg.Readiness.Window,
+		samples: cfg.Dashboard.Samples && err == nil,
+		redact:  paths,
+	}
+	for _, cl := range cfg.Routing.Clients {
+		s.rows = append(s.rows, row{cl.Name, KindClient, string(cl.Mode)})
+	}
+	for i, co := range cfg.Routing.Rollout {
+		s.rows = append(s.rows, row{cfg.CohortName(i), KindCohort, string(co.Mode)})
+	}
+	s.rows = append(s.rows, row{config.DefaultClientName, KindDefault, string(cfg.Routing.Default)})
+	old := r.settings.Swap(s)
+	if old != nil && s.window > old.window {
+		// Memory holds the hours from the old window's first on.
+		held := r.now().Add(-old.window).Unix()
+		held -= held % hour
+		if err := r.loadRange(r.now().Add(-s.window), time.Unix(held, 0)); err != nil {
+			r.logger.Error("loading older dashboard evidence for the longer window", zap.Error(err))
+		}
+	}
+}
+
+// client returns name's state, creating it on first use. The table is
+// copied on write, so the common case is one atomic load and a map read.
+func (r *Recorder) client(name string) *clientState {
+	if cs := (*r.clients.Load())[name]; cs != nil {
+		return cs
+	}
+	r.addMu.Lock()
+	defer r.addMu.Unlock()
+	cur := *r.clients.Load()
+	if cs := cur[name]; cs != nil {
+		return cs
+	}
+	if len(cur) >= maxClients {
+		name = otherKey
+		if cs := cur[name]; cs != nil {
+			return cs
+		}
+	}
+	next := make(map[string]*clientState, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	cs := &clientState{name: name}
+	next[name] = cs
+	r.clients.Store(&next)
+	return cs
+}
+
+// bucketFor returns the bucket of the minute holding t; the caller holds
+// cs.mu.
+func (cs *clientState) bucketFor(t int64) *bucket {
+	start := t - t%minute
+	if b := cs.cur; b != nil && b.start == start {
+		return b
+	}
+	// A clock that stepped back lands in an existing minute.
+	for i := len(cs.minutes) - 1; i >= 0; i-- {
+		if cs.minutes[i].start == start {
+			return cs.minutes[i]
+		}
+	}
+	b := newBucket(start, minute)
+	cs.minutes = append(cs.minutes, b)
+	sortBuckets(cs.minutes)
+	cs.cur = b
+	return b
+}
+
+// Record counts one finished request. It never blocks on the store and
+// allocates nothing once the client's current minute is open (an unmapped
+// error's sample aside).
+func (r *Recorder) Record(ev *Event) {
+	cs := r.client(ev.Client)
+	now := r.now()
+	cs.mu.Lock()
+	b := cs.bucketFor(now.Unix())
+	b.dirty = true
+	b.Requests++
+	b.Classes[classIndex(ev.Status)]++
+	b.latency.add(ev.Added)
+	if ev.UpstreamError {
+		b.UpstreamErrors++
+	}
+	switch ev.Action {
+	case ActionRewrite:
+		b.Rewritten++
+		bump(&b.rewrites, rewriteKey{ev.LegacyStatus, ev.LegacyCode, ev.Status, ev.Code}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
+	case ActionWrap:
+		b.Wrapped++
+		bump(&b.rewrites, rewriteKey{LegacyStatus: ev.LegacyStatus, Status: ev.Status}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
+	case ActionPass:
+		b.Passed++
+		if ev.Reason != "" {
+			bump(&b.passed, ev.Reason, otherKey, maxRewriteKeys, 1)
+		}
+	}
+	if ev.Unmapped {
+		b.Unmapped++
+		code := legacyCode(ev.UnmappedBody)
+		k := unmappedKey{ev.LegacyStatus, code}
+		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
+		if s := r.settings.Load(); s.samples {
+			cs.keepUnmapped(k, now, func() string {
+				return sampleText(s.redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
+			})
+		}
+	}
+	cs.mu.Unlock()
+}
+
+// keepUnmapped keeps a sample for k unless a recent one is kept; the
+// caller holds cs.mu.
+func (cs *clientState) keepUnmapped(k unmappedKey, now time.Time, body func() string) {
+	if k.Code == otherKey {
+		return
+	}
+	cur := cs.unmappedSamples[k]
+	if cur != nil && now.Sub(cur.time) < unmappedSampleAge {
+		return
+	}
+	if cur == nil && len(cs.unmappedSamples) >= maxUnmappedKeys {
+		return
+	}
+	if cs.unmappedSamples == nil {
+		cs.unmappedSamples = make(map[unmappedKey]*unmappedSample)
+	}
+	cs.unmappedSamples[k] = &unmappedSample{body: body(), time: now}
+	cs.samplesDirty = true
+}
+
+// RecordShadow counts one shadow comparison.
+func (r *Recorder) RecordShadow(ev *ShadowEvent) {
+	i := outcomeIndex(ev.Outcome)
+	if i < 0 {
+		return
+	}
+	cs := r.client(ev.Client)
+	now := r.now()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	b := cs.bucketFor(now.Unix())
+	b.dirty = true
+	b.Shadow[i]++
+	if ev.Route != "" && (i == outcomeMatch || i == outcomeMismatch || i == outcomeIgnored) {
+		rc := routeCounts{Compared: 1}
+		if i == outcomeMismatch {
+			rc.Mismatches = 1
+		}
+		b.addRoute(ev.Route, rc)
+	}
+	for _, p := range ev.Paths {
+		bump(&b.paths, p, otherKey, maxPathKeys, 1)
+	}
+	if ev.Unmapped {
+		b.ShadowUnmapped++
+		code := clip(ev.UnmappedCode, maxCodeLen)
+		k := unmappedKey{ev.LegacyStatus, code}
+		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
+		if r.settings.Load().samples && ev.UnmappedSample != "" {
+			cs.keepUnmapped(k, now, func() string { return ev.UnmappedSample })
+		}
+	}
+	if ev.Sample != nil && r.settings.Load().samples {
+		if len(cs.mismatches) == maxMismatchSamples {
+			copy(cs.mismatches, cs.mismatches[1:])
+			cs.mismatches = cs.mismatches[:maxMismatchSamples-1]
+		}
+		cs.mismatches = append(cs.mismatches, ev.Sample)
+		cs.samplesDirty = true
+	}
+}

@@ -1,0 +1,57 @@
+package evidence
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/tidwall/gjson"
+)
+
+// maxCodeLen bounds a legacy code as kept: codes come from untrusted
+// bodies.
+const maxCodeLen = 64
+
+// legacyCode returns the "code" of a legacy error body, "" when it has
+// none. A number is kept as its JSON text.
+func legacyCode(body []byte) string {
+	if len(body) == 0 || !gjson.ValidBytes(body) {
+		return ""
+	}
+	v := gjson.GetBytes(body, "code")
+	switch v.Type {
+	case gjson.String:
+		return clip(v.Str, maxCodeLen)
+	case gjson.Number:
+		return clip(v.Raw, maxCodeLen)
+	}
+	return ""
+}
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// sampleText is the stored form of a legacy body: the dashboard.redact
+// paths masked over the whole body, then cut to limit bytes. A body that
+// was already cut short cannot be masked reliably, so with redact paths
+// set it is withheld.
+func sampleText(paths redact.Paths, body []byte, truncated bool, limit int) string {
+	if truncated && !paths.Empty() {
+		return "[withheld: " + strconv.Itoa(len(body)) + "+ bytes, too large to redact, and dashboard.redact is set]"
+	}
+	masked, _ := paths.Legacy(body)
+	s := string(masked)
+	if len(s) > limit || truncated {
+		return clip(s, limit) + "…"
+	}
+	return s
+}

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+)
+
+// Evidence is what the proxy needs of the migration dashboard: one call per
+// finished request that never blocks on storage and keeps nothing of the
+// event it is handed. Nothing flows back into the proxy.
+type Evidence interface {
+	Record(ev *evidence.Event)
+}
+
+// maxUnmappedCapture bounds the copy of an unmapped error's body kept for
+// its sample; larger bodies are cut (and then withheld when redact paths
+// are set, since a cut body cannot be masked reliably).
+const maxUnmappedCapture = 64 << 10
+
+// recordEvidence hands the finished exchange to the dashboard's recorder.
+// The event lives in the pooled exchange, so recording allocates nothing.
+func (h *Handler) recordEvidence(ex *exchange, elapsed time.Duration) {
+	e := &ex.evidence
+	*e = evidence.Event{
+		Client:            ex.decision.Client,
+		Status:            ex.rec.status,
+		LegacyStatus:      ex.upstreamStatus,
+		UpstreamError:     ex.upstreamError != "",
+		Added:             -1,
+		Unmapped:          ex.outcome.Unmapped && ex.upstreamError == "",
+		UnmappedBody:      ex.unmappedBody,
+		UnmappedTruncated: ex.unmappedTruncated,
+	}
+	if ex.upstreamStatus != 0 && ex.upstreamError == "" {
+		e.Added = max(elapsed-ex.upstreamTime, 0)
+	}
+	if ex.decision.Mode == config.ModeEnvelope && ex.upstreamError == "" {
+		o := &ex.outcome
+		switch o.Action {
+		case transform.Rewrite:
+			e.Action, e.LegacyCode, e.Code = evidence.ActionRewrite, o.LegacyCode, o.Code
+		case transform.Wrap:
+			e.Action = evidence.ActionWrap
+		case transform.Pass:
+			e.Action, e.Reason = evidence.ActionPass, string(o.Reason)
+		}
+	}
+	h.evidence.Record(e)
+	e.UnmappedBody = nil
+}
+
+// keepUnmapped copies an unmapped error's decoded body into the exchange's
+// reused buffer for the dashboard's sample, with the request's credentials
+// scrubbed out of it. It runs only for errors no rule matched.
+func (ex *exchange) keepUnmapped(body []byte, req *http.Request, keyHeader string) {
+	n := min(len(body), maxUnmappedCapture)
+	ex.unmappedBody = append(ex.unmappedBody[:0], body[:n]...)
+	ex.unmappedTruncated = n < len(body)
+	for _, secret := range []string{req.Header.Get(keyHeader), credentials(req.Header.Get("Authorization"))} {
+		if len(secret) >= 4 && bytes.Contains(ex.unmappedBody, []byte(secret)) {
+			ex.unmappedBody = bytes.ReplaceAll(ex.unmappedBody, []byte(secret), []byte("[redacted]"))
+		}
+	}
+}
+
+// credentials returns the credentials of an Authorization value, without
+// its scheme.
+func credentials(v string) string {
+	if _, c, ok := strings.Cut(v, " "); ok {
+		return strings.TrimSpace(c)
+	}
+	return v
+}
