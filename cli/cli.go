@@ -1,5 +1,5 @@
 // Package cli implements envelope-proxy's commands: serve (the default),
-// validate, transform, demo and version. Each command takes its arguments
+// validate, transform, demo, ready and version. Each command takes its arguments
 // and output streams and returns an exit code, so that tests run them
 // in-process.
 package cli
@@ -24,6 +24,9 @@ type Env struct {
 	// Ready, when set, is called with the listeners' addresses once the
 	// proxy serves.
 	Ready func(client, admin string)
+	// Getenv, when set, replaces os.Getenv for the commands' environment
+	// variables.
+	Getenv func(string) string
 }
 
 // Run dispatches args (without the program name) to a command.
@@ -41,6 +44,8 @@ func Run(args []string, env Env) int {
 		return Transform(args, env)
 	case "demo":
 		return Demo(args, env)
+	case "ready":
+		return Ready(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, "envelope-proxy", Version())
 		return 0
@@ -60,6 +65,8 @@ func usage(w io.Writer) {
   envelope-proxy transform [-config FILE] -status N [-header K:V ...] < body
                                                   rewrite one response offline
   envelope-proxy demo [-listen ADDR] [-exit]      legacy demo backend + proxy, side by side
+  envelope-proxy ready -admin URL -client NAME    a client's readiness verdict: exit 0 ready,
+                                                  1 not ready, 2 insufficient evidence, 3 no verdict
   envelope-proxy version
 `)
 }

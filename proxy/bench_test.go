@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 )
 
 // benchBodies are the load benchmark's workloads (bench/run.sh), served by
@@ -35,7 +36,8 @@ func benchUpstream() http.Handler {
 
 // BenchmarkProxy measures whole requests over loopback through a plain
 // httputil.ReverseProxy with a buffer pool (the baseline) and through
-// envelope-proxy for a legacy and an envelope client, side by side.
+// envelope-proxy for a legacy and an envelope client, side by side, and for
+// an envelope client with the dashboard's evidence recorded.
 func BenchmarkProxy(b *testing.B) {
 	up := httptest.NewServer(benchUpstream())
 	defer up.Close()
@@ -54,12 +56,25 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	px := httptest.NewServer(h)
 	defer px.Close()
+	// The same proxy recording the dashboard's evidence (in memory), to
+	// show that recording adds no allocation and no measurable time.
+	evCfg := *cfg
+	evCfg.StateDir = ""
+	rec := evidence.New(&evCfg, evidence.Options{})
+	defer rec.Close()
+	hEv, err := New(cfg, Options{Evidence: rec})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pxEv := httptest.NewServer(hEv)
+	defer pxEv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	for _, workload := range []string{"small", "credits", "large"} {
 		for _, tc := range []struct{ target, url, key string }{
 			{"baseline", baseline.URL, ""},
 			{"legacy", px.URL, legacyKey},
 			{"envelope", px.URL, envelopeKey},
+			{"envelope+evidence", pxEv.URL, envelopeKey},
 		} {
 			b.Run(workload+"/"+tc.target, func(b *testing.B) {
 				b.ReportAllocs()
