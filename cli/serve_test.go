@@ -79,8 +79,14 @@ routing:
 // startServe runs Serve in the background on a config file.
 func startServe(t testing.TB, yaml string) *instance {
 	t.Helper()
-	dir := t.TempDir()
-	in := &instance{t: t, path: filepath.Join(dir, "config.yaml"), signals: make(chan os.Signal, 4), done: make(chan struct{}), stderr: &syncBuffer{}}
+	return startServeAt(t, filepath.Join(t.TempDir(), "config.yaml"), yaml)
+}
+
+// startServeAt runs Serve in the background on the config file at path,
+// written with yaml; its state_dir is relative to path's directory.
+func startServeAt(t testing.TB, path, yaml string) *instance {
+	t.Helper()
+	in := &instance{t: t, path: path, signals: make(chan os.Signal, 4), done: make(chan struct{}), stderr: &syncBuffer{}}
 	if err := os.WriteFile(in.path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
