@@ -304,6 +304,9 @@ func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *resul
 		o.key.code = d.outcome.LegacyCode
 		o.rule = d.outcome.Rule
 		o.unmapped = d.outcome.Unmapped
+		if o.unmapped {
+			c.metrics.unmapped.WithLabelValues(cs.name).Inc()
+		}
 		o.legacyNotJSON = d.legacyNotJSON
 		if d.status != ex.LegacyStatus {
 			o.statusChanges = append(o.statusChanges, statusChangeKey{stage: stageEnvelope, from: ex.LegacyStatus, to: d.status})

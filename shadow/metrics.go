@@ -19,6 +19,9 @@ type metrics struct {
 	// candidateStatus counts the envelope and candidate statuses that
 	// differed, a mismatch by itself.
 	candidateStatus *prometheus.CounterVec
+	// unmapped counts the dry runs whose error no rule matched, by client:
+	// with envelope_proxy_unmapped_total, a readiness input.
+	unmapped *prometheus.CounterVec
 }
 
 // newMetrics registers the counters on reg. A counter already registered
@@ -38,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "envelope_proxy_shadow_candidate_status_mismatches_total",
 			Help: "Shadow comparisons whose candidate status differs from the envelope status, by envelope and candidate status.",
 		}, []string{"envelope", "candidate"}),
+		unmapped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envelope_proxy_shadow_unmapped_total",
+			Help: "Shadow dry runs whose legacy error no rule matched, by client: the blind spots a flip would expose.",
+		}, []string{"client"}),
 	}
 	var err error
 	m.total, err = register(reg, m.total)
@@ -49,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.candidateStatus, err = register(reg, m.candidateStatus)
+	if err != nil {
+		return nil, err
+	}
+	m.unmapped, err = register(reg, m.unmapped)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,70 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const testToken = "admin-token-0123456789"
+
+func TestToken(t *testing.T) {
+	digest := sha256.Sum256([]byte(testToken))
+	cfg := config.Default()
+	cfg.Upstream.URL = "http://127.0.0.1:1" // /readyz answers 503, not 401
+	cfg.Admin.TokenSHA256 = hex.EncodeToString(digest[:])
+	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
+	defer srv.Close()
+	tests := []struct {
+		name, path string
+		auth       func(*http.Request)
+		want       int
+	}{
+		{"no token", "/metrics", func(*http.Request) {}, http.StatusUnauthorized},
+		{"bearer", "/metrics", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testToken) }, http.StatusOK},
+		{"bearer, scheme in lower case", "/config", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+testToken) }, http.StatusOK},
+		{"basic password", "/config", func(r *http.Request) { r.SetBasicAuth("anyone", testToken) }, http.StatusOK},
+		{"wrong bearer", "/metrics", func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, http.StatusUnauthorized},
+		{"wrong basic", "/metrics", func(r *http.Request) { r.SetBasicAuth(testToken, "nope") }, http.StatusUnauthorized},
+		{"digest as token", "/metrics", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+cfg.Admin.TokenSHA256) }, http.StatusUnauthorized},
+		{"pprof needs it too", "/debug/pprof/", func(*http.Request) {}, http.StatusUnauthorized},
+		{"healthz is open", "/healthz", func(*http.Request) {}, http.StatusOK},
+		{"readyz is open", "/readyz", func(*http.Request) {}, http.StatusServiceUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+tc.path, nil)
+			tc.auth(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d; want %d", resp.StatusCode, tc.want)
+			}
+			if resp.StatusCode == http.StatusUnauthorized && len(resp.Header.Values("WWW-Authenticate")) != 2 {
+				t.Errorf("WWW-Authenticate: got %q; want Basic and Bearer challenges", resp.Header.Values("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+func TestNoTokenConfigured(t *testing.T) {
+	cfg := config.Default()
+	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("got %d; want 200 without admin.token_sha256", resp.StatusCode)
+	}
+}
