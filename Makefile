@@ -4,7 +4,7 @@
 #   top of its seed corpus (which `go test` already ran).
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUZZTIME    ?= 20s
+FUZZTIME    ?= 15s
 # Minimising a new input can take a minute per input by default; keep the
 # runs short and bounded.
 FUZZFLAGS   := -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
@@ -26,3 +26,5 @@ fuzz:
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzTransform$$'
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzScanner$$'
 	go test ./config $(FUZZFLAGS) -fuzz '^FuzzConfig$$'
+	go test ./redact $(FUZZFLAGS) -fuzz '^FuzzRedact$$'
+	go test ./evidence $(FUZZFLAGS) -fuzz '^FuzzDecodeBucket$$'
