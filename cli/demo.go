@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,13 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/demo"
-	"go.uber.org/zap"
 )
 
 // The demo's two clients. Their keys are public on purpose: only their
@@ -25,6 +24,7 @@ import (
 const (
 	demoLegacyKey   = "demo-legacy-key"
 	demoEnvelopeKey = "demo-envelope-key"
+	demoShadowKey   = "demo-shadow-key"
 )
 
 // Demo starts the legacy demo backend and the proxy in front of it, sends
@@ -35,6 +35,7 @@ func Demo(args []string, env Env) int {
 	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fset.SetOutput(env.Stderr)
 	listen := fset.String("listen", "127.0.0.1:8080", "the proxy's address")
+	adminListen := fset.String("admin", "127.0.0.1:9901", "the admin listener's address (the migration dashboard)")
 	exit := fset.Bool("exit", false, "print the side-by-side comparison and exit")
 	if err := fset.Parse(args); err != nil {
 		return 2
@@ -50,34 +51,65 @@ func Demo(args []string, env Env) int {
 
 	cfg := config.Default()
 	cfg.Listen = *listen
-	cfg.AdminListen = "127.0.0.1:0"
+	cfg.AdminListen = *adminListen
+	cfg.StateDir = ""
+	cfg.Log = config.Log{Level: "error"}
+	// The demo sends a dozen requests per client; let that be enough
+	// evidence for a verdict on the dashboard.
+	cfg.Readiness.MinRequests = 10
 	cfg.Upstream.URL = "http://" + backendLn.Addr().String()
 	cfg.Server.ShutdownTimeout = 2 * time.Second
 	cfg.Routing.OverrideHeader = "X-Response-Format"
 	cfg.Routing.Clients = []config.Client{
 		{Name: "demo-legacy", KeysSHA256: []string{sha256Hex(demoLegacyKey)}, Mode: config.ModeLegacy},
 		{Name: "demo-envelope", KeysSHA256: []string{sha256Hex(demoEnvelopeKey)}, Mode: config.ModeEnvelope},
+		{Name: "demo-shadow", KeysSHA256: []string{sha256Hex(demoShadowKey)}, Mode: config.ModeShadow},
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	logs, err := newLogs(cfg.Log, env)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
+	defer logs.sync()
+	signals := env.Signals
+	if signals == nil {
+		ch := make(chan os.Signal, 2)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(ch)
+		signals = ch
+	}
+	// stop ends serve from within its ready hook: the demo's own signal.
+	stop := make(chan os.Signal, 1)
+	merged := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case sig := <-signals:
+			merged <- sig
+		case sig := <-stop:
+			merged <- sig
+		case <-done:
+		}
+	}()
 	status := 0
-	err = runProxy(ctx, cfg, zap.NewNop(), func(addr string) {
+	err = serve(cfg, "", nil, logs, merged, func(addr, admin string) {
 		base := "http://" + addr
 		if err := printComparison(env.Stdout, base); err != nil {
 			fmt.Fprintln(env.Stderr, "demo:", err)
 			status = 1
-			cancel()
+			stop <- syscall.SIGTERM
 			return
 		}
 		printCurls(env.Stdout, base)
+		fmt.Fprintf(env.Stdout, "\nMigration dashboard (each client's verdict and its evidence): http://%s/\n", admin)
+		fmt.Fprintf(env.Stdout, "  envelope-proxy ready -admin http://%s -client demo-envelope\n", admin)
 		if *exit {
-			cancel()
+			stop <- syscall.SIGTERM
 			return
 		}
 		fmt.Fprintln(env.Stdout, "\nServing; press Ctrl-C to stop.")
@@ -96,11 +128,11 @@ func sha256Hex(s string) string {
 
 func printComparison(w io.Writer, base string) error {
 	fmt.Fprintf(w, "envelope-proxy demo: a legacy backend with every example of the legacy spec, and the proxy at %s.\n", base)
-	fmt.Fprintf(w, "Client %q is in legacy mode, client %q in envelope mode.\n", demoLegacyKey, demoEnvelopeKey)
+	fmt.Fprintf(w, "Client %q is in legacy mode, client %q in envelope mode; %q is in shadow mode (legacy bytes, the envelope computed on the side).\n", demoLegacyKey, demoEnvelopeKey, demoShadowKey)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, e := range demo.Examples {
 		fmt.Fprintf(w, "\n== %s  (%s)\n", e.Path(), e.Note)
-		for _, c := range []struct{ label, key string }{{"legacy  ", demoLegacyKey}, {"envelope", demoEnvelopeKey}} {
+		for _, c := range []struct{ label, key string }{{"legacy  ", demoLegacyKey}, {"envelope", demoEnvelopeKey}, {"", demoShadowKey}} {
 			req, err := http.NewRequest("GET", base+e.Path(), nil)
 			if err != nil {
 				return err
@@ -115,7 +147,9 @@ func printComparison(w io.Writer, base string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "   %s %d %s\n", c.label, resp.StatusCode, oneLine(body))
+			if c.label != "" {
+				fmt.Fprintf(w, "   %s %d %s\n", c.label, resp.StatusCode, oneLine(body))
+			}
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -205,37 +204,6 @@ func buildInfo() prometheus.Collector {
 	}, []string{"version", "goversion"})
 	g.WithLabelValues(Version(), runtime.Version()).Set(1)
 	return g
-}
-
-// runProxy serves cfg on its listen address until ctx ends, without the
-// admin listener: the demo's server.
-func runProxy(ctx context.Context, cfg *config.Config, logger *zap.Logger, ready func(addr string)) error {
-	h, err := proxy.New(cfg, proxy.Options{Logger: logger})
-	if err != nil {
-		return err
-	}
-	srv := newServer(cfg, h, logger)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	ready(ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // newServer builds the client listener's server. There is no WriteTimeout:
