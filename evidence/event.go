@@ -33,7 +33,8 @@ type Event struct {
 	// the proxy's 502 or 504.
 	UpstreamError bool
 	// Added is the time the proxy added to the exchange: its duration
-	// minus the wait for the upstream's response head.
+	// minus the wait for the upstream's response head; negative when there
+	// was no upstream response to measure against.
 	Added time.Duration
 }
 

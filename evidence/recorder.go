@@ -265,7 +265,9 @@ func (r *Recorder) Record(ev *Event) {
 	b.dirty = true
 	b.Requests++
 	b.Classes[classIndex(ev.Status)]++
-	b.latency.add(ev.Added)
+	if ev.Added >= 0 {
+		b.latency.add(ev.Added)
+	}
 	if ev.UpstreamError {
 		b.UpstreamErrors++
 	}

@@ -358,3 +358,13 @@ func BenchmarkRecordParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestUpstreamErrorsHaveNoAddedLatency(t *testing.T) {
+	r := newTestRecorder(t, testConfig(""), start())
+	r.Record(&Event{Client: "acme", Status: 502, UpstreamError: true, Added: -1})
+	r.Record(&Event{Client: "acme", Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 2 * time.Millisecond})
+	s := summary(t, r, "acme")
+	if s.UpstreamErrors != 1 || s.AddedLatency.Count != 1 || s.AddedLatency.P50Ms < 1.8 || s.AddedLatency.P50Ms > 2.2 {
+		t.Errorf("got %d upstream errors, latency %+v; want 1, one 2 ms sample", s.UpstreamErrors, s.AddedLatency)
+	}
+}
