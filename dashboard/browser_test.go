@@ -1,0 +1,667 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/verdict"
+)
+
+var updateScreenshot = flag.Bool("update-screenshot", false, "write the browser test's screenshots to ../docs/ (dashboard.png, dashboard-detail.png)")
+
+// findBrowser returns the Chromium to drive: $CHROMIUM_PATH, else the
+// first of the usual names on $PATH.
+func findBrowser() string {
+	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browserThresholds are the readiness settings of the fixture.
+var browserThresholds = verdict.Thresholds{
+	Window:                  24 * time.Hour,
+	MinRequests:             1000,
+	MaxMismatchRatio:        0.001,
+	MaxUnmapped:             0,
+	MaxCandidateErrorsRatio: 0.01,
+	MaxUpstreamErrorsRatio:  0.01,
+}
+
+// series makes points shaped like office traffic, perStep requests per
+// five minutes on average, with mismatches at the given ratio of the
+// compared exchanges, as the API returns them: the last hour by minute and
+// the day by hour.
+func series(end time.Time, perStep float64, compared, mismatch float64, seed int) (recent, window evidence.Series) {
+	return points(end, 60, 60, perStep/5, compared, mismatch, seed), points(end, 3600, 25, perStep*12, compared, mismatch, seed)
+}
+
+// points makes n points of step seconds, the last one holding end.
+func points(end time.Time, step int64, n int, perStep float64, compared, mismatch float64, seed int) evidence.Series {
+	s := evidence.Series{StepSeconds: step}
+	start := end.Unix() - end.Unix()%step - int64(n-1)*step
+	// The carries spread fractions over the steps, so that the points add
+	// up to about the summary's totals however small they are.
+	var reqCarry, errCarry, mmCarry float64
+	for i := range n {
+		t := start + int64(i)*step
+		hour := float64(t%86400) / 3600
+		shape := 0.55 + 0.45*math.Sin((hour-8)/24*2*math.Pi) + 0.08*math.Sin(float64(i*7+seed))
+		reqCarry += math.Max(0, perStep*shape)
+		req := uint64(reqCarry)
+		reqCarry -= float64(req)
+		errCarry += float64(req) * 0.011
+		p := evidence.Point{Time: t, Requests: req, Errors: uint64(errCarry)}
+		errCarry -= float64(p.Errors)
+		if compared > 0 {
+			p.Compared = uint64(float64(req) * compared)
+			mmCarry += float64(p.Compared) * mismatch * (1 + 0.9*math.Sin(float64(i)/7+float64(seed)))
+			p.Mismatches = min(p.Compared, uint64(math.Max(0, mmCarry)))
+			mmCarry -= float64(p.Mismatches)
+		}
+		s.Points = append(s.Points, p)
+	}
+	return s
+}
+
+func recentOf(recent, _ evidence.Series) evidence.Series { return recent }
+func windowOf(_, window evidence.Series) evidence.Series { return window }
+
+// withUnmapped spreads n unmapped errors over the last hours of s.
+func withUnmapped(s evidence.Series, n uint64) evidence.Series {
+	for i := len(s.Points) - 1; n > 0 && i >= 0; i -= 3 {
+		k := min(n, uint64(1+i%4))
+		s.Points[i].Unmapped = k
+		s.Points[i].Errors += k
+		n -= k
+	}
+	return s
+}
+
+// browserSource has the four clients the test looks at and a thousand
+// more rows with too little evidence, as a large fleet would.
+func browserSource() *staticSource {
+	now := time.Now().Truncate(time.Minute)
+	src := &staticSource{details: map[string]evidence.ClientDetail{}}
+	var total uint64
+	put := func(d evidence.ClientDetail) {
+		src.overview.Clients = append(src.overview.Clients, d.ClientSummary)
+		src.details[d.Name] = d
+		total += d.Requests
+	}
+	classes := func(n uint64) map[string]uint64 {
+		return map[string]uint64{"2xx": n - n/10 - n/100, "4xx": n / 10, "5xx": n / 100}
+	}
+
+	put(evidence.ClientDetail{
+		ClientSummary: evidence.ClientSummary{
+			Name: "acme-envelope", Kind: evidence.KindClient, Mode: "envelope",
+			Requests: 48_210, Classes: classes(48_210),
+			Rewritten: 4_821, Wrapped: 42_900, Passed: 489, UpstreamErrors: 12,
+			AddedLatency: evidence.Latency{Count: 48_210, P50Ms: 0.31, P99Ms: 2.4},
+			Verdict: verdict.Verdict{State: verdict.Ready, Reasons: []string{
+				"unmapped 0 ≤ 0 over 24h",
+				"upstream errors 0.025% ≤ 1% over 24h, 48,210 requests",
+			}},
+		},
+		Rewrites: []evidence.RewriteCount{
+			{LegacyStatus: 200, Status: 200, Count: 42_900},
+			{LegacyStatus: 400, LegacyCode: "invalid_param", Status: 422, Code: "VALIDATION_FAILED", Count: 3_911},
+			{LegacyStatus: 404, LegacyCode: "not_found", Status: 404, Code: "NOT_FOUND", Count: 910},
+		},
+		Passthrough: map[string]uint64{"not_json": 401, "oversize": 88},
+		Recent:      recentOf(series(now, 170, 0, 0, 1)), Series: windowOf(series(now, 170, 0, 0, 1)),
+	})
+	put(evidence.ClientDetail{
+		ClientSummary: evidence.ClientSummary{
+			Name: "beta-unmapped", Kind: evidence.KindClient, Mode: "envelope",
+			Requests: 21_377, Classes: classes(21_377),
+			Rewritten: 2_101, Wrapped: 19_000, Passed: 276, Unmapped: 37,
+			AddedLatency: evidence.Latency{Count: 21_377, P50Ms: 0.42, P99Ms: 3.9},
+			Verdict: verdict.Verdict{State: verdict.NotReady, Reasons: []string{
+				"unmapped 37 > 0 (teapot_error) over 24h",
+			}},
+		},
+		Rewrites: []evidence.RewriteCount{
+			{LegacyStatus: 200, Status: 200, Count: 19_000},
+			{LegacyStatus: 400, LegacyCode: "invalid_param", Status: 422, Code: "VALIDATION_FAILED", Count: 2_064},
+			{LegacyStatus: 418, LegacyCode: "other", Status: 500, Code: "INTERNAL", Count: 37},
+		},
+		Passthrough: map[string]uint64{"not_json": 276},
+		UnmappedCodes: []evidence.UnmappedCode{{
+			LegacyStatus: 418, Code: "teapot_error", Count: 37,
+			Sample:     `{"error":{"code":"teapot_error","message":"I refuse to brew coffee","request_id":"[redacted]"}}`,
+			SampleTime: now.Add(-17 * time.Minute),
+		}},
+		Recent: withUnmapped(recentOf(series(now, 75, 0, 0, 2)), 3), Series: withUnmapped(windowOf(series(now, 75, 0, 0, 2)), 37),
+	})
+	put(evidence.ClientDetail{
+		ClientSummary: evidence.ClientSummary{
+			Name: "gamma-shadow-match", Kind: evidence.KindClient, Mode: "shadow",
+			Requests: 2_050, Classes: classes(2_050),
+			AddedLatency: evidence.Latency{Count: 2_050, P50Ms: 0.8, P99Ms: 6.1},
+			Shadow: &evidence.ShadowSummary{
+				Outcomes: map[string]uint64{"match": 2_000, "skipped_method": 50},
+				Compared: 2_000,
+			},
+			Verdict: verdict.Verdict{State: verdict.Ready, Reasons: []string{
+				"unmapped 0 ≤ 0 over 24h",
+				"candidate errors 0% ≤ 1% over 24h, 2,000 replays",
+				"mismatch 0% ≤ 0.1% over 24h, 2,000 compared",
+			}},
+		},
+		Recent: recentOf(series(now, 7.2, 0.97, 0, 3)), Series: windowOf(series(now, 7.2, 0.97, 0, 3)),
+	})
+	put(evidence.ClientDetail{
+		ClientSummary: evidence.ClientSummary{
+			Name: "delta-shadow-mismatch", Kind: evidence.KindClient, Mode: "shadow",
+			Requests: 2_120, Classes: classes(2_120),
+			AddedLatency: evidence.Latency{Count: 2_120, P50Ms: 0.9, P99Ms: 7.5},
+			Shadow: &evidence.ShadowSummary{
+				Outcomes: map[string]uint64{"match": 1_890, "mismatch": 100, "ignored": 10, "candidate_timeout": 4, "skipped_method": 116},
+				Compared: 2_000, MismatchRatio: 0.05, CandidateErrorsRatio: 4.0 / 2_004,
+			},
+			Verdict: verdict.Verdict{State: verdict.NotReady, Reasons: []string{
+				"mismatch 5% > 0.1% over 24h, 2,000 compared",
+			}},
+		},
+		Routes: []evidence.RouteCount{
+			{Route: "GET /v1/products/{id}", Compared: 1_200, Mismatches: 96},
+			{Route: "GET /v1/products", Compared: 600, Mismatches: 4},
+			{Route: "POST /v1/orders", Compared: 200, Mismatches: 0},
+		},
+		Paths: []evidence.PathCount{{Path: "/data/price", Count: 96}, {Path: "/errors/0/code", Count: 4}},
+		Samples: []evidence.Sample{{
+			Time: now.Add(-3 * time.Minute), Request: "GET /v1/products/{id}",
+			LegacyStatus: 200, EnvelopeStatus: 200, CandidateStatus: 200,
+			LegacyBody:    `{"id":"p-1042","name":"Espresso cup","price":10,"currency":"EUR"}`,
+			EnvelopeBody:  `{"data":{"id":"p-1042","name":"Espresso cup","price":10,"currency":"EUR"},"success":true,"message":"","errors":[]}`,
+			CandidateBody: `{"data":{"id":"p-1042","name":"Espresso cup","price":"10","currency":"EUR"},"success":true,"message":"","errors":[]}`,
+			Diff:          []evidence.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
+		}},
+		Recent: recentOf(series(now, 7.4, 0.94, 0.05, 4)), Series: windowOf(series(now, 7.4, 0.94, 0.05, 4)),
+	})
+
+	// The rest of the fleet: still legacy, or shadowed with too little
+	// traffic to judge.
+	modes := []string{"legacy", "legacy", "legacy", "shadow", "envelope"}
+	for i := range 1_001 {
+		name, kind := fmt.Sprintf("tenant-%04d", i), evidence.KindClient
+		if i%25 == 7 {
+			name, kind = fmt.Sprintf("cohort-%02d", i/25), evidence.KindCohort
+		}
+		req := uint64(900 - i*9/10)
+		mode := modes[i%len(modes)]
+		c := evidence.ClientSummary{
+			Name: name, Kind: kind, Mode: mode, Requests: req, Classes: classes(req),
+			AddedLatency: evidence.Latency{Count: req, P50Ms: 0.3 + float64(i%7)/10, P99Ms: 2 + float64(i%11)/2},
+			Verdict:      verdict.Verdict{State: verdict.InsufficientEvidence},
+		}
+		switch mode {
+		case "legacy":
+			c.AddedLatency = evidence.Latency{}
+			c.Verdict.Reasons = []string{fmt.Sprintf("mode legacy: nothing is rewritten or compared (%s requests over 24h); switch it to shadow to gather evidence", verdict.Count(req))}
+		case "shadow":
+			compared := req * 9 / 10
+			c.Shadow = &evidence.ShadowSummary{Outcomes: map[string]uint64{"match": compared, "skipped_method": req - compared}, Compared: compared}
+			c.Verdict.Reasons = []string{
+				fmt.Sprintf("%s compared < 1,000 needed over 24h", verdict.Count(compared)),
+				"candidate errors 0% ≤ 1% over 24h",
+			}
+		case "envelope":
+			c.Wrapped = req
+			c.Verdict.Reasons = []string{fmt.Sprintf("%s requests < 1,000 needed over 24h", verdict.Count(req))}
+		}
+		put(evidence.ClientDetail{ClientSummary: c, Recent: recentOf(series(now, float64(req)/288, 0, 0, i)), Series: windowOf(series(now, float64(req)/288, 0, 0, i))})
+	}
+	// A name is whatever config says; markup in it must show as text.
+	put(evidence.ClientDetail{ClientSummary: evidence.ClientSummary{
+		Name: hostileName, Kind: evidence.KindRemoved, Mode: "legacy", Requests: 3, Classes: classes(3),
+		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{`mode legacy: <img src="/hostile" onerror="alert(1)">`}},
+	}})
+	put(evidence.ClientDetail{ClientSummary: evidence.ClientSummary{
+		Name: "default", Kind: evidence.KindDefault, Mode: "legacy", Requests: 9_811, Classes: classes(9_811),
+		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{
+			"mode legacy: nothing is rewritten or compared (9,811 requests over 24h); switch it to shadow to gather evidence",
+		}},
+	}})
+
+	for i := range src.overview.Clients {
+		c := &src.overview.Clients[i]
+		c.Share = float64(c.Requests) / float64(total)
+		d := src.details[c.Name]
+		d.ClientSummary = *c
+		src.details[c.Name] = d
+	}
+	slices.SortStableFunc(src.overview.Clients, func(a, b evidence.ClientSummary) int {
+		return int(b.Requests) - int(a.Requests)
+	})
+	src.overview.GeneratedAt = now
+	src.overview.Window = "24h"
+	src.overview.Thresholds = browserThresholds
+	src.overview.State = evidence.StateInfo{Persistent: true, Since: now.Add(-36 * time.Hour)}
+	src.overview.Requests = total
+	return src
+}
+
+// hostileName is a client name made of markup.
+const hostileName = `removed-<b>bold</b><img src="/hostile">`
+
+// pageProblems collects what the page must never do: fetch from another
+// origin, log an error, throw, or break its Content-Security-Policy.
+type pageProblems struct {
+	mu       sync.Mutex
+	base     string
+	requests int
+	problems []string
+	// failed are the URLs the test made fail on purpose; the browser
+	// logs their status as an error, which is expected.
+	failed map[string]bool
+}
+
+// failing wraps h to answer 503 for the API while fail is set, noting the
+// URLs it failed.
+func (p *pageProblems) failing(h http.Handler, fail *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() && strings.HasPrefix(r.URL.Path, "/api/") {
+			p.mu.Lock()
+			p.failed[p.base+r.URL.RequestURI()] = true
+			p.mu.Unlock()
+			http.Error(w, "upstream of the test is down", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (p *pageProblems) listen(ev any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		p.requests++
+		u := ev.Request.URL
+		if !strings.HasPrefix(u, p.base+"/") && !strings.HasPrefix(u, "data:") {
+			p.problems = append(p.problems, "request to "+u)
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+			var args []string
+			for _, a := range ev.Args {
+				args = append(args, string(a.Value)+a.Description)
+			}
+			p.problems = append(p.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
+		}
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		text := d.Text
+		if d.Exception != nil {
+			text += " " + d.Exception.Description
+		}
+		p.problems = append(p.problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, text))
+	case *log.EventEntryAdded:
+		if ev.Entry.Source == log.EntrySourceNetwork && p.failed[ev.Entry.URL] {
+			return
+		}
+		if ev.Entry.Level == log.EntryLevelError || strings.Contains(ev.Entry.Text, "Content Security Policy") {
+			p.problems = append(p.problems, fmt.Sprintf("log %s/%s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+		}
+	}
+}
+
+func (p *pageProblems) check(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.problems {
+		t.Errorf("page problem: %s", s)
+	}
+	if p.requests == 0 {
+		t.Error("saw no network request: the listener is not working")
+	}
+}
+
+func TestBrowser(t *testing.T) {
+	browser := findBrowser()
+	if browser == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no Chromium found (set CHROMIUM_PATH or install Debian's chromium package)")
+		}
+		t.Skip("no Chromium found: set CHROMIUM_PATH or install chromium to run the browser test")
+	}
+	watch := &pageProblems{failed: map[string]bool{}}
+	var failAPI atomic.Bool
+	mux := http.NewServeMux()
+	for p, h := range New(browserSource(), Options{}).Routes() {
+		mux.Handle("GET "+p, h)
+	}
+	ts := httptest.NewServer(watch.failing(mux, &failAPI))
+	defer ts.Close()
+	watch.base = ts.URL
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("lang", "en-US"),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	// Start the browser, then listen before the page loads.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", browser, err)
+	}
+	if err := chromedp.Listen(ctx, watch.listen); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(what, js string) []string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	const rowNames = `[...document.querySelectorAll('#clients-body tr[data-client]')].map(r => r.dataset.client)`
+	// waitRows waits until the table shows n rows.
+	waitRows := func(what string, n int) []string {
+		t.Helper()
+		run(what, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`document.querySelectorAll('#clients-body tr[data-client]').length === %d`, n),
+			chromedp.WithPollingTimeout(10*time.Second)))
+		return eval(what, rowNames)
+	}
+	setSelect := func(id, value string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`(() => { const e = document.getElementById(%q); e.value = %q; e.dispatchEvent(new Event('change', {bubbles: true})); })()`, id, value))
+	}
+
+	run("loading the page",
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-client="acme-envelope"]`)),
+	)
+
+	t.Run("verdicts", func(t *testing.T) {
+		want := map[string]string{
+			"acme-envelope":         "ready",
+			"beta-unmapped":         "not_ready",
+			"gamma-shadow-match":    "ready",
+			"delta-shadow-mismatch": "not_ready",
+		}
+		for name, state := range want {
+			got := eval("reading a verdict", fmt.Sprintf(
+				`[...document.querySelectorAll('tr[data-client=%q] [data-verdict]')].map(e => e.dataset.verdict + ' ' + e.textContent)`, name))
+			if w := state + " " + strings.ReplaceAll(state, "_", " "); len(got) != 1 || got[0] != w {
+				t.Errorf("%s: got badges %q; want [%q]", name, got, w)
+			}
+		}
+		reason := eval("reading a reason", `[...document.querySelectorAll('tr[data-client="delta-shadow-mismatch"] .reason')].map(e => e.textContent)`)
+		if w := "mismatch 5% > 0.1% over 24h, 2,000 compared"; len(reason) != 1 || reason[0] != w {
+			t.Errorf("delta's first reason: got %q; want [%q]", reason, w)
+		}
+	})
+
+	t.Run("pagination", func(t *testing.T) {
+		rows := waitRows("first page", 50)
+		if len(rows) != 50 {
+			t.Errorf("got %d rows; want 50", len(rows))
+		}
+		showing := eval("reading the pager", `[document.getElementById('showing').textContent]`)
+		if w := "showing 1–50 of 1,007"; showing[0] != w {
+			t.Errorf("got %q; want %q", showing[0], w)
+		}
+		run("next page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="Next page"]`)))
+		second := waitRows("second page", 50)
+		if slices.Contains(second, rows[0]) {
+			t.Errorf("page 2 repeats %q from page 1", rows[0])
+		}
+		showing = eval("reading the pager", `[document.getElementById('showing').textContent]`)
+		if w := "showing 51–100 of 1,007"; showing[0] != w {
+			t.Errorf("got %q; want %q", showing[0], w)
+		}
+		run("first page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="First page"]`)))
+		waitRows("first page again", 50)
+	})
+
+	t.Run("filter by verdict", func(t *testing.T) {
+		run("choosing not ready", setSelect("filter-verdict", "not_ready"))
+		got := waitRows("not ready rows", 2)
+		slices.Sort(got)
+		if want := []string{"beta-unmapped", "delta-shadow-mismatch"}; !slices.Equal(got, want) {
+			t.Errorf("got %q; want %q", got, want)
+		}
+		run("clearing the verdict", setSelect("filter-verdict", ""))
+		waitRows("all rows", 50)
+	})
+
+	t.Run("filter by mode", func(t *testing.T) {
+		run("choosing shadow", setSelect("filter-mode", "shadow"))
+		got := waitRows("shadow rows", 50)
+		for _, name := range got {
+			if strings.HasPrefix(name, "acme") || strings.HasPrefix(name, "beta") {
+				t.Errorf("got envelope client %q among the shadow ones", name)
+			}
+		}
+		run("clearing the mode", setSelect("filter-mode", ""))
+		waitRows("all rows", 50)
+	})
+
+	t.Run("sort", func(t *testing.T) {
+		run("sorting by name", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
+		rows := waitRows("sorted rows", 50)
+		if rows[0] != "acme-envelope" {
+			t.Errorf("first by name: got %q; want %q", rows[0], "acme-envelope")
+		}
+		run("sorting by name descending", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
+		rows = eval("reading rows", rowNames)
+		if rows[0] != "tenant-1000" {
+			t.Errorf("first by name descending: got %q; want %q", rows[0], "tenant-1000")
+		}
+		run("sorting by requests", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="requests"] button`)))
+		rows = eval("reading rows", rowNames)
+		if rows[0] != "acme-envelope" {
+			t.Errorf("first by requests: got %q; want %q", rows[0], "acme-envelope")
+		}
+	})
+
+	var listShot []byte
+	t.Run("screenshot of the list", func(t *testing.T) {
+		run("scrolling up", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPNG(t, shot)
+		listShot = shot
+	})
+
+	t.Run("markup in data stays text", func(t *testing.T) {
+		run("finding the row", chromedp.SendKeys(chromedp.ID("filter-name"), "removed-"))
+		waitRows("the hostile row", 1)
+		got := eval("reading the row", `[...document.querySelectorAll('#clients-body tr')].map(r =>
+			[r.dataset.client, r.querySelector('a.client-link').textContent, r.querySelector('.reason').textContent,
+			 String(r.querySelectorAll('b, img').length)].join('|'))`)
+		want := hostileName + "|" + hostileName + `|mode legacy: <img src="/hostile" onerror="alert(1)">|0`
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("got %q; want [%q]", got, want)
+		}
+		run("clearing the name", chromedp.Evaluate[chromedp.Void](
+			`(() => { const e = document.getElementById('filter-name'); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})); })()`))
+		waitRows("all rows", 50)
+	})
+
+	t.Run("filter by name and open a client", func(t *testing.T) {
+		run("typing a name", chromedp.SendKeys(chromedp.ID("filter-name"), "shadow"))
+		got := waitRows("filtered rows", 2)
+		slices.Sort(got)
+		if want := []string{"delta-shadow-mismatch", "gamma-shadow-match"}; !slices.Equal(got, want) {
+			t.Errorf("got %q; want %q", got, want)
+		}
+		run("opening delta",
+			chromedp.Click(chromedp.CSS(`tr[data-client="delta-shadow-mismatch"] a.client-link`)),
+			chromedp.WaitVisible(chromedp.CSS(`#detail .sample`)),
+		)
+		for _, col := range []string{"col-envelope", "col-candidate"} {
+			lines := eval("reading the diff", fmt.Sprintf(`[...document.querySelectorAll('#detail .%s .line.diff')].map(e => e.textContent)`, col))
+			if len(lines) != 1 || !strings.Contains(lines[0], `"price"`) {
+				t.Errorf("%s: got highlighted lines %q; want one with \"price\"", col, lines)
+			}
+		}
+		legacy := eval("reading the legacy column", `[...document.querySelectorAll('#detail .col-legacy .line')].map(e => e.textContent)`)
+		if len(legacy) == 0 || !strings.Contains(strings.Join(legacy, "\n"), `"Espresso cup"`) {
+			t.Errorf("legacy column: got %q; want the legacy body", legacy)
+		}
+		ops := eval("reading the ops", `[...document.querySelectorAll('#detail table.ops tbody tr')].map(e => e.textContent)`)
+		if w := `replace/data/price"10"`; len(ops) != 1 || ops[0] != w {
+			t.Errorf("diff ops: got %q; want [%q]", ops, w)
+		}
+		charts := eval("reading the charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
+		if w := []string{"Requests over time 60", "Mismatch rate over time 60"}; !slices.Equal(charts, w) {
+			t.Errorf("charts of the last hour: got %q; want %q", charts, w)
+		}
+		run("switching the charts to the window",
+			chromedp.Click(chromedp.CSS(`#detail button[data-range="series"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#detail button[data-range="series"].on`)),
+		)
+		charts = eval("reading the window's charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
+		if w := []string{"Requests over time 25", "Mismatch rate over time 25"}; !slices.Equal(charts, w) {
+			t.Errorf("charts of the window: got %q; want %q", charts, w)
+		}
+		run("switching back to the last hour",
+			chromedp.Click(chromedp.CSS(`#detail button[data-range="recent"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#detail button[data-range="recent"].on`)),
+		)
+		if *updateScreenshot {
+			// The whole detail page, for the docs.
+			shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkPNG(t, shot)
+			writeShot(t, "dashboard-detail.png", shot)
+		}
+		run("going back",
+			chromedp.Evaluate[chromedp.Void](`history.back()`),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-client="gamma-shadow-match"]`)),
+		)
+		if got := eval("reading the filter", `[document.getElementById('filter-name').value]`); got[0] != "shadow" {
+			t.Errorf("name filter after going back: got %q; want %q", got[0], "shadow")
+		}
+		waitRows("filtered rows again", 2)
+	})
+
+	t.Run("unmapped sample", func(t *testing.T) {
+		run("opening beta",
+			chromedp.Navigate(ts.URL+"/dashboard/#client=beta-unmapped"),
+			chromedp.WaitVisible(chromedp.CSS(`#detail .unmapped pre`)),
+		)
+		got := eval("reading the sample", `[...document.querySelectorAll('#detail .unmapped')].map(e => e.textContent)`)
+		if len(got) != 1 || !strings.Contains(got[0], "teapot_error") || !strings.Contains(got[0], `"I refuse to brew coffee"`) {
+			t.Errorf("got %q; want the teapot_error code with its sample", got)
+		}
+	})
+
+	t.Run("API failure keeps the data", func(t *testing.T) {
+		failAPI.Store(true)
+		// Opening a client polls at once.
+		run("opening acme while the API fails",
+			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=acme-envelope'`),
+			chromedp.WaitVisible(chromedp.ID("error")),
+		)
+		got := eval("reading the banner", `[document.getElementById('error').textContent, document.getElementById('updated').className]`)
+		if !strings.Contains(got[0], "HTTP 503") || !strings.Contains(got[0], "Showing the data from") {
+			t.Errorf("banner: got %q; want the status and that the last data is kept", got[0])
+		}
+		if got[1] != "updated stale" {
+			t.Errorf("freshness class: got %q; want %q", got[1], "updated stale")
+		}
+		run("going to the list while the API fails",
+			chromedp.Evaluate[chromedp.Void](`location.hash = ''`),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-client="beta-unmapped"]`)),
+		)
+		if got := waitRows("the kept rows", 50); len(got) != 50 {
+			t.Errorf("got %d rows with the API down; want the last 50 kept", len(got))
+		}
+		if got := eval("reading the banner", `[String(document.getElementById('error').hidden)]`); got[0] != "false" {
+			t.Errorf("banner hidden: got %s; want false while the API fails", got[0])
+		}
+		failAPI.Store(false)
+		run("opening gamma once the API works",
+			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=gamma-shadow-match'`),
+			chromedp.WaitVisible(chromedp.CSS(`#detail .stats`)),
+			chromedp.WaitNotVisible(chromedp.ID("error")),
+		)
+		if got := eval("reading the freshness", `[document.getElementById('updated').textContent]`); !strings.HasPrefix(got[0], "updated ") {
+			t.Errorf("freshness: got %q; want %q", got[0], "updated Ns ago")
+		}
+	})
+
+	if listShot != nil {
+		writeShot(t, "dashboard.png", listShot)
+	}
+	watch.check(t)
+}
+
+func checkPNG(t *testing.T, b []byte) {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("screenshot: got %d bytes starting %q; want a PNG", len(b), b[:min(len(b), 8)])
+	}
+}
+
+// writeShot writes a screenshot to ../docs with -update-screenshot, and
+// to the test's temporary directory otherwise.
+func writeShot(t *testing.T, name string, b []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	if *updateScreenshot {
+		dir = filepath.Join("..", "docs")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
