@@ -146,10 +146,16 @@ func sendEvidenceTraffic(t *testing.T, in *instance, n int) {
 	}
 }
 
-func compared(n uint64) func(map[string]evidence.ClientSummary) bool {
+// recorded reports when the n rounds of sendEvidenceTraffic are all in
+// the evidence: each request is recorded once its response is sent, and
+// each shadow exchange once it is compared.
+func recorded(n uint64) func(map[string]evidence.ClientSummary) bool {
 	return func(rows map[string]evidence.ClientSummary) bool {
+		if rows["clean"].Requests != 2*n || rows["unmapped"].Requests != 2*n {
+			return false
+		}
 		for _, name := range []string{"matching", "mismatching"} {
-			if s := rows[name].Shadow; s == nil || s.Compared < n {
+			if s := rows[name].Shadow; rows[name].Requests != n || s == nil || s.Compared != n {
 				return false
 			}
 		}
@@ -163,7 +169,7 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 	path := filepath.Join(dir, "config.yaml")
 	in := startServeAt(t, path, evidenceConfig(legacy.URL, candidate.URL, "min_requests: 5"))
 	sendEvidenceTraffic(t, in, 6)
-	rows := in.waitFor("every shadow exchange compared", compared(6))
+	rows := in.waitFor("every request recorded and every shadow exchange compared", recorded(6))
 
 	tests := []struct {
 		client string
@@ -314,12 +320,11 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 				t.Fatalf("GET /v1/credits: got %d %q; want 402", status, body)
 			}
 		}
-		ov, now := broken.overview()
-		if ov.State.Persistent || !strings.Contains(ov.State.Error, "memory only") {
+		broken.waitFor("the five requests counted in memory", func(rows map[string]evidence.ClientSummary) bool {
+			return rows["clean"].Requests == 5
+		})
+		if ov, _ := broken.overview(); ov.State.Persistent || !strings.Contains(ov.State.Error, "memory only") {
 			t.Errorf("state: got %+v; want memory only, with the reason", ov.State)
-		}
-		if now["clean"].Requests != 5 {
-			t.Errorf("clean: got %d requests; want 5, counted in memory", now["clean"].Requests)
 		}
 		broken.stop()
 	})

@@ -57,6 +57,13 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("kind", kind), zap.String("path", r.URL.Path), zap.Error(err))
 
 	ex := exchangeFrom(r.Context())
+	client := config.DefaultClientName
+	if ex != nil {
+		client = ex.decision.Client
+	}
+	// Counted before the client is answered, so that a client that has
+	// its answer finds the count already there.
+	s.metrics.upstreamErrors.WithLabelValues(client, kind).Inc()
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
 	if ex != nil && ex.decision.Mode == config.ModeEnvelope {

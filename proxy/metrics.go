@@ -141,7 +141,7 @@ func (m *Metrics) observe(ex *exchange, seconds float64) {
 	m.requestDuration.WithLabelValues(mode).Observe(seconds)
 	o := &ex.outcome
 	if ex.upstreamError != "" {
-		m.upstreamErrors.WithLabelValues(ex.decision.Client, ex.upstreamError).Inc()
+		// Counted by the error handler, before the client is answered.
 		return
 	}
 	switch o.Action {
