@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -75,13 +74,8 @@ func Demo(args []string, env Env) int {
 		return 1
 	}
 	defer logs.sync()
-	signals := env.Signals
-	if signals == nil {
-		ch := make(chan os.Signal, 2)
-		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(ch)
-		signals = ch
-	}
+	signals, stopSignals := processSignals(env, syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
 	// stop ends serve from within its ready hook: the demo's own signal.
 	stop := make(chan os.Signal, 1)
 	merged := make(chan os.Signal, 1)

@@ -45,13 +45,8 @@ func Serve(args []string, env Env) int {
 		return 1
 	}
 	defer logs.sync()
-	signals := env.Signals
-	if signals == nil {
-		ch := make(chan os.Signal, 4)
-		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-		defer signal.Stop(ch)
-		signals = ch
-	}
+	signals, stop := processSignals(env, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
 	if err := serve(cfg, source, loaded, logs, signals, env.Ready); err != nil {
 		logs.logger.Error("stopped", zap.Error(err))
 		return 1
@@ -175,6 +170,17 @@ func drain(cfg *config.Config, srv, adminSrv *http.Server, adm *admin.Server, lo
 		return fmt.Errorf("shutdown: requests still in flight after %s: %w", cfg.Server.ShutdownTimeout, err)
 	}
 	return nil
+}
+
+// processSignals returns env's signals, or else the process's sigs and
+// the function that stops their delivery.
+func processSignals(env Env, sigs ...os.Signal) (<-chan os.Signal, func()) {
+	if env.Signals != nil {
+		return env.Signals, func() {}
+	}
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, sigs...)
+	return ch, func() { signal.Stop(ch) }
 }
 
 // stateDir resolves a relative state_dir against the config file's

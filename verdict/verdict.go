@@ -98,73 +98,77 @@ type Verdict struct {
 // (unmapped codes, upstream errors), so a bad flip shows too. A legacy
 // client has no evidence: nothing is rewritten or compared for it.
 func Decide(e Evidence, t Thresholds) Verdict {
-	var failed, missing, passed []string
-	over := " over " + Window(t.Window)
+	j := judgement{over: " over " + Window(t.Window)}
 	switch e.Mode {
 	case ModeShadow:
-		if e.Unmapped > t.MaxUnmapped {
-			failed = append(failed, unmappedReason(e, t)+over)
-		} else {
-			passed = append(passed, fmt.Sprintf("unmapped %s ≤ %s%s", Count(e.Unmapped), Count(t.MaxUnmapped), over))
-		}
+		j.unmapped(e, t)
 		attempts := e.Compared + e.CandidateErrors
 		switch {
 		case attempts == 0 && e.DryRuns > 0:
-			missing = append(missing, fmt.Sprintf("no candidate comparison%s (%s dry runs): set candidate.url to compare with the new service", over, Count(e.DryRuns)))
+			j.missing = append(j.missing, fmt.Sprintf("no candidate comparison%s (%s dry runs): set candidate.url to compare with the new service", j.over, Count(e.DryRuns)))
 		case attempts == 0:
-			missing = append(missing, "no shadow exchange compared"+over)
+			j.missing = append(j.missing, "no shadow exchange compared"+j.over)
 		default:
-			if r := ratio(e.CandidateErrors, attempts); r > t.MaxCandidateErrorsRatio {
-				failed = append(failed, fmt.Sprintf("candidate errors %s > %s%s, %s replays", Percent(r), Percent(t.MaxCandidateErrorsRatio), over, Count(attempts)))
-			} else {
-				passed = append(passed, fmt.Sprintf("candidate errors %s ≤ %s%s, %s replays", Percent(r), Percent(t.MaxCandidateErrorsRatio), over, Count(attempts)))
-			}
+			j.ratio("candidate errors", e.CandidateErrors, attempts, t.MaxCandidateErrorsRatio, "replays")
 			if e.Compared > 0 {
-				r := ratio(e.Mismatches, e.Compared)
-				// Formatted once: a format built by Sprintf would read the "%" of Percent as a verb.
-				line := func(op string) string {
-					return fmt.Sprintf("mismatch %s %s %s%s, %s compared", Percent(r), op, Percent(t.MaxMismatchRatio), over, Count(e.Compared))
-				}
-				if r > t.MaxMismatchRatio {
-					failed = append(failed, line(">"))
-				} else {
-					passed = append(passed, line("≤"))
-				}
+				j.ratio("mismatch", e.Mismatches, e.Compared, t.MaxMismatchRatio, "compared")
 			}
-			if e.Compared < t.MinRequests {
-				missing = append(missing, fmt.Sprintf("%s compared < %s needed%s", Count(e.Compared), Count(t.MinRequests), over))
-			}
+			j.enough(e.Compared, t.MinRequests, "compared")
 		}
 	case ModeEnvelope:
-		if e.Unmapped > t.MaxUnmapped {
-			failed = append(failed, unmappedReason(e, t)+over)
-		} else {
-			passed = append(passed, fmt.Sprintf("unmapped %s ≤ %s%s", Count(e.Unmapped), Count(t.MaxUnmapped), over))
-		}
+		j.unmapped(e, t)
 		if e.Requests > 0 {
-			r := ratio(e.UpstreamErrors, e.Requests)
-			line := func(op string) string {
-				return fmt.Sprintf("upstream errors %s %s %s%s, %s requests", Percent(r), op, Percent(t.MaxUpstreamErrorsRatio), over, Count(e.Requests))
-			}
-			if r > t.MaxUpstreamErrorsRatio {
-				failed = append(failed, line(">"))
-			} else {
-				passed = append(passed, line("≤"))
-			}
+			j.ratio("upstream errors", e.UpstreamErrors, e.Requests, t.MaxUpstreamErrorsRatio, "requests")
 		}
-		if e.Requests < t.MinRequests {
-			missing = append(missing, fmt.Sprintf("%s requests < %s needed%s", Count(e.Requests), Count(t.MinRequests), over))
-		}
+		j.enough(e.Requests, t.MinRequests, "requests")
 	default:
-		missing = append(missing, fmt.Sprintf("mode %s: nothing is rewritten or compared (%s requests%s); switch it to shadow to gather evidence", modeName(e.Mode), Count(e.Requests), over))
+		j.missing = append(j.missing, fmt.Sprintf("mode %s: nothing is rewritten or compared (%s requests%s); switch it to shadow to gather evidence", modeName(e.Mode), Count(e.Requests), j.over))
 	}
 	switch {
-	case len(failed) > 0:
-		return Verdict{State: NotReady, Reasons: failed}
-	case len(missing) > 0:
-		return Verdict{State: InsufficientEvidence, Reasons: missing}
+	case len(j.failed) > 0:
+		return Verdict{State: NotReady, Reasons: j.failed}
+	case len(j.missing) > 0:
+		return Verdict{State: InsufficientEvidence, Reasons: j.missing}
 	}
-	return Verdict{State: Ready, Reasons: passed}
+	return Verdict{State: Ready, Reasons: j.passed}
+}
+
+// judgement collects the reasons of one verdict: thresholds exceeded,
+// evidence missing, thresholds met.
+type judgement struct {
+	over                    string
+	failed, missing, passed []string
+}
+
+// ratio holds n/d against max: "mismatch 0.4% > 0.1% over 24h, 3,112
+// compared". The line is formatted once, so the "%" of a percentage is
+// never read as a verb.
+func (j *judgement) ratio(what string, n, d uint64, max float64, unit string) {
+	r := ratio(n, d)
+	line := func(op string) string {
+		return fmt.Sprintf("%s %s %s %s%s, %s %s", what, Percent(r), op, Percent(max), j.over, Count(d), unit)
+	}
+	if r > max {
+		j.failed = append(j.failed, line(">"))
+	} else {
+		j.passed = append(j.passed, line("≤"))
+	}
+}
+
+// unmapped holds the unmapped errors against max_unmapped.
+func (j *judgement) unmapped(e Evidence, t Thresholds) {
+	if e.Unmapped > t.MaxUnmapped {
+		j.failed = append(j.failed, unmappedReason(e, t)+j.over)
+	} else {
+		j.passed = append(j.passed, fmt.Sprintf("unmapped %s ≤ %s%s", Count(e.Unmapped), Count(t.MaxUnmapped), j.over))
+	}
+}
+
+// enough notes too little evidence: "12 requests < 100 needed over 24h".
+func (j *judgement) enough(n, need uint64, unit string) {
+	if n < need {
+		j.missing = append(j.missing, fmt.Sprintf("%s %s < %s needed%s", Count(n), unit, Count(need), j.over))
+	}
 }
 
 // unmappedReason says how many errors fell to the fallback, and which
