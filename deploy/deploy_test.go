@@ -166,9 +166,12 @@ type probe struct {
 	} `yaml:"httpGet"`
 }
 
-// volume is a pod volume, of which only ConfigMap volumes are read.
+// volume is a pod volume, of which ConfigMap and emptyDir volumes are read.
 type volume struct {
-	Name      string `yaml:"name"`
+	Name     string `yaml:"name"`
+	EmptyDir *struct {
+		SizeLimit string `yaml:"sizeLimit"`
+	} `yaml:"emptyDir"`
 	ConfigMap *struct {
 		Name  string `yaml:"name"`
 		Items []struct {
@@ -553,7 +556,22 @@ func testVariant(t *testing.T, v variant) {
 	if err != nil {
 		t.Fatalf("ConfigMap %s, %s: config.Parse: %v", cmName, path.Base(configPath), err)
 	}
+	// The dashboard's evidence needs a writable state_dir: the root
+	// filesystem and the config directory are read-only.
+	stateVolume := ""
+	for _, m := range proxy.VolumeMounts {
+		if m.MountPath == cfg.StateDir && !m.ReadOnly {
+			stateVolume = m.Name
+		}
+	}
+	stateWritable := false
+	for _, vol := range pod.Volumes {
+		if vol.Name == stateVolume && vol.EmptyDir != nil {
+			stateWritable = true
+		}
+	}
 	checks = append(checks,
+		eq("state_dir is a writable emptyDir mount", fmt.Sprint(stateWritable), "true"),
 		eq("config volume/mountPath", mountPath, configDir),
 		eq("config volume/subPath", subPath, ""),
 		// items would drop any key not listed, and rename the rest.
