@@ -71,7 +71,12 @@ func New(opts Options) *Server {
 // ServeHTTP serves the admin endpoints, behind the token of the config in
 // force when admin.token_sha256 is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !unauthenticated(r.URL.Path) && !authorized(r, s.opts.Config().Admin.TokenSHA256) {
+	token := s.opts.Config().Admin.TokenSHA256
+	if rebound(r, token) {
+		http.Error(w, "misdirected request: without admin.token_sha256 the admin listener answers only to localhost and IP addresses", http.StatusMisdirectedRequest)
+		return
+	}
+	if !unauthenticated(r.URL.Path) && !authorized(r, token) {
 		challenge(w)
 		return
 	}

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -34,6 +36,35 @@ func authorized(r *http.Request, digestHex string) bool {
 	}
 	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], want) == 1
+}
+
+// rebound reports a request that reached a loopback listener under a name
+// other than localhost or an IP address, with no token configured: what a
+// DNS rebinding page in the operator's browser would send. Without a token
+// the loopback address is the only protection, so such requests are
+// refused; probes and scrapes address the listener by IP.
+func rebound(r *http.Request, digestHex string) bool {
+	if digestHex != "" {
+		return false
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(local.String())
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	_, err = netip.ParseAddr(host)
+	return err != nil
 }
 
 // unauthenticated lists the paths open without the token: the probes,

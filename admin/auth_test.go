@@ -68,3 +68,54 @@ func TestNoTokenConfigured(t *testing.T) {
 		t.Errorf("got %d; want 200 without admin.token_sha256", resp.StatusCode)
 	}
 }
+
+func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
+	cfg := config.Default()
+	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"", http.StatusOK}, // the test server's 127.0.0.1:port
+		{"localhost:9901", http.StatusOK},
+		{"LOCALHOST", http.StatusOK},
+		{"[::1]:9901", http.StatusOK},
+		{"10.1.2.3:9901", http.StatusOK},
+		{"evil.example:9901", http.StatusMisdirectedRequest},
+		{"127.0.0.1.nip.io", http.StatusMisdirectedRequest},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d; want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	t.Run("with a token the name does not matter", func(t *testing.T) {
+		digest := sha256.Sum256([]byte(testToken))
+		withToken := *cfg
+		withToken.Admin.TokenSHA256 = hex.EncodeToString(digest[:])
+		srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return &withToken }}))
+		defer srv.Close()
+		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		req.Host = "proxy.internal:9901"
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("got %d; want 200", resp.StatusCode)
+		}
+	})
+}

@@ -55,7 +55,7 @@ func smallSource() *staticSource {
 	return &staticSource{
 		overview: evidence.Overview{
 			GeneratedAt: gen, Window: "24h",
-			Thresholds: verdict.Thresholds{Window: 24 * time.Hour, MinRequests: 1000, MaxMismatchRatio: 0.001},
+			Thresholds: verdict.Thresholds{MinRequests: 1000, MaxMismatchRatio: 0.001},
 			State:      evidence.StateInfo{Persistent: true, Since: gen.Add(-48 * time.Hour)},
 			Requests:   4112,
 			Clients:    []evidence.ClientSummary{acme, legacy},

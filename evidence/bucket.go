@@ -53,15 +53,19 @@ const (
 
 // counts are a bucket's scalar counters.
 type counts struct {
-	Requests       uint64              `json:"requests,omitempty"`
-	Classes        [6]uint64           `json:"classes"`
-	Rewritten      uint64              `json:"rewritten,omitempty"`
-	Wrapped        uint64              `json:"wrapped,omitempty"`
-	Passed         uint64              `json:"passed,omitempty"`
-	Unmapped       uint64              `json:"unmapped,omitempty"`
-	UpstreamErrors uint64              `json:"upstream_errors,omitempty"`
-	Shadow         [numOutcomes]uint64 `json:"shadow"`
-	ShadowUnmapped uint64              `json:"shadow_unmapped,omitempty"`
+	Requests       uint64    `json:"requests,omitempty"`
+	Classes        [6]uint64 `json:"classes"`
+	Rewritten      uint64    `json:"rewritten,omitempty"`
+	Wrapped        uint64    `json:"wrapped,omitempty"`
+	Passed         uint64    `json:"passed,omitempty"`
+	Unmapped       uint64    `json:"unmapped,omitempty"`
+	UpstreamErrors uint64    `json:"upstream_errors,omitempty"`
+	// Envelope and EnvelopeUpstreamErrors count the requests served in
+	// envelope mode, which an envelope client's verdict is about.
+	Envelope               uint64              `json:"envelope,omitempty"`
+	EnvelopeUpstreamErrors uint64              `json:"envelope_upstream_errors,omitempty"`
+	Shadow                 [numOutcomes]uint64 `json:"shadow"`
+	ShadowUnmapped         uint64              `json:"shadow_unmapped,omitempty"`
 }
 
 func (c *counts) add(o *counts) {
@@ -74,6 +78,8 @@ func (c *counts) add(o *counts) {
 	c.Passed += o.Passed
 	c.Unmapped += o.Unmapped
 	c.UpstreamErrors += o.UpstreamErrors
+	c.Envelope += o.Envelope
+	c.EnvelopeUpstreamErrors += o.EnvelopeUpstreamErrors
 	for i := range c.Shadow {
 		c.Shadow[i] += o.Shadow[i]
 	}

@@ -9,6 +9,9 @@ import "time"
 type Event struct {
 	// Client is the config name the request was routed to.
 	Client string
+	// Envelope reports a request served in envelope mode: an envelope
+	// client's verdict counts only these.
+	Envelope bool
 	// Status is the status the client was sent, 0 when it got none.
 	Status int
 	// Action is what envelope mode did: ActionNone (legacy and shadow
@@ -23,10 +26,12 @@ type Event struct {
 	LegacyStatus int
 	LegacyCode   string
 	Code         string
-	// Unmapped reports an error no rule matched; UnmappedBody is its
-	// legacy body (decoded, credentials scrubbed, possibly cut short: see
-	// UnmappedTruncated), valid only during Record.
+	// Unmapped reports an error no rule matched, with its legacy "code"
+	// ("" when it has none); UnmappedBody is its legacy body (decoded,
+	// credentials scrubbed, possibly cut short: see UnmappedTruncated),
+	// valid only during Record, and nil when samples are off.
 	Unmapped          bool
+	UnmappedCode      string
 	UnmappedBody      []byte
 	UnmappedTruncated bool
 	// UpstreamError reports that the upstream failed and the client got

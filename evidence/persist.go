@@ -61,6 +61,7 @@ func (r *Recorder) Close() error {
 		if r.store != nil {
 			err = errors.Join(err, r.store.Close())
 			r.store = nil
+			r.persisting.Store(false)
 		}
 	})
 	return err
@@ -73,9 +74,10 @@ func (r *Recorder) maintain(now time.Time) {
 	horizon := now.Unix() - minuteHorizon
 	oldest := now.Add(-s.window).Unix()
 	oldest -= oldest % hour
+	persist := r.persisting.Load()
 	for name, cs := range *r.clients.Load() {
 		cs.mu.Lock()
-		cs.roll(horizon, oldest, now)
+		cs.roll(horizon, oldest, persist)
 		empty := len(cs.minutes) == 0 && len(cs.hours) == 0
 		cs.mu.Unlock()
 		if empty && !r.configured(s, name) {
@@ -86,8 +88,10 @@ func (r *Recorder) maintain(now time.Time) {
 
 // roll moves minute buckets older than horizon into their hours and drops
 // hours before oldest and samples older than the window; the caller holds
-// cs.mu.
-func (cs *clientState) roll(horizon, oldest int64, now time.Time) {
+// cs.mu. With persist, the rolled minutes' rows are queued for deletion
+// (the hour row replaces them; the row of the hour's first minute is
+// overwritten by it), and an hour is dropped only once it is written.
+func (cs *clientState) roll(horizon, oldest int64, persist bool) {
 	keep := cs.minutes[:0]
 	for _, m := range cs.minutes {
 		if m.start >= horizon {
@@ -97,18 +101,23 @@ func (cs *clientState) roll(horizon, oldest int64, now time.Time) {
 		h := cs.hour(m.start - m.start%hour)
 		h.merge(m, true)
 		h.dirty = true
-		cs.rolled = append(cs.rolled, store.Range{Client: cs.name, From: h.start, To: h.start + hour})
+		if persist && m.start != h.start {
+			cs.rolled = append(cs.rolled, store.Range{Client: cs.name, From: m.start, To: m.start + minute})
+		}
 		if cs.cur == m {
 			cs.cur = nil
 		}
 	}
 	clear(cs.minutes[len(keep):])
 	cs.minutes = keep
-	i := 0
-	for i < len(cs.hours) && cs.hours[i].start < oldest {
-		i++
+	hours := cs.hours[:0]
+	for _, h := range cs.hours {
+		if h.start >= oldest || (persist && h.dirty) {
+			hours = append(hours, h)
+		}
 	}
-	cs.hours = cs.hours[i:]
+	clear(cs.hours[len(hours):])
+	cs.hours = hours
 	for k, u := range cs.unmappedSamples {
 		if u.time.Unix() < oldest {
 			delete(cs.unmappedSamples, k)
@@ -164,16 +173,26 @@ func (r *Recorder) forget(name string, cs *clientState) {
 }
 
 // Flush writes every changed bucket and sample to the store in one
-// transaction. Without a store it does nothing.
+// transaction. Without a store it does nothing. When the write fails,
+// everything it held is marked changed again for the next one.
 func (r *Recorder) Flush() error {
 	r.storeMu.Lock()
 	defer r.storeMu.Unlock()
 	if r.store == nil {
 		return nil
 	}
+	type taken struct {
+		cs      *clientState
+		buckets []*bucket
+		rolled  []store.Range
+		samples bool
+	}
 	var w store.Write
+	var held []taken
 	var encErr error
+	w.ClearSamples = r.clearSamples.Load()
 	for _, cs := range *r.clients.Load() {
+		tk := taken{cs: cs}
 		cs.mu.Lock()
 		for _, list := range [][]*bucket{cs.hours, cs.minutes} {
 			for _, b := range list {
@@ -186,27 +205,38 @@ func (r *Recorder) Flush() error {
 					continue
 				}
 				b.dirty = false
+				tk.buckets = append(tk.buckets, b)
 				w.Buckets = append(w.Buckets, store.Bucket{Client: cs.name, Minute: b.start, Data: data})
 			}
 		}
-		// An hour row replaces its minutes: the rows of the hour other
-		// than its first (which the hour row overwrites) are deleted.
-		for _, rg := range cs.rolled {
-			w.Deletes = append(w.Deletes, store.Range{Client: rg.Client, From: rg.From + minute, To: rg.To})
-		}
-		cs.rolled = cs.rolled[:0]
-		if cs.samplesDirty {
+		tk.rolled = cs.rolled
+		w.Deletes = append(w.Deletes, cs.rolled...)
+		cs.rolled = nil
+		if cs.samplesDirty || w.ClearSamples {
 			w.Samples = append(w.Samples, cs.storedSamples()...)
-			cs.samplesDirty = false
+			cs.samplesDirty, tk.samples = false, true
 		}
 		cs.mu.Unlock()
+		held = append(held, tk)
 	}
-	if len(w.Buckets) == 0 && len(w.Deletes) == 0 && len(w.Samples) == 0 {
+	if len(w.Buckets) == 0 && len(w.Deletes) == 0 && len(w.Samples) == 0 && !w.ClearSamples {
 		return encErr
 	}
 	if err := r.store.Apply(w); err != nil {
-		r.setStateErr("writing to the store failed, recent evidence is in memory only: " + err.Error())
+		for _, tk := range held {
+			tk.cs.mu.Lock()
+			for _, b := range tk.buckets {
+				b.dirty = true
+			}
+			tk.cs.rolled = append(tk.rolled, tk.cs.rolled...)
+			tk.cs.samplesDirty = tk.cs.samplesDirty || tk.samples
+			tk.cs.mu.Unlock()
+		}
+		r.setStateErr("writing to the store failed, recent evidence is in memory only until a write succeeds: " + err.Error())
 		return errors.Join(encErr, fmt.Errorf("writing evidence: %w", err))
+	}
+	if w.ClearSamples {
+		r.clearSamples.Store(false)
 	}
 	r.setStateErr("")
 	return encErr
@@ -254,8 +284,10 @@ func (r *Recorder) load(window time.Duration) error {
 }
 
 // loadRange merges the stored buckets starting in [from, to) into memory,
-// and the samples seen since from. Rows that do not decode are skipped and
-// reported.
+// and the samples seen in that time. An hour memory already holds is
+// skipped whole: its stored rows are in it already (a window made longer
+// again before the old hours were dropped). Rows that do not decode are
+// skipped and reported.
 func (r *Recorder) loadRange(from, to time.Time) error {
 	r.storeMu.Lock()
 	defer r.storeMu.Unlock()
@@ -269,6 +301,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 		return fmt.Errorf("loading buckets: %w", err)
 	}
 	horizon := r.now().Unix() - minuteHorizon
+	held := map[*clientState]map[int64]bool{}
 	var bad []string
 	for _, row := range rows {
 		if row.Minute >= to.Unix() {
@@ -281,6 +314,15 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 		}
 		cs := r.client(row.Client)
 		cs.mu.Lock()
+		hours, ok := held[cs]
+		if !ok {
+			hours = cs.heldHours()
+			held[cs] = hours
+		}
+		if hours[b.start-b.start%hour] {
+			cs.mu.Unlock()
+			continue
+		}
 		switch {
 		case b.span == minute && b.start >= horizon:
 			if !cs.hasMinute(b.start) {
@@ -293,7 +335,9 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 			if b.span == minute {
 				// A minute row from before a restart: it is rolled now.
 				h.dirty = true
-				cs.rolled = append(cs.rolled, store.Range{Client: cs.name, From: h.start, To: h.start + hour})
+				if b.start != h.start {
+					cs.rolled = append(cs.rolled, store.Range{Client: cs.name, From: b.start, To: b.start + minute})
+				}
 			}
 		}
 		cs.mu.Unlock()
@@ -305,7 +349,13 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 	if err != nil {
 		return fmt.Errorf("loading samples: %w", err)
 	}
+	if !r.settings.Load().samples {
+		samples = nil
+	}
 	for _, sm := range samples {
+		if sm.Time >= to.UnixNano() {
+			continue
+		}
 		cs := r.client(sm.Client)
 		cs.mu.Lock()
 		switch sm.Kind {
@@ -329,6 +379,19 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 		return fmt.Errorf("%d stored buckets skipped: %s", len(bad), bad[0])
 	}
 	return nil
+}
+
+// heldHours returns the hours memory holds evidence of, in hour buckets or
+// in minutes; the caller holds cs.mu.
+func (cs *clientState) heldHours() map[int64]bool {
+	held := make(map[int64]bool, len(cs.hours)+1)
+	for _, h := range cs.hours {
+		held[h.start] = true
+	}
+	for _, m := range cs.minutes {
+		held[m.start-m.start%hour] = true
+	}
+	return held
 }
 
 func (cs *clientState) hasMinute(start int64) bool {

@@ -96,11 +96,7 @@ func (r *Recorder) header(s *settings, now time.Time) Overview {
 	return ov
 }
 
-func (r *Recorder) persistent() bool {
-	r.storeMu.Lock()
-	defer r.storeMu.Unlock()
-	return r.store != nil
-}
+func (r *Recorder) persistent() bool { return r.persisting.Load() }
 
 func share(n, total uint64) float64 {
 	if total == 0 {
@@ -164,6 +160,10 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		Unmapped:        c.Unmapped,
 		UnmappedCodes:   topCodes(sum.unmapped, maxListedCodes),
 		UpstreamErrors:  sum.UpstreamErrors,
+	}
+	if rw.mode == string(verdict.ModeEnvelope) {
+		// A flipped client is judged on what it got since the flip.
+		ev.Requests, ev.UpstreamErrors = sum.Envelope, sum.EnvelopeUpstreamErrors
 	}
 	if rw.kind == KindRemoved {
 		c.Verdict = verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{"no longer in config: its evidence is kept until it leaves the window"}}
@@ -266,12 +266,12 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		cs.mu.Lock()
 		for k, v := range d.sum.unmapped {
 			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v}
-			if smp := cs.unmappedSamples[k]; smp != nil {
+			if smp := cs.unmappedSamples[k]; smp != nil && s.samples {
 				u.Sample, u.SampleTime = smp.body, smp.time.UTC()
 			}
 			out.UnmappedCodes = append(out.UnmappedCodes, u)
 		}
-		for i := len(cs.mismatches) - 1; i >= 0; i-- {
+		for i := len(cs.mismatches) - 1; i >= 0 && s.samples; i-- {
 			if cs.mismatches[i].Time.Unix() >= from {
 				out.Samples = append(out.Samples, *cs.mismatches[i])
 			}

@@ -13,6 +13,7 @@
 package evidence
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +64,16 @@ type Recorder struct {
 	addMu    sync.Mutex
 
 	// store is nil when evidence is in memory only; stateErr says why.
-	store    *store.Store
-	storeMu  sync.Mutex
-	stateErr atomic.Pointer[string]
-	since    atomic.Int64
+	// persisting mirrors store != nil for readers that must not wait on
+	// a write in progress.
+	store      *store.Store
+	storeMu    sync.Mutex
+	persisting atomic.Bool
+	stateErr   atomic.Pointer[string]
+	since      atomic.Int64
+	// clearSamples asks the next write to delete the stored samples:
+	// samples were turned off, or the redaction changed.
+	clearSamples atomic.Bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -80,6 +87,8 @@ type settings struct {
 	window  time.Duration
 	samples bool
 	redact  redact.Paths
+	// redactList is dashboard.redact as configured, to tell a change.
+	redactList []string
 	// rows are the configured clients, cohorts and the default, in
 	// config order, with their kind and mode.
 	rows []row
@@ -155,6 +164,7 @@ func (r *Recorder) open(cfg *config.Config) {
 		return
 	}
 	r.store = st
+	r.persisting.Store(true)
 	if err := r.load(r.settings.Load().window); err != nil {
 		r.logger.Error("loading dashboard evidence; starting from what could be read", zap.Error(err))
 	}
@@ -183,10 +193,11 @@ func (r *Recorder) Swap(cfg *config.Config) {
 		r.logger.Error("dashboard.redact not usable; samples are not kept", zap.Error(err))
 	}
 	s := &settings{
-		cfg:     cfg,
-		window:  cfg.Readiness.Window,
-		samples: cfg.Dashboard.Samples && err == nil,
-		redact:  paths,
+		cfg:        cfg,
+		window:     cfg.Readiness.Window,
+		samples:    cfg.Dashboard.Samples && err == nil,
+		redact:     paths,
+		redactList: slices.Clone(cfg.Dashboard.Redact),
 	}
 	for _, cl := range cfg.Routing.Clients {
 		s.rows = append(s.rows, row{cl.Name, KindClient, string(cl.Mode)})
@@ -196,6 +207,11 @@ func (r *Recorder) Swap(cfg *config.Config) {
 	}
 	s.rows = append(s.rows, row{config.DefaultClientName, KindDefault, string(cfg.Routing.Default)})
 	old := r.settings.Swap(s)
+	if old != nil && ((old.samples && !s.samples) || !slices.Equal(old.redactList, s.redactList)) {
+		// Samples taken under other settings go, from memory now and
+		// from the store at the next write.
+		r.dropSamples()
+	}
 	if old != nil && s.window > old.window {
 		// Memory holds the hours from the old window's first on.
 		held := r.now().Add(-old.window).Unix()
@@ -204,6 +220,17 @@ func (r *Recorder) Swap(cfg *config.Config) {
 			r.logger.Error("loading older dashboard evidence for the longer window", zap.Error(err))
 		}
 	}
+}
+
+// dropSamples forgets every sample, in memory and (at the next write) in
+// the store.
+func (r *Recorder) dropSamples() {
+	for _, cs := range *r.clients.Load() {
+		cs.mu.Lock()
+		cs.unmappedSamples, cs.mismatches, cs.samplesDirty = nil, nil, false
+		cs.mu.Unlock()
+	}
+	r.clearSamples.Store(true)
 }
 
 // client returns name's state, creating it on first use. The table is
@@ -271,6 +298,12 @@ func (r *Recorder) Record(ev *Event) {
 	if ev.UpstreamError {
 		b.UpstreamErrors++
 	}
+	if ev.Envelope {
+		b.Envelope++
+		if ev.UpstreamError {
+			b.EnvelopeUpstreamErrors++
+		}
+	}
 	switch ev.Action {
 	case ActionRewrite:
 		b.Rewritten++
@@ -286,8 +319,7 @@ func (r *Recorder) Record(ev *Event) {
 	}
 	if ev.Unmapped {
 		b.Unmapped++
-		code := legacyCode(ev.UnmappedBody)
-		k := unmappedKey{ev.LegacyStatus, code}
+		k := unmappedKey{ev.LegacyStatus, clip(ev.UnmappedCode, maxCodeLen)}
 		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
 		if s := r.settings.Load(); s.samples {
 			cs.keepUnmapped(k, now, func() string {
@@ -318,8 +350,9 @@ func (cs *clientState) keepUnmapped(k unmappedKey, now time.Time, body func() st
 	cs.samplesDirty = true
 }
 
-// RecordShadow counts one shadow comparison.
-func (r *Recorder) RecordShadow(ev *ShadowEvent) {
+// RecordShadow counts one shadow comparison. The event is passed by value
+// so that handing it over allocates nothing.
+func (r *Recorder) RecordShadow(ev ShadowEvent) {
 	i := outcomeIndex(ev.Outcome)
 	if i < 0 {
 		return

@@ -71,9 +71,9 @@ func summary(t *testing.T, r *Recorder, name string) ClientSummary {
 // envelopeTraffic records n clean requests for acme: rewrites and wraps.
 func envelopeTraffic(r *Recorder, n int) {
 	for i := range n {
-		ev := Event{Client: "acme", Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 300 * time.Microsecond}
+		ev := Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 300 * time.Microsecond}
 		if i%2 == 1 {
-			ev = Event{Client: "acme", Status: 402, LegacyStatus: 403, Action: ActionRewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 500 * time.Microsecond}
+			ev = Event{Client: "acme", Envelope: true, Status: 402, LegacyStatus: 403, Action: ActionRewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 500 * time.Microsecond}
 		}
 		r.Record(&ev)
 	}
@@ -84,9 +84,9 @@ func TestOverviewRowsAndVerdicts(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), c)
 	envelopeTraffic(r, 20)
 	for range 12 {
-		r.RecordShadow(&ShadowEvent{Client: "watcher", Outcome: "match", Route: "GET /v1/jobs/{id}", LegacyStatus: 200})
+		r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "match", Route: "GET /v1/jobs/{id}", LegacyStatus: 200})
 	}
-	r.RecordShadow(&ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /v1/jobs/{id}", LegacyStatus: 200, Paths: []string{"/data/price"}})
+	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /v1/jobs/{id}", LegacyStatus: 200, Paths: []string{"/data/price"}})
 
 	ov := r.Overview()
 	if got, want := len(ov.Clients), 4; got != want {
@@ -144,7 +144,7 @@ func TestUnmappedSampleIsRedactedBeforeStorage(t *testing.T) {
 	c := start()
 	r := newTestRecorder(t, testConfig(dir), c)
 	body := []byte(`{"error":"teapot","code":"teapot_error","data":{"email":"alice@example.com"},"email":"bob@example.com"}`)
-	r.Record(&Event{Client: "acme", Status: 418, LegacyStatus: 418, Action: ActionRewrite, LegacyCode: "other", Code: "http_418", Unmapped: true, UnmappedBody: body})
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, LegacyCode: "other", Code: "http_418", Unmapped: true, UnmappedCode: "teapot_error", UnmappedBody: body})
 	body[0] = 'X' // the recorder must not keep the caller's buffer
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) != 1 {
@@ -183,8 +183,8 @@ func TestSamplesOff(t *testing.T) {
 	cfg := testConfig("")
 	cfg.Dashboard.Samples = false
 	r := newTestRecorder(t, cfg, start())
-	r.Record(&Event{Client: "acme", Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedBody: []byte(`{"code":"x"}`)})
-	r.RecordShadow(&ShadowEvent{Client: "watcher", Outcome: "mismatch", Sample: &Sample{Request: "GET /"}})
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: "x"})
+	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Sample: &Sample{Request: "GET /"}})
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) != 1 || d.UnmappedCodes[0].Sample != "" {
 		t.Errorf("unmapped: got %+v; want the count without a sample", d.UnmappedCodes)
@@ -201,7 +201,7 @@ func TestRestartKeepsEvidence(t *testing.T) {
 	envelopeTraffic(r, 10)
 	c.advance(90 * time.Minute) // the first minutes roll into their hour
 	envelopeTraffic(r, 6)
-	r.RecordShadow(&ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /x", Sample: &Sample{Time: c.now(), Request: "GET /x", Diff: []DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}}}})
+	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /x", Sample: &Sample{Time: c.now(), Request: "GET /x", Diff: []DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}}}})
 	r.maintain(c.now())
 	if err := r.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -291,7 +291,7 @@ func TestSeries(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), c)
 	envelopeTraffic(r, 4)
 	c.advance(2 * time.Minute)
-	r.RecordShadow(&ShadowEvent{Client: "acme", Outcome: "mismatch", Route: "GET /"})
+	r.RecordShadow(ShadowEvent{Client: "acme", Outcome: "mismatch", Route: "GET /"})
 	d, _ := r.Client("acme")
 	if got := len(d.Recent.Points); got != 60 {
 		t.Fatalf("recent points: got %d; want 60", got)
@@ -318,8 +318,8 @@ func TestSeries(t *testing.T) {
 func TestBoundsOnUntrustedCodes(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), start())
 	for i := range 200 {
-		body := []byte(`{"code":"code-` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `"}`)
-		r.Record(&Event{Client: "acme", Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedBody: body})
+		code := "code-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: code, UnmappedBody: []byte(`{"code":"` + code + `"}`)})
 	}
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) > maxUnmappedKeys+1 {
@@ -361,8 +361,8 @@ func BenchmarkRecordParallel(b *testing.B) {
 
 func TestUpstreamErrorsHaveNoAddedLatency(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), start())
-	r.Record(&Event{Client: "acme", Status: 502, UpstreamError: true, Added: -1})
-	r.Record(&Event{Client: "acme", Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 2 * time.Millisecond})
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 502, UpstreamError: true, Added: -1})
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 2 * time.Millisecond})
 	s := summary(t, r, "acme")
 	if s.UpstreamErrors != 1 || s.AddedLatency.Count != 1 || s.AddedLatency.P50Ms < 1.8 || s.AddedLatency.P50Ms > 2.2 {
 		t.Errorf("got %d upstream errors, latency %+v; want 1, one 2 ms sample", s.UpstreamErrors, s.AddedLatency)

@@ -5,28 +5,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/envelope-proxy/envelope-proxy/redact"
-	"github.com/tidwall/gjson"
 )
 
 // maxCodeLen bounds a legacy code as kept: codes come from untrusted
 // bodies.
 const maxCodeLen = 64
-
-// legacyCode returns the "code" of a legacy error body, "" when it has
-// none. A number is kept as its JSON text.
-func legacyCode(body []byte) string {
-	if len(body) == 0 || !gjson.ValidBytes(body) {
-		return ""
-	}
-	v := gjson.GetBytes(body, "code")
-	switch v.Type {
-	case gjson.String:
-		return clip(v.Str, maxCodeLen)
-	case gjson.Number:
-		return clip(v.Raw, maxCodeLen)
-	}
-	return ""
-}
 
 // clip cuts s to at most n bytes, on a rune boundary.
 func clip(s string, n int) string {

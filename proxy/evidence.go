@@ -1,13 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
@@ -31,9 +30,11 @@ func (h *Handler) recordEvidence(ex *exchange, elapsed time.Duration) {
 		Client:            ex.decision.Client,
 		Status:            ex.rec.status,
 		LegacyStatus:      ex.upstreamStatus,
+		Envelope:          ex.decision.Mode == config.ModeEnvelope,
 		UpstreamError:     ex.upstreamError != "",
 		Added:             -1,
 		Unmapped:          ex.outcome.Unmapped && ex.upstreamError == "",
+		UnmappedCode:      ex.unmappedCode,
 		UnmappedBody:      ex.unmappedBody,
 		UnmappedTruncated: ex.unmappedTruncated,
 	}
@@ -55,25 +56,17 @@ func (h *Handler) recordEvidence(ex *exchange, elapsed time.Duration) {
 	e.UnmappedBody = nil
 }
 
-// keepUnmapped copies an unmapped error's decoded body into the exchange's
-// reused buffer for the dashboard's sample, with the request's credentials
-// scrubbed out of it. It runs only for errors no rule matched.
-func (ex *exchange) keepUnmapped(body []byte, req *http.Request, keyHeader string) {
+// noteUnmapped keeps what the dashboard shows of an error no rule matched:
+// its legacy code, and with samples on a copy of its decoded body, in the
+// exchange's reused buffer, scrubbed of the request's credentials. It runs
+// only for such errors.
+func (ex *exchange) noteUnmapped(body []byte, req *http.Request, keyHeader string, samples bool) {
+	ex.unmappedCode = transform.LegacyCode(body)
+	if !samples {
+		return
+	}
 	n := min(len(body), maxUnmappedCapture)
 	ex.unmappedBody = append(ex.unmappedBody[:0], body[:n]...)
 	ex.unmappedTruncated = n < len(body)
-	for _, secret := range []string{req.Header.Get(keyHeader), credentials(req.Header.Get("Authorization"))} {
-		if len(secret) >= 4 && bytes.Contains(ex.unmappedBody, []byte(secret)) {
-			ex.unmappedBody = bytes.ReplaceAll(ex.unmappedBody, []byte(secret), []byte("[redacted]"))
-		}
-	}
-}
-
-// credentials returns the credentials of an Authorization value, without
-// its scheme.
-func credentials(v string) string {
-	if _, c, ok := strings.Cut(v, " "); ok {
-		return strings.TrimSpace(c)
-	}
-	return v
+	ex.unmappedBody = redact.Credentials(keyHeader, req.Header).Bytes(ex.unmappedBody)
 }

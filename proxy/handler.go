@@ -52,16 +52,17 @@ type snapshot struct {
 	migratedPrefixes []string
 	vary             string
 	maxBody          int64
-	// keepUnmapped is set when the dashboard keeps samples of unmapped
-	// errors, and keyHeader names the header whose value is scrubbed
-	// from them.
-	keepUnmapped bool
-	keyHeader    string
-	logger       *zap.Logger
-	metrics      *Metrics
-	accessLog    bool
-	codecs       *codec.Set
-	buffers      *bufferPool
+	// evidence is set when the dashboard records evidence, samples when
+	// it keeps sample bodies, and keyHeader names the header whose value
+	// is scrubbed from them.
+	evidence  bool
+	samples   bool
+	keyHeader string
+	logger    *zap.Logger
+	metrics   *Metrics
+	accessLog bool
+	codecs    *codec.Set
+	buffers   *bufferPool
 }
 
 // exchange is the per-request state shared by the hooks of one
@@ -82,9 +83,11 @@ type exchange struct {
 	// reqBody is the client's request body, nil when it had none.
 	reqBody *requestBody
 	shadow  shadowCapture
-	// evidence is the event handed to the dashboard's recorder, and
-	// unmappedBody the reused copy of an unmapped error's body.
+	// evidence is the event handed to the dashboard's recorder;
+	// unmappedCode is an unmapped error's legacy code and unmappedBody
+	// the reused copy of its body.
 	evidence          evidence.Event
+	unmappedCode      string
 	unmappedBody      []byte
 	unmappedTruncated bool
 }
@@ -189,7 +192,8 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		transformer:      tr,
 		migratedPrefixes: cfg.MigratedPrefixes,
 		maxBody:          cfg.MaxBodyBytes,
-		keepUnmapped:     h.evidence != nil && cfg.Dashboard.Samples,
+		evidence:         h.evidence != nil,
+		samples:          cfg.Dashboard.Samples,
 		keyHeader:        cfg.Routing.Header,
 		logger:           h.logger,
 		metrics:          h.metrics,

@@ -109,8 +109,8 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	}
 	out := s.buffers.get()
 	*out, ex.outcome = s.transformer.AppendError(*out, resp.StatusCode, *body)
-	if ex.outcome.Unmapped && s.keepUnmapped {
-		ex.keepUnmapped(*body, resp.Request, s.keyHeader)
+	if ex.outcome.Unmapped && s.evidence {
+		ex.noteUnmapped(*body, resp.Request, s.keyHeader, s.samples)
 	}
 	if ex.outcome.Action == transform.Pass {
 		s.buffers.put(out)

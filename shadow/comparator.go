@@ -13,7 +13,6 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 )
 
@@ -34,7 +33,7 @@ type Options struct {
 // Evidence is what the comparison needs of the migration dashboard: one
 // call per outcome that never blocks on storage. Nothing flows back.
 type Evidence interface {
-	RecordShadow(ev *evidence.ShadowEvent)
+	RecordShadow(ev evidence.ShadowEvent)
 }
 
 // Comparator runs the shadow comparison: it admits shadow-mode requests on
@@ -344,14 +343,14 @@ func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *resul
 func (c *Comparator) count(cs *clientStats, o Outcome) {
 	cs.count(o)
 	if c.evidence != nil {
-		c.evidence.RecordShadow(&evidence.ShadowEvent{Client: cs.name, Outcome: string(o)})
+		c.evidence.RecordShadow(evidence.ShadowEvent{Client: cs.name, Outcome: string(o)})
 	}
 }
 
 // recordEvidence hands a finished comparison to the dashboard, with its
 // route, differing paths, dry-run blind spot and sample, all redacted.
 func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, r *result, smp *Sample) {
-	ev := &evidence.ShadowEvent{
+	ev := evidence.ShadowEvent{
 		Client:       cs.name,
 		Outcome:      string(r.outcome),
 		Route:        ex.Method + " " + s.routes.template(ex.Path),
@@ -359,10 +358,13 @@ func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, 
 	}
 	if d := r.dry; d != nil && d.outcome.Unmapped {
 		ev.Unmapped = true
-		ev.UnmappedCode = legacyCode(d.legacy)
+		ev.UnmappedCode = newRedactor(s.keyHeader, ex.Header).text(transform.LegacyCode(d.legacy))
 		ev.UnmappedSample = unmappedSample(s, ex, d.legacy)
 	}
 	for _, op := range r.diff.ops {
+		if len(ev.Paths) == maxPathsPerGroup {
+			break
+		}
 		if p := collapsePointer(op.Path); !containsString(ev.Paths, p) {
 			ev.Paths = append(ev.Paths, p)
 		}
@@ -390,22 +392,4 @@ func (smp *Sample) evidence() *evidence.Sample {
 		out.Diff[i] = evidence.DiffOp{Op: d.Op, Path: d.Path, Value: d.Value}
 	}
 	return out
-}
-
-// legacyCode returns a legacy error body's "code" as text, "" when it has
-// none; it is cut to 64 bytes, since bodies are untrusted.
-func legacyCode(body []byte) string {
-	if !gjson.ValidBytes(body) {
-		return ""
-	}
-	v := gjson.GetBytes(body, "code")
-	var code string
-	switch v.Type {
-	case gjson.String:
-		code = v.Str
-	case gjson.Number:
-		code = v.Raw
-	}
-	code, _ = truncate(code, 64)
-	return code
 }

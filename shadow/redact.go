@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -23,13 +24,10 @@ const (
 	maxSampleRequestLine = 1 << 10
 	// maxQueryParams bounds the query parameters kept (values redacted).
 	maxQueryParams = 32
-	// minSecretLen is the shortest header value scrubbed wherever it
-	// appears; shorter values would scrub ordinary text.
-	minSecretLen = 6
 )
 
 // redacted replaces every secret in a sample.
-const redacted = "[redacted]"
+const redacted = redact.Mask
 
 // redactor removes one exchange's secrets from what its sample stores: the
 // values of the key header, Authorization, Cookie and other credential
@@ -38,71 +36,19 @@ const redacted = "[redacted]"
 // query value is replaced. The report must never hold a key.
 type redactor struct {
 	keyHeader string
-	// secrets are the credential values to scrub, longest first so that a
-	// value containing another is scrubbed whole.
-	secrets []string
+	secrets   redact.Secrets
 }
 
 // newRedactor collects the credentials of a request's headers.
 func newRedactor(keyHeader string, h http.Header) *redactor {
-	r := &redactor{keyHeader: keyHeader}
-	for name, values := range h {
-		if !r.sensitive(name) {
-			continue
-		}
-		for _, v := range values {
-			r.addSecret(v)
-			// "Bearer <token>", "Basic <credentials>": the credential
-			// alone may appear elsewhere.
-			if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
-				r.addSecret(cred)
-			}
-			// Cookies: every value, each may be a session token.
-			for _, part := range strings.Split(v, ";") {
-				if _, cv, ok := strings.Cut(part, "="); ok {
-					r.addSecret(cv)
-				}
-			}
-		}
-	}
-	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
-	return r
+	return &redactor{keyHeader: keyHeader, secrets: redact.Credentials(keyHeader, h)}
 }
 
-func (r *redactor) addSecret(v string) {
-	v = strings.TrimSpace(v)
-	if len(v) >= minSecretLen && !slices.Contains(r.secrets, v) {
-		r.secrets = append(r.secrets, v)
-	}
-}
-
-// sensitive reports a header whose value is a credential: the routing
-// key header, Authorization, Cookie, and any header named like a token,
-// key, secret, password, session or signature.
-func (r *redactor) sensitive(name string) bool {
-	name = http.CanonicalHeaderKey(name)
-	switch name {
-	case r.keyHeader, "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie":
-		return true
-	}
-	lower := strings.ToLower(name)
-	for _, word := range [...]string{"auth", "token", "key", "secret", "password", "session", "signature", "cookie"} {
-		if strings.Contains(lower, word) {
-			return true
-		}
-	}
-	return false
-}
+// sensitive reports a header whose value is a credential.
+func (r *redactor) sensitive(name string) bool { return redact.Sensitive(name, r.keyHeader) }
 
 // text scrubs every secret from s.
-func (r *redactor) text(s string) string {
-	for _, secret := range r.secrets {
-		if strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, redacted)
-		}
-	}
-	return s
-}
+func (r *redactor) text(s string) string { return r.secrets.String(s) }
 
 // body returns a body for a sample: scrubbed, then cut to maxSampleBody
 // bytes (on a character boundary). It scrubs a window long enough that a
@@ -117,12 +63,7 @@ func (r *redactor) body(b []byte) (string, bool) {
 	return out, cut || window < len(b)
 }
 
-func (r *redactor) longestSecret() int {
-	if len(r.secrets) == 0 {
-		return 0
-	}
-	return len(r.secrets[0])
-}
+func (r *redactor) longestSecret() int { return r.secrets.Longest() }
 
 // header returns the request headers for a sample: credential headers
 // replaced, other values scrubbed and shortened, at most maxSampleHeaders

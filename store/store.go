@@ -108,6 +108,9 @@ type Write struct {
 	Deletes []Range
 	// Samples are upserted on (client, kind, key).
 	Samples []Sample
+	// ClearSamples deletes every stored sample before Samples are
+	// written: samples were turned off, or taken under other redaction.
+	ClearSamples bool
 }
 
 // Store is an open evidence database. It is safe for concurrent use, but
@@ -286,7 +289,7 @@ func (s *Store) SaveSamples(ss []Sample) error {
 // replaced since Open, because SQLite would go on writing to the unlinked
 // file and lose the data at Close.
 func (s *Store) Apply(w Write) error {
-	if len(w.Buckets) == 0 && len(w.Deletes) == 0 && len(w.Samples) == 0 {
+	if len(w.Buckets) == 0 && len(w.Deletes) == 0 && len(w.Samples) == 0 && !w.ClearSamples {
 		return nil
 	}
 	if err := s.checkFile(); err != nil {
@@ -295,6 +298,11 @@ func (s *Store) Apply(w Write) error {
 	err := s.inTx(func(tx *sql.Tx) error {
 		if err := deleteRanges(tx, w.Deletes); err != nil {
 			return fmt.Errorf("deleting %d ranges: %w", len(w.Deletes), err)
+		}
+		if w.ClearSamples {
+			if _, err := tx.Exec(`DELETE FROM samples`); err != nil {
+				return fmt.Errorf("clearing samples: %w", err)
+			}
 		}
 		if err := upsertBuckets(tx, w.Buckets); err != nil {
 			return fmt.Errorf("saving %d buckets: %w", len(w.Buckets), err)

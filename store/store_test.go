@@ -982,3 +982,20 @@ func rawOpen(t *testing.T, path string) *sql.DB {
 	}
 	return db
 }
+
+func TestApplyClearSamples(t *testing.T) {
+	s := open(t, Options{})
+	if err := s.Apply(Write{Samples: []Sample{{Client: "a", Kind: "k", Key: "1", Time: 5, Data: []byte("old")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(Write{ClearSamples: true, Samples: []Sample{{Client: "b", Kind: "k", Key: "1", Time: 6, Data: []byte("new")}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadSamples(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Client != "b" {
+		t.Errorf("got %q; want only the sample written with the clear", samplesString(got))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -152,4 +153,32 @@ func appendInt(b []byte, n int) []byte {
 		b = appendInt(b, n/10)
 	}
 	return append(b, byte('0'+n%10))
+}
+
+func TestLegacyCode(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"string code", `{"error":"x","code":"teapot_error"}`, "teapot_error"},
+		{"numeric code", `{"error":"x","code":42}`, ""},
+		{"no code", `{"detail":"x"}`, ""},
+		{"not JSON", `<html>`, ""},
+		{"array", `[{"code":"x"}]`, ""},
+		{"long code cut on a character", `{"code":"` + long + `"}`, strings.Repeat("é", 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			got := LegacyCode(body)
+			if got != tc.want {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+			for i := range body {
+				body[i] = 'X'
+			}
+			if got != tc.want {
+				t.Errorf("after the body changed: got %q; want %q (a view, not a copy)", got, tc.want)
+			}
+		})
+	}
 }

@@ -40,8 +40,9 @@ const (
 
 // Thresholds are the readiness settings of the config.
 type Thresholds struct {
-	// Window is how far back the evidence reaches.
-	Window time.Duration `json:"window"`
+	// Window is how far back the evidence reaches; the API states it
+	// beside the thresholds, as text ("24h").
+	Window time.Duration `json:"-"`
 	// MinRequests is the evidence needed for any verdict but not_ready:
 	// compared exchanges for a shadow client, served requests for an
 	// envelope client.

@@ -1,0 +1,188 @@
+package evidence
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/store"
+	"github.com/envelope-proxy/envelope-proxy/verdict"
+	_ "modernc.org/sqlite"
+)
+
+// oneEach records one envelope request for acme.
+func oneEach(r *Recorder) {
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap})
+}
+
+func TestRestartAfterTheMinutesRolled(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 5, 0, time.UTC)}
+	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	for range 60 { // one request a minute, 10:00 to 10:59
+		oneEach(r)
+		c.advance(time.Minute)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.t = time.Date(2026, 11, 23, 11, 30, 5, 0, time.UTC)
+	oneEach(r)
+	r.maintain(c.now()) // 10:00 to 10:29 roll into their hour
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, restart := range []string{"first", "second"} {
+		t.Run(restart+" restart", func(t *testing.T) {
+			r2 := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+			if got := summary(t, r2, "acme").Requests; got != 61 {
+				t.Errorf("requests: got %d; want 61", got)
+			}
+			c.advance(20 * time.Minute)
+			r2.maintain(c.now()) // the rest of 10:xx rolls too
+			if err := r2.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestFailedWriteIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	c := start()
+	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	for range 7 {
+		oneEach(r)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, store.FileName)+"?_pragma=busy_timeout(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO samples (client, kind, key, time, data) VALUES ('lock', 'k', 'k', 0, x'')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(); err == nil {
+		t.Fatalf("flush with the file locked: got nil; want an error")
+	}
+	if ov := r.Overview(); ov.State.Error == "" {
+		t.Errorf("state after the failed write: got no error; want it said")
+	}
+	tx.Rollback()
+	c.advance(time.Minute) // a new minute: the failed one is not touched again
+	oneEach(r)
+	if err := r.Flush(); err != nil {
+		t.Fatalf("flush once unlocked: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newTestRecorder(t, testConfig(dir), c)
+	if got := summary(t, r2, "acme").Requests; got != 8 {
+		t.Errorf("requests after restart: got %d; want 8", got)
+	}
+}
+
+func TestMemoryOnlyStaysBounded(t *testing.T) {
+	c := start()
+	r := newTestRecorder(t, testConfig(""), c)
+	for range 3 * 24 * 60 {
+		oneEach(r)
+		c.advance(time.Minute)
+		if c.now().Minute() == 0 {
+			r.maintain(c.now())
+		}
+	}
+	r.maintain(c.now())
+	cs := r.client("acme")
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.rolled) != 0 || len(cs.minutes) > 61 || len(cs.hours) > 26 {
+		t.Errorf("after 3 days in memory: %d rolled ranges, %d minutes, %d hours; want 0, ≤ 61, ≤ 26", len(cs.rolled), len(cs.minutes), len(cs.hours))
+	}
+}
+
+func TestLongerWindowDoesNotCountTwice(t *testing.T) {
+	dir := t.TempDir()
+	c := start()
+	r := newTestRecorder(t, testConfig(dir), c)
+	envelopeTraffic(r, 5)
+	c.advance(3 * time.Hour)
+	r.maintain(c.now())
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	short := testConfig(dir)
+	short.Readiness.Window = time.Hour
+	r.Swap(short)
+	if got := summary(t, r, "acme").Requests; got != 0 {
+		t.Errorf("requests over 1h: got %d; want 0", got)
+	}
+	r.Swap(testConfig(dir)) // back to 24h before memory dropped the hours
+	if got := summary(t, r, "acme").Requests; got != 5 {
+		t.Errorf("requests over 24h again: got %d; want 5", got)
+	}
+	r.maintain(c.now()) // now the old hours leave memory
+	r.Swap(short)
+	r.maintain(c.now())
+	r.Swap(testConfig(dir)) // and come back from the store
+	if got := summary(t, r, "acme").Requests; got != 5 {
+		t.Errorf("requests over 24h, reloaded from the store: got %d; want 5", got)
+	}
+}
+
+func TestSamplesTurnedOff(t *testing.T) {
+	dir := t.TempDir()
+	c := start()
+	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: "teapot", UnmappedBody: []byte(`{"code":"teapot","note":"kept"}`)})
+	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /", Sample: &Sample{Time: c.now(), Request: "GET /"}})
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	off := testConfig(dir)
+	off.Dashboard.Samples = false
+	r.Swap(off)
+	check := func(t *testing.T, r *Recorder) {
+		t.Helper()
+		d, _ := r.Client("acme")
+		if len(d.UnmappedCodes) != 1 || d.UnmappedCodes[0].Code != "teapot" || d.UnmappedCodes[0].Sample != "" {
+			t.Errorf("unmapped: got %+v; want the code, counted, without its sample", d.UnmappedCodes)
+		}
+		if w, _ := r.Client("watcher"); len(w.Samples) != 0 {
+			t.Errorf("mismatch samples: got %d; want none", len(w.Samples))
+		}
+	}
+	t.Run("after the reload", func(t *testing.T) { check(t, r) })
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := st.LoadSamples(0)
+	st.Close()
+	if err != nil || len(samples) != 0 {
+		t.Errorf("stored samples: got %d (%v); want none", len(samples), err)
+	}
+	t.Run("after a restart", func(t *testing.T) { check(t, newTestRecorder(t, off, c)) })
+}
+
+func TestFlippedClientIsJudgedOnItsEnvelopeTraffic(t *testing.T) {
+	r := newTestRecorder(t, testConfig(""), start())
+	for range 50 { // acme's traffic before the flip, in legacy mode
+		r.Record(&Event{Client: "acme", Status: 200, LegacyStatus: 200})
+	}
+	envelopeTraffic(r, 4)
+	s := summary(t, r, "acme")
+	if s.Requests != 54 || s.Verdict.State != verdict.InsufficientEvidence || s.Verdict.Reasons[0] != "4 requests < 10 needed over 24h" {
+		t.Errorf("got %d requests, %s %q; want 54 requests, insufficient evidence on the 4 served as envelopes", s.Requests, s.Verdict.State, s.Verdict.Reasons)
+	}
+}
