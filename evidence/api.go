@@ -78,9 +78,12 @@ type ClientSummary struct {
 	Verdict verdict.Verdict `json:"verdict"`
 }
 
-// Latency is a pair of quantiles, in milliseconds.
+// Latency summarises durations.
 type Latency struct {
-	Count uint64  `json:"count"`
+	// Count is the number of durations recorded.
+	Count uint64 `json:"count"`
+	// P50Ms and P99Ms are the median and the 99th percentile, in
+	// milliseconds.
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
 }
@@ -171,15 +174,23 @@ type Sample struct {
 	LegacyBody      string    `json:"legacy_body"`
 	EnvelopeBody    string    `json:"envelope_body"`
 	CandidateBody   string    `json:"candidate_body"`
+	// BodiesTruncated reports that at least one body was cut.
+	BodiesTruncated bool `json:"bodies_truncated,omitempty"`
 	// Diff are the RFC 6902 operations from the envelope to the
-	// candidate's body.
+	// candidate's body, after normalisation.
 	Diff []DiffOp `json:"diff"`
+	// DiffTruncated reports more operations than the 32 kept.
+	DiffTruncated bool `json:"diff_truncated,omitempty"`
 }
 
-// DiffOp is one difference between the envelope and the candidate.
+// DiffOp is one RFC 6902 operation turning the envelope into the
+// candidate's body.
 type DiffOp struct {
-	Op    string `json:"op"`
-	Path  string `json:"path"`
+	// Op is add, remove or replace.
+	Op string `json:"op"`
+	// Path is the JSON Pointer ("" is the whole document).
+	Path string `json:"path"`
+	// Value is the candidate's value as JSON text, cut to 256 bytes.
 	Value string `json:"value,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -375,21 +376,10 @@ func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, 
 	c.evidence.RecordShadow(ev)
 }
 
-// evidence converts a report sample into the dashboard's form.
+// evidence returns the dashboard's part of a report sample: all of it
+// but the request headers.
 func (smp *Sample) evidence() *evidence.Sample {
-	out := &evidence.Sample{
-		Time:            smp.Time,
-		Request:         smp.Request,
-		LegacyStatus:    smp.LegacyStatus,
-		EnvelopeStatus:  smp.EnvelopeStatus,
-		CandidateStatus: smp.CandidateStatus,
-		LegacyBody:      smp.LegacyBody,
-		EnvelopeBody:    smp.EnvelopeBody,
-		CandidateBody:   smp.CandidateBody,
-		Diff:            make([]evidence.DiffOp, len(smp.Diff)),
-	}
-	for i, d := range smp.Diff {
-		out.Diff[i] = evidence.DiffOp{Op: d.Op, Path: d.Path, Value: d.Value}
-	}
-	return out
+	out := smp.Sample
+	out.Diff = slices.Clone(smp.Diff)
+	return &out
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/wI2L/jsondiff"
 )
@@ -159,11 +160,13 @@ func newSample(s *settings, ex *Exchange, r *result) *Sample {
 	}
 	rd := newRedactor(s.keyHeader, ex.Header)
 	smp := &Sample{
-		Time:         time.Now().UTC(),
-		Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
-		Header:       rd.header(ex.Header),
-		LegacyStatus: ex.LegacyStatus,
-		Diff:         make([]DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
+		Sample: evidence.Sample{
+			Time:         time.Now().UTC(),
+			Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
+			LegacyStatus: ex.LegacyStatus,
+			Diff:         make([]DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
+		},
+		Header: rd.header(ex.Header),
 	}
 	var cut [3]bool
 	if r.dry != nil {

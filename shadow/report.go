@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"go.uber.org/zap"
 )
 
@@ -142,56 +143,23 @@ const (
 )
 
 // Latency summarises durations with a quantile sketch (DDSketch, 2%
-// relative accuracy).
-type Latency struct {
-	// Count is the number of durations recorded.
-	Count uint64 `json:"count"`
-	// P50Ms and P99Ms are the median and the 99th percentile, in
-	// milliseconds.
-	P50Ms float64 `json:"p50_ms"`
-	P99Ms float64 `json:"p99_ms"`
-}
+// relative accuracy), in the dashboard's form.
+type Latency = evidence.Latency
 
 // Sample is one mismatching exchange, redacted: the key header,
 // Authorization, Cookie and other credential headers read [redacted], as
 // does every query value, and those credentials are scrubbed from the
-// path and the bodies too. Bodies are cut to 4 KiB.
+// path and the bodies too. Bodies are cut to 4 KiB. It is the dashboard's
+// sample with the request's (redacted) headers.
 type Sample struct {
-	// Time is when the comparison ended.
-	Time time.Time `json:"time"`
-	// Request is the request line: "GET /v1/jobs/123?page=[redacted]".
-	Request string `json:"request"`
+	evidence.Sample
 	// Header holds the request headers, redacted.
 	Header map[string]string `json:"header,omitempty"`
-	// LegacyStatus, EnvelopeStatus and CandidateStatus are the three
-	// answers' statuses.
-	LegacyStatus    int `json:"legacy_status"`
-	EnvelopeStatus  int `json:"envelope_status"`
-	CandidateStatus int `json:"candidate_status"`
-	// LegacyBody, EnvelopeBody and CandidateBody are the bodies (decoded),
-	// at most 4 KiB each.
-	LegacyBody    string `json:"legacy_body"`
-	EnvelopeBody  string `json:"envelope_body"`
-	CandidateBody string `json:"candidate_body"`
-	// BodiesTruncated reports that at least one body was cut.
-	BodiesTruncated bool `json:"bodies_truncated,omitempty"`
-	// Diff are the differing operations, from the envelope to the
-	// candidate (RFC 6902), after normalisation.
-	Diff []DiffOp `json:"diff"`
-	// DiffTruncated reports more operations than the 32 kept.
-	DiffTruncated bool `json:"diff_truncated,omitempty"`
 }
 
 // DiffOp is one RFC 6902 operation turning the envelope into the
 // candidate's body.
-type DiffOp struct {
-	// Op is add, remove or replace.
-	Op string `json:"op"`
-	// Path is the JSON Pointer ("" is the whole document).
-	Path string `json:"path"`
-	// Value is the candidate's value as JSON text, cut to 256 bytes.
-	Value string `json:"value,omitempty"`
-}
+type DiffOp = evidence.DiffOp
 
 // Limits are the report's memory bounds.
 type Limits struct {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -75,7 +76,7 @@ func TestGroupBounds(t *testing.T) {
 			key:     key,
 			outcome: OutcomeMismatch,
 			paths:   []string{fmt.Sprintf("/data/f%d", i)},
-			sample:  &Sample{Request: fmt.Sprintf("GET /v1/a/%d", i)},
+			sample:  &Sample{Sample: evidence.Sample{Request: fmt.Sprintf("GET /v1/a/%d", i)}},
 		})
 	}
 	// Samples of other groups evict the oldest, whatever their group.
