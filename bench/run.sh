@@ -171,11 +171,14 @@ ENVELOPE_KEY=bench-envelope-key-0123456789
 LEGACY_SHA=$(printf %s "$LEGACY_KEY" | sha256sum | cut -d' ' -f1)
 ENVELOPE_SHA=$(printf %s "$ENVELOPE_KEY" | sha256sum | cut -d' ' -f1)
 
-write_config() { # file port admin_port access_log
+write_config() { # file port admin_port access_log state_dir
+	rm -rf "$OUT/$5"
 	cat >"$1" <<EOF
 # Written by bench/run.sh.
 listen: "127.0.0.1:$2"
 admin_listen: "127.0.0.1:$3"
+# The dashboard's evidence, recorded as in production (the default).
+state_dir: $5
 upstream:
   url: "http://127.0.0.1:$BACKEND_PORT"
 routing:
@@ -188,8 +191,8 @@ log:
 EOF
 	"$OUT/envelope-proxy" validate -config "$1" >/dev/null || die "invalid config $1"
 }
-write_config "$OUT/envelope-proxy.yaml" "$EP_PORT" "$EP_ADMIN" false
-write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" true
+write_config "$OUT/envelope-proxy.yaml" "$EP_PORT" "$EP_ADMIN" false state-ep
+write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" true state-eplog
 
 # --- targets and workloads -----------------------------------------------
 WORKLOADS=(small credits large)
