@@ -5,11 +5,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
 // maxCodeLen bounds a legacy code as kept: codes come from untrusted
-// bodies.
-const maxCodeLen = 64
+// bodies (and from the store, trusted no more).
+const maxCodeLen = transform.MaxLegacyCode
 
 // clip cuts s to at most n bytes, on a rune boundary.
 func clip(s string, n int) string {
