@@ -72,8 +72,7 @@ func (r *Recorder) Close() error {
 func (r *Recorder) maintain(now time.Time) {
 	s := r.settings.Load()
 	horizon := now.Unix() - minuteHorizon
-	oldest := now.Add(-s.window).Unix()
-	oldest -= oldest % hour
+	oldest := hourOf(now.Add(-s.window()).Unix())
 	persist := r.persisting.Load()
 	for name, cs := range *r.clients.Load() {
 		cs.mu.Lock()
@@ -98,7 +97,7 @@ func (cs *clientState) roll(horizon, oldest int64, persist bool) {
 			keep = append(keep, m)
 			continue
 		}
-		h := cs.hour(m.start - m.start%hour)
+		h := cs.hour(hourOf(m.start))
 		h.merge(m, true)
 		h.dirty = true
 		if persist && m.start != h.start {
@@ -294,9 +293,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 	if r.store == nil {
 		return nil
 	}
-	lo := from.Unix()
-	lo -= lo % hour
-	rows, err := r.store.LoadBuckets(lo)
+	rows, err := r.store.LoadBuckets(hourOf(from.Unix()))
 	if err != nil {
 		return fmt.Errorf("loading buckets: %w", err)
 	}
@@ -319,7 +316,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 			hours = cs.heldHours()
 			held[cs] = hours
 		}
-		if hours[b.start-b.start%hour] {
+		if hours[hourOf(b.start)] {
 			cs.mu.Unlock()
 			continue
 		}
@@ -330,7 +327,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 				sortBuckets(cs.minutes)
 			}
 		default:
-			h := cs.hour(b.start - b.start%hour)
+			h := cs.hour(hourOf(b.start))
 			h.merge(b, true)
 			if b.span == minute {
 				// A minute row from before a restart: it is rolled now.
@@ -389,7 +386,7 @@ func (cs *clientState) heldHours() map[int64]bool {
 		held[h.start] = true
 	}
 	for _, m := range cs.minutes {
-		held[m.start-m.start%hour] = true
+		held[hourOf(m.start)] = true
 	}
 	return held
 }

@@ -28,6 +28,13 @@ func thresholds(rd *config.Readiness) verdict.Thresholds {
 	}
 }
 
+// inWindow reports whether b counts in a window starting at from: a
+// minute that ends after it, or an hour that starts in from's hour or
+// later.
+func (b *bucket) inWindow(from int64) bool {
+	return b.start >= hourOf(from) && b.start+b.span > from
+}
+
 // aggregate sums the client's buckets of the window (hours that started
 // before it are left out; minutes and hours are never both counted, since
 // a minute is rolled into its hour when it leaves the last hour). The
@@ -36,7 +43,7 @@ func (cs *clientState) aggregate(from int64, tallies bool) *bucket {
 	sum := newBucket(from, 0)
 	for _, list := range [][]*bucket{cs.hours, cs.minutes} {
 		for _, b := range list {
-			if b.start >= from-from%hour && b.start+b.span > from {
+			if b.inWindow(from) {
 				sum.merge(b, tallies)
 			}
 		}
@@ -48,7 +55,7 @@ func (cs *clientState) aggregate(from int64, tallies bool) *bucket {
 func (r *Recorder) Overview() Overview {
 	s := r.settings.Load()
 	now := r.now()
-	from := now.Add(-s.window).Unix()
+	from := now.Add(-s.window()).Unix()
 	ov := r.header(s, now)
 	clients := *r.clients.Load()
 	seen := make(map[string]bool, len(s.rows))
@@ -84,7 +91,7 @@ func (r *Recorder) Overview() Overview {
 func (r *Recorder) header(s *settings, now time.Time) Overview {
 	ov := Overview{
 		GeneratedAt: now.UTC(),
-		Window:      verdict.Window(s.window),
+		Window:      verdict.Window(s.window()),
 		Thresholds:  thresholds(&s.cfg.Readiness),
 		State:       StateInfo{Persistent: r.persistent()},
 		Clients:     []ClientSummary{},
@@ -207,7 +214,7 @@ func codeLabel(code string) string {
 func (r *Recorder) Client(name string) (ClientDetail, bool) {
 	s := r.settings.Load()
 	now := r.now()
-	from := now.Add(-s.window).Unix()
+	from := now.Add(-s.window()).Unix()
 	cs := (*r.clients.Load())[name]
 	rw := row{name: name, kind: KindRemoved}
 	found := false
@@ -224,9 +231,7 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 	if !found && d.Requests == 0 && d.Shadow == nil {
 		return ClientDetail{}, false
 	}
-	if total := r.Overview().Requests; total > 0 {
-		d.Share = share(d.Requests, total)
-	}
+	d.Share = share(d.Requests, r.totalRequests(from))
 	out := ClientDetail{
 		ClientSummary: d.ClientSummary,
 		Rewrites:      []RewriteCount{},
@@ -287,6 +292,24 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 	return out, true
 }
 
+// totalRequests sums every client's requests in the window, the
+// denominator of a client's share.
+func (r *Recorder) totalRequests(from int64) uint64 {
+	var n uint64
+	for _, cs := range *r.clients.Load() {
+		cs.mu.Lock()
+		for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+			for _, b := range list {
+				if b.inWindow(from) {
+					n += b.Requests
+				}
+			}
+		}
+		cs.mu.Unlock()
+	}
+	return n
+}
+
 // series returns the last hour by minute and the window by hour, zeros
 // included; the caller holds cs.mu.
 func (cs *clientState) series(now time.Time, from int64) (recent, window Series) {
@@ -297,7 +320,7 @@ func (cs *clientState) series(now time.Time, from int64) (recent, window Series)
 		recent.Points = append(recent.Points, Point{Time: t})
 	}
 	window = Series{StepSeconds: hour, Points: []Point{}}
-	for t := from - from%hour; t <= end; t += hour {
+	for t := hourOf(from); t <= end; t += hour {
 		window.Points = append(window.Points, Point{Time: t})
 	}
 	add := func(p *Point, b *bucket) {

@@ -84,15 +84,18 @@ type Recorder struct {
 // settings are what the Recorder takes from one config.
 type settings struct {
 	cfg     *config.Config
-	window  time.Duration
 	samples bool
 	redact  redact.Paths
-	// redactList is dashboard.redact as configured, to tell a change.
-	redactList []string
 	// rows are the configured clients, cohorts and the default, in
 	// config order, with their kind and mode.
 	rows []row
 }
+
+// window is readiness.window.
+func (s *settings) window() time.Duration { return s.cfg.Readiness.Window }
+
+// hourOf returns the start of the hour holding t (Unix seconds).
+func hourOf(t int64) int64 { return t - t%hour }
 
 type row struct {
 	name, kind, mode string
@@ -165,7 +168,7 @@ func (r *Recorder) open(cfg *config.Config) {
 	}
 	r.store = st
 	r.persisting.Store(true)
-	if err := r.load(r.settings.Load().window); err != nil {
+	if err := r.load(r.settings.Load().window()); err != nil {
 		r.logger.Error("loading dashboard evidence; starting from what could be read", zap.Error(err))
 	}
 	r.logger.Info("dashboard evidence stored", zap.String("path", st.Path()))
@@ -188,16 +191,14 @@ func (r *Recorder) Swap(cfg *config.Config) {
 	}
 	paths, err := redact.Compile(cfg.Dashboard.Redact)
 	if err != nil {
-		// Validate rejects such configs; masking everything is the safe
+		// Validate rejects such configs; keeping no sample is the safe
 		// way to carry on with one that slipped through.
 		r.logger.Error("dashboard.redact not usable; samples are not kept", zap.Error(err))
 	}
 	s := &settings{
-		cfg:        cfg,
-		window:     cfg.Readiness.Window,
-		samples:    cfg.Dashboard.Samples && err == nil,
-		redact:     paths,
-		redactList: slices.Clone(cfg.Dashboard.Redact),
+		cfg:     cfg,
+		samples: cfg.Dashboard.Samples && err == nil,
+		redact:  paths,
 	}
 	for _, cl := range cfg.Routing.Clients {
 		s.rows = append(s.rows, row{cl.Name, KindClient, string(cl.Mode)})
@@ -207,16 +208,15 @@ func (r *Recorder) Swap(cfg *config.Config) {
 	}
 	s.rows = append(s.rows, row{config.DefaultClientName, KindDefault, string(cfg.Routing.Default)})
 	old := r.settings.Swap(s)
-	if old != nil && ((old.samples && !s.samples) || !slices.Equal(old.redactList, s.redactList)) {
+	if old != nil && ((old.samples && !s.samples) || !slices.Equal(old.cfg.Dashboard.Redact, cfg.Dashboard.Redact)) {
 		// Samples taken under other settings go, from memory now and
 		// from the store at the next write.
 		r.dropSamples()
 	}
-	if old != nil && s.window > old.window {
+	if old != nil && s.window() > old.window() {
 		// Memory holds the hours from the old window's first on.
-		held := r.now().Add(-old.window).Unix()
-		held -= held % hour
-		if err := r.loadRange(r.now().Add(-s.window), time.Unix(held, 0)); err != nil {
+		held := hourOf(r.now().Add(-old.window()).Unix())
+		if err := r.loadRange(r.now().Add(-s.window()), time.Unix(held, 0)); err != nil {
 			r.logger.Error("loading older dashboard evidence for the longer window", zap.Error(err))
 		}
 	}
@@ -319,15 +319,23 @@ func (r *Recorder) Record(ev *Event) {
 	}
 	if ev.Unmapped {
 		b.Unmapped++
-		k := unmappedKey{ev.LegacyStatus, clip(ev.UnmappedCode, maxCodeLen)}
-		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
-		if s := r.settings.Load(); s.samples {
-			cs.keepUnmapped(k, now, func() string {
-				return sampleText(s.redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
-			})
-		}
+		s := r.settings.Load()
+		cs.countUnmapped(b, s, ev.LegacyStatus, ev.UnmappedCode, now, func() string {
+			return sampleText(s.redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
+		})
 	}
 	cs.mu.Unlock()
+}
+
+// countUnmapped tallies an unmapped error by legacy status and code in b
+// and, with samples on and a sample to take, keeps one for the code; the
+// caller holds cs.mu.
+func (cs *clientState) countUnmapped(b *bucket, s *settings, status int, code string, now time.Time, sample func() string) {
+	k := unmappedKey{status, clip(code, maxCodeLen)}
+	bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
+	if s.samples && sample != nil {
+		cs.keepUnmapped(k, now, sample)
+	}
 }
 
 // keepUnmapped keeps a sample for k unless a recent one is kept; the
@@ -376,12 +384,11 @@ func (r *Recorder) RecordShadow(ev ShadowEvent) {
 	}
 	if ev.Unmapped {
 		b.ShadowUnmapped++
-		code := clip(ev.UnmappedCode, maxCodeLen)
-		k := unmappedKey{ev.LegacyStatus, code}
-		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
-		if r.settings.Load().samples && ev.UnmappedSample != "" {
-			cs.keepUnmapped(k, now, func() string { return ev.UnmappedSample })
+		var sample func() string
+		if ev.UnmappedSample != "" {
+			sample = func() string { return ev.UnmappedSample }
 		}
+		cs.countUnmapped(b, r.settings.Load(), ev.LegacyStatus, ev.UnmappedCode, now, sample)
 	}
 	if ev.Sample != nil && r.settings.Load().samples {
 		if len(cs.mismatches) == maxMismatchSamples {

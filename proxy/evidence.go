@@ -41,7 +41,7 @@ func (h *Handler) recordEvidence(ex *exchange, elapsed time.Duration) {
 	if ex.upstreamStatus != 0 && ex.upstreamError == "" {
 		e.Added = max(elapsed-ex.upstreamTime, 0)
 	}
-	if ex.decision.Mode == config.ModeEnvelope && ex.upstreamError == "" {
+	if e.Envelope && !e.UpstreamError {
 		o := &ex.outcome
 		switch o.Action {
 		case transform.Rewrite:

@@ -26,7 +26,7 @@ import (
 )
 
 // mask is what a masked value becomes.
-const mask = `"[redacted]"`
+const mask = `"` + Mask + `"`
 
 var (
 	errStart  = errors.New(`must be "" or start with "/"`)

@@ -359,8 +359,9 @@ func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, 
 	}
 	if d := r.dry; d != nil && d.outcome.Unmapped {
 		ev.Unmapped = true
-		ev.UnmappedCode = newRedactor(s.keyHeader, ex.Header).text(transform.LegacyCode(d.legacy))
-		ev.UnmappedSample = unmappedSample(s, ex, d.legacy)
+		rd := newRedactor(s.keyHeader, ex.Header)
+		ev.UnmappedCode = rd.text(transform.LegacyCode(d.legacy))
+		ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
 	}
 	for _, op := range r.diff.ops {
 		if len(ev.Paths) == maxPathsPerGroup {

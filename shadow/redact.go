@@ -202,15 +202,15 @@ func newSample(s *settings, ex *Exchange, r *result) *Sample {
 }
 
 // redactedValue stands for a diff value withheld by dashboard.redact.
-const redactedValue = `"[redacted]"`
+const redactedValue = `"` + redact.Mask + `"`
 
 // unmappedSample is the redacted sample of a dry run's unmapped error
 // body, "" when dashboard.samples is off.
-func unmappedSample(s *settings, ex *Exchange, legacy []byte) string {
+func unmappedSample(s *settings, rd *redactor, legacy []byte) string {
 	if !s.samples {
 		return ""
 	}
 	masked, _ := s.mask.Legacy(legacy)
-	body, _ := newRedactor(s.keyHeader, ex.Header).body(masked)
+	body, _ := rd.body(masked)
 	return body
 }
