@@ -38,9 +38,10 @@ func statusForError(err error) int {
 	return http.StatusBadGateway
 }
 
-// errorHandler answers a request the upstream could not serve, in the
-// client's format: an envelope, or the legacy {"error", "code"}.
-func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+// errorHandler answers the request of ex that the upstream could not
+// serve, in the client's format: an envelope, or the legacy
+// {"error", "code"}.
+func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err error, ex *exchange) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away (or half-closed its connection): there is
 		// no one to answer, and returning would let net/http send an empty
@@ -56,25 +57,19 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	msg := transform.StatusText(status)
 	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("kind", kind), zap.String("path", r.URL.Path), zap.Error(err))
 
-	ex := exchangeFrom(r.Context())
-	client := config.DefaultClientName
-	if ex != nil {
-		client = ex.decision.Client
-	}
+	client := ex.decision.Client
 	// Counted before the client is answered, so that a client that has
 	// its answer finds the count already there.
 	s.metrics.upstreamErrors.WithLabelValues(client, kind).Inc()
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
-	if ex != nil && ex.decision.Mode == config.ModeEnvelope {
+	if ex.decision.Mode == config.ModeEnvelope {
 		*buf = transform.AppendError(*buf, code, msg)
 	} else {
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}
-	if ex != nil {
-		ex.upstreamError = kind
-		ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: status, Code: code}
-	}
+	ex.upstreamError = kind
+	ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: status, Code: code}
 	h := w.Header()
 	if s.vary != "" {
 		h.Set("Vary", s.vary)

@@ -9,8 +9,8 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -47,11 +47,18 @@ type snapshot struct {
 	cfg              *config.Config
 	router           *Router
 	transformer      *transform.Transformer
-	proxy            *httputil.ReverseProxy
+	target           *url.URL
 	transport        *http.Transport
 	migratedPrefixes []string
-	vary             string
-	maxBody          int64
+	// overrideHeader is the canonical override header, removed before
+	// the request goes upstream; "" when overrides are off.
+	overrideHeader string
+	// vary is the Vary value added to every response ("" for none), and
+	// varyValues the same as a header value slice, shared read-only by
+	// the responses that had no Vary of their own.
+	vary       string
+	varyValues []string
+	maxBody    int64
 	// evidence is set when the dashboard records evidence, samples when
 	// it keeps sample bodies, and keyHeader names the header whose value
 	// is scrubbed from them.
@@ -67,7 +74,16 @@ type snapshot struct {
 
 // exchange is the per-request state shared by the hooks of one
 // ReverseProxy call. It is pooled.
+//
+// Each exchange carries its own httputil.ReverseProxy whose hooks are the
+// exchange's methods, bound once when the exchange is first made: the hooks
+// reach their request's state directly instead of through a context value,
+// which would cost a context and a copy of the request per request.
+// ReverseProxy keeps no state of its own between calls, so a pooled one is
+// as good as a shared one; only Transport changes with the snapshot.
 type exchange struct {
+	snap           *snapshot
+	rp             httputil.ReverseProxy
 	decision       Decision
 	method         string
 	path           string
@@ -92,19 +108,12 @@ type exchange struct {
 	unmappedTruncated bool
 }
 
-type exchangeKey struct{}
-
 // bytesIn returns how many request body bytes the upstream has read.
 func (ex *exchange) bytesIn() int64 {
 	if ex.reqBody == nil {
 		return 0
 	}
 	return ex.reqBody.n.Load()
-}
-
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
 }
 
 // Options are the Handler's collaborators. Nil fields are replaced by
@@ -148,7 +157,8 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		buffers:   newBufferPool(int(cfg.MaxBodyBytes) * 2),
 		copyBufs:  &copyPool{},
 	}
-	h.exchanges.New = func() any { return new(exchange) }
+	errorLog := zap.NewStdLog(logger.Named("reverseproxy"))
+	h.exchanges.New = func() any { return h.newExchange(errorLog) }
 	if err := h.Swap(cfg); err != nil {
 		return nil, err
 	}
@@ -202,45 +212,68 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		buffers:          h.buffers,
 	}
 	s.vary = s.router.Vary()
+	if s.vary != "" {
+		s.varyValues = []string{s.vary}
+	}
 	if old != nil && old.cfg.Upstream == cfg.Upstream {
 		s.transport = old.transport
 	} else {
 		s.transport = newTransport(&cfg.Upstream)
 	}
-	overrideHeader := ""
 	if cfg.Routing.OverrideHeader != "" {
-		overrideHeader = http.CanonicalHeaderKey(cfg.Routing.OverrideHeader)
+		s.overrideHeader = http.CanonicalHeaderKey(cfg.Routing.OverrideHeader)
 	}
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.SetXForwarded()
-			if overrideHeader != "" {
-				pr.Out.Header.Del(overrideHeader)
-			}
-			if ex := exchangeFrom(pr.In.Context()); ex != nil {
-				ex.upstreamStart = time.Now()
-				if ex.shadow.active {
-					// ReverseProxy has already removed the hop-by-hop
-					// headers: what is left is what the candidate gets.
-					ex.shadow.reqHeader = pr.Out.Header.Clone()
-				}
-			}
-		},
-		Transport:      s.transport,
-		ModifyResponse: s.modifyResponse,
-		ErrorHandler:   s.errorHandler,
-		BufferPool:     h.copyBufs,
-		// No flush timer: responseRecorder flushes every body write, so a
-		// passed-through body reaches the client as it arrives. ReverseProxy
-		// still flushes at once (head included) for responses of unknown
-		// length and event streams. FlushInterval -1 would also push the
-		// head of every response ahead of its body, at the cost of a timer
-		// per response: about 10% of the throughput on small responses.
-		FlushInterval: 0,
-		ErrorLog:      zap.NewStdLog(h.logger.Named("reverseproxy")),
-	}
+	s.target = target
 	return s, nil
+}
+
+// newExchange makes a pooled exchange and binds its ReverseProxy's hooks
+// to it.
+func (h *Handler) newExchange(errorLog *log.Logger) *exchange {
+	ex := new(exchange)
+	ex.rp = httputil.ReverseProxy{
+		Rewrite:        ex.rewrite,
+		ModifyResponse: ex.modifyResponse,
+		ErrorHandler:   ex.handleError,
+		BufferPool:     h.copyBufs,
+		// No flush timer: responseRecorder flushes body writes, so a
+		// passed-through body reaches the client as it arrives.
+		// ReverseProxy still flushes at once (head included) for responses
+		// of unknown length and event streams. FlushInterval -1 would also
+		// push the head of every response ahead of its body, at the cost
+		// of a timer per response: about 10% of the throughput on small
+		// responses.
+		FlushInterval: 0,
+		ErrorLog:      errorLog,
+	}
+	return ex
+}
+
+// rewrite is the ReverseProxy's Rewrite: the upstream URL, X-Forwarded-*,
+// and the override header removed.
+func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
+	s := ex.snap
+	pr.SetURL(s.target)
+	pr.SetXForwarded()
+	if s.overrideHeader != "" {
+		pr.Out.Header.Del(s.overrideHeader)
+	}
+	ex.upstreamStart = time.Now()
+	if ex.shadow.active {
+		// ReverseProxy has already removed the hop-by-hop headers: what
+		// is left is what the candidate gets.
+		ex.shadow.reqHeader = pr.Out.Header.Clone()
+	}
+}
+
+// modifyResponse is the ReverseProxy's ModifyResponse.
+func (ex *exchange) modifyResponse(resp *http.Response) error {
+	return ex.snap.modifyResponse(resp, ex)
+}
+
+// handleError is the ReverseProxy's ErrorHandler.
+func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	ex.snap.errorHandler(w, r, err, ex)
 }
 
 // newTransport builds the upstream transport from config. Compression is
@@ -268,8 +301,9 @@ func newTransport(u *config.Upstream) *http.Transport {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.current.Load()
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, start: time.Now(),
-		unmappedBody: ex.unmappedBody[:0]}
+	*ex = exchange{snap: s, rp: ex.rp, decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
+		start: time.Now(), unmappedBody: ex.unmappedBody[:0]}
+	ex.rp.Transport = s.transport
 	ex.rec.ResponseWriter = w
 	ex.rec.flusher, _ = w.(http.Flusher)
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
@@ -292,9 +326,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = ex.reqBody
 	}
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	defer h.finish(s, ex)
-	s.proxy.ServeHTTP(&ex.rec, r)
+	ex.rp.ServeHTTP(&ex.rec, r)
 }
 
 // finish records the exchange. It runs even when the copy was aborted, so
@@ -315,7 +348,7 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 		ex.unmappedBody = nil
 	}
 	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
-	ex.reqBody = nil
+	ex.reqBody, ex.snap, ex.rp.Transport = nil, nil, nil
 	h.exchanges.Put(ex)
 }
 

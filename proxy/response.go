@@ -14,21 +14,17 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// modifyResponse is the ReverseProxy's ModifyResponse for one config
-// snapshot. Every mode gets the Vary header; only envelope mode has its
+// modifyResponse rewrites the upstream response of ex as its snapshot's
+// config says. Every mode gets the Vary header; only envelope mode has its
 // body touched. Returning an error sends the client a 502 in its format.
-func (s *snapshot) modifyResponse(resp *http.Response) error {
-	ex := exchangeFrom(resp.Request.Context())
-	if ex == nil {
-		return nil
-	}
+func (s *snapshot) modifyResponse(resp *http.Response, ex *exchange) error {
 	ex.upstreamStatus = resp.StatusCode
 	if !ex.upstreamStart.IsZero() {
 		ex.upstreamTime = time.Since(ex.upstreamStart)
 		s.metrics.upstreamDuration.Observe(ex.upstreamTime.Seconds())
 	}
 	if s.vary != "" {
-		addVary(resp.Header, s.vary)
+		s.addVary(resp.Header)
 	}
 	if ex.shadow.active {
 		ex.shadow.respHeader = resp.Header.Clone()
@@ -298,12 +294,20 @@ func (r *byteReader) Read(p []byte) (int, error) {
 }
 
 // addVary adds the routing headers to Vary, so a shared cache keys the
-// response by client, unless the upstream already said Vary: *.
-func addVary(h http.Header, vary string) {
-	for _, v := range h["Vary"] {
+// response by client, unless the upstream already said Vary: *. A response
+// without Vary gets the snapshot's shared value slice, which nothing
+// writes to (ReverseProxy copies it into the client's headers), so the
+// common case allocates nothing.
+func (s *snapshot) addVary(h http.Header) {
+	vs, ok := h["Vary"]
+	if !ok {
+		h["Vary"] = s.varyValues
+		return
+	}
+	for _, v := range vs {
 		if strings.TrimSpace(v) == "*" {
 			return
 		}
 	}
-	h.Add("Vary", vary)
+	h["Vary"] = append(vs, s.vary)
 }
