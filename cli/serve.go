@@ -17,6 +17,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/dashboard"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/gcfloor"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,8 @@ func Serve(args []string, env Env) int {
 // defaults, and then nothing is watched.
 func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals <-chan os.Signal, ready func(client, admin string)) error {
 	logger := logs.logger
+	floor := gcfloor.Start(cfg.GCHeapFloorBytes)
+	defer floor.Stop()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -118,6 +121,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			}
 			comparator.Swap(c)
 			rec.Swap(c)
+			floor.Set(c.GCHeapFloorBytes)
 			logs.setLevel(c.Log.Level)
 			current = c
 			return nil

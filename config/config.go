@@ -45,6 +45,9 @@ type Config struct {
 	// bodies pass unchanged and larger success bodies are wrapped while
 	// streaming.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// GCHeapFloorBytes is the heap size below which the garbage collector
+	// does not run (see package gcfloor); 0 leaves GOGC alone.
+	GCHeapFloorBytes int64 `yaml:"gc_heap_floor_bytes"`
 	// Server holds the client listener's limits.
 	Server Server `yaml:"server"`
 	// Routing chooses each request's mode.
@@ -239,8 +242,12 @@ const (
 	DefaultUpstreamURL    = "http://127.0.0.1:9000"
 	DefaultUpstreamTimout = 30 * time.Second
 	DefaultMaxBodyBytes   = 1 << 20
-	DefaultRoutingHeader  = "X-API-Key"
-	DefaultMode           = ModeLegacy
+	// DefaultGCHeapFloorBytes lets the heap reach 16 MiB before a
+	// collection: about a quarter as many collections as GOGC=100 alone
+	// under load, for about 12 MiB more memory.
+	DefaultGCHeapFloorBytes = 16 << 20
+	DefaultRoutingHeader    = "X-API-Key"
+	DefaultMode             = ModeLegacy
 	// DefaultStateDir is relative to the working directory.
 	DefaultStateDir = "state"
 )
@@ -261,7 +268,8 @@ func Default() *Config {
 			IdleConnTimeout:        90 * time.Second,
 			MaxResponseHeaderBytes: 64 << 10,
 		},
-		MaxBodyBytes: DefaultMaxBodyBytes,
+		MaxBodyBytes:     DefaultMaxBodyBytes,
+		GCHeapFloorBytes: DefaultGCHeapFloorBytes,
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,

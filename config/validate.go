@@ -63,6 +63,7 @@ func (c *Config) Validate() error {
 		"upstream.max_conns_per_host":      int64(c.Upstream.MaxConnsPerHost),
 		"server.read_timeout":              int64(c.Server.ReadTimeout),
 		"server.drain_delay":               int64(c.Server.DrainDelay),
+		"gc_heap_floor_bytes":              c.GCHeapFloorBytes,
 	} {
 		if v < 0 {
 			add(path, "must not be negative")
