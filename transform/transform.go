@@ -268,20 +268,28 @@ func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []by
 // rewritten: JSON content type, the new length (or none when length < 0,
 // for a stream of unknown length), a weakened ETag since the bytes changed,
 // and no digests or ranges that described the old bytes.
+//
+// The keys are written in canonical form directly, and the header takes
+// fresh value slices (never one shared with another response), so the
+// call costs one small allocation for the length and no key
+// canonicalization.
 func SetRewrittenHeaders(h http.Header, length int) {
-	h.Set("Content-Type", "application/json")
+	vals := make([]string, 2)
+	vals[0] = "application/json"
+	h["Content-Type"] = vals[0:1:1]
 	if length >= 0 {
-		h.Set("Content-Length", strconv.Itoa(length))
+		vals[1] = strconv.Itoa(length)
+		h["Content-Length"] = vals[1:2:2]
 	} else {
-		h.Del("Content-Length")
+		delete(h, "Content-Length")
 	}
 	if etags := h["Etag"]; len(etags) > 0 {
 		if e := etags[0]; strings.HasPrefix(e, `"`) {
-			h.Set("Etag", "W/"+e)
+			h["Etag"] = []string{"W/" + e}
 		}
 	}
 	for _, k := range digestHeaders {
-		h.Del(k)
+		delete(h, k)
 	}
 }
 
