@@ -207,7 +207,10 @@ declare -A TURL=(
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
 )
-declare -A TKEY=([baseline]="" [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
+# The baseline gets a key header too (it forwards it like any header), so
+# that every target parses and forwards requests of the same shape and the
+# ratios measure the proxy, not a shorter request.
+declare -A TKEY=([baseline]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
 declare -A TMODE=([baseline]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
 declare -A TDESC=(
 	[baseline]="plain httputil.ReverseProxy (bench/baseline)"

@@ -29,9 +29,39 @@ func AppendSuccess(dst, data []byte) []byte {
 // appendString appends s as a JSON string. Quotes, backslashes, control
 // characters and invalid UTF-8 are escaped or replaced, so no legacy text
 // can break out of the string it is placed in.
+//
+// gjson.AppendJSONString decides every escape; it appends byte by byte,
+// so the run of bytes it would copy unchanged (printable ASCII other than
+// the quote, the backslash and the HTML-escaped <, > and &) is copied
+// here in one append first, and gjson gets only the rest, if any. Most
+// messages are plain ASCII and never reach it.
 func appendString(dst []byte, s string) []byte {
-	return gjson.AppendJSONString(dst, s)
+	i := 0
+	for i < len(s) && plainJSONByte[s[i]] {
+		i++
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s[:i]...)
+	if i == len(s) {
+		return append(dst, '"')
+	}
+	// gjson opens the rest with its own quote: drop it.
+	mark := len(dst)
+	dst = gjson.AppendJSONString(dst, s[i:])
+	return append(dst[:mark], dst[mark+1:]...)
 }
+
+// plainJSONByte marks the bytes a JSON string holds as they are, whatever
+// gjson's HTML escaping setting: printable ASCII but ", \, <, > and &.
+var plainJSONByte = func() (t [256]bool) {
+	for b := 0x20; b < 0x7f; b++ {
+		t[b] = true
+	}
+	for _, b := range `"\<>&` {
+		t[b] = false
+	}
+	return t
+}()
 
 // appendErrorHead appends everything of an error envelope up to the first
 // entry of its errors list.

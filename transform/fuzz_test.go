@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // FuzzTransform checks the envelope's invariants for any legacy response:
@@ -115,4 +117,20 @@ func checkEnvelope(t *testing.T, out []byte, keys []string, success bool) {
 	if len(raw) != len(errs) {
 		t.Fatalf("errors: %d raw entries, %d decoded", len(raw), len(errs))
 	}
+}
+
+// FuzzAppendString checks appendString, with its plain-ASCII fast path,
+// against gjson.AppendJSONString, which it must match byte for byte.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `Insufficient credits. Required: 120, available: 50`, `quote " here`,
+		`back\slash`, "tab\there", "<b>&amp;</b>", "caf\u00e9", "\xff\xfe", "line\u2028sep", "ok\x00nul", "\x7f"} {
+		f.Add("prefix", s)
+	}
+	f.Fuzz(func(t *testing.T, prefix, s string) {
+		got := appendString([]byte(prefix), s)
+		want := gjson.AppendJSONString([]byte(prefix), s)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q): got %q; want %q", s, got, want)
+		}
+	})
 }
