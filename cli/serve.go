@@ -61,8 +61,8 @@ func Serve(args []string, env Env) int {
 // defaults, and then nothing is watched.
 func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals <-chan os.Signal, ready func(client, admin string)) error {
 	logger := logs.logger
-	floor := gcfloor.Start(cfg.GCHeapFloorBytes)
-	defer floor.Stop()
+	gcfloor.Set(cfg.GCHeapFloorBytes)
+	defer gcfloor.Set(0)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -121,7 +121,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			}
 			comparator.Swap(c)
 			rec.Swap(c)
-			floor.Set(c.GCHeapFloorBytes)
+			gcfloor.Set(c.GCHeapFloorBytes)
 			logs.setLevel(c.Log.Level)
 			current = c
 			return nil

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/gcfloor"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -361,6 +362,37 @@ func TestReload(t *testing.T) {
 			t.Errorf("got %d; want 403 (the config in force)", status)
 		}
 	})
+}
+
+// TestGCFloorFollowsConfig checks that serve applies gc_heap_floor_bytes
+// at start and on reload, and removes the floor when it stops.
+func TestGCFloorFollowsConfig(t *testing.T) {
+	base := gcfloor.Percent()
+	up := httptest.NewServer(legacyUpstream())
+	defer up.Close()
+	in := startServe(t, configYAML(up.URL, "legacy", "gc_heap_floor_bytes: 268435456\n"))
+	reloads := func() float64 {
+		return counter(in.metrics(), "envelope_proxy_config_reloads_total", map[string]string{"result": "success"})
+	}
+	if got := gcfloor.Percent(); got <= base {
+		t.Errorf("GC percent with a 256 MiB floor: got %d; want above %d", got, base)
+	}
+	in.write(configYAML(up.URL, "legacy", "gc_heap_floor_bytes: 0\n"))
+	waitFor(t, "the reload", func() bool { return reloads() == 1 })
+	if got := gcfloor.Percent(); got != base {
+		t.Errorf("GC percent after reloading with no floor: got %d; want %d", got, base)
+	}
+	in.write(configYAML(up.URL, "legacy", "gc_heap_floor_bytes: 268435456\n"))
+	waitFor(t, "the second reload", func() bool { return reloads() == 2 })
+	if got := gcfloor.Percent(); got <= base {
+		t.Errorf("GC percent after reloading a 256 MiB floor: got %d; want above %d", got, base)
+	}
+	if code := in.stop(); code != 0 {
+		t.Fatalf("exit code: got %d; want 0", code)
+	}
+	if got := gcfloor.Percent(); got != base {
+		t.Errorf("GC percent after serve stopped: got %d; want %d", got, base)
+	}
 }
 
 // TestReloadUnderLoad flips a client between legacy and envelope while

@@ -87,6 +87,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative timeout", "upstream: {timeout: -1s}\n", []string{"upstream.timeout: must be positive"}},
 		{"zero body", "max_body_bytes: 0\n", []string{"max_body_bytes: must be positive"}},
 		{"negative gc floor", "gc_heap_floor_bytes: -1\n", []string{"gc_heap_floor_bytes: must not be negative"}},
+		{"huge gc floor", "gc_heap_floor_bytes: 1099511627777\n", []string{"gc_heap_floor_bytes: must be at most 1099511627776 (1 TiB)"}},
 		{"bad status in rule", "rules:\n  - match: {status: 1000}\n", []string{"rules[0].match.status: 1000 is not an HTTP status"}},
 		{"bad regexp in rule", "rules:\n  - {name: ok}\n  - match: {message: \"(\"}\n", []string{"rules[1].match.message: error parsing regexp"}},
 		{"bad header", "routing: {header: \"X Key\"}\n", []string{`routing.header: "X Key" is not a header name`}},

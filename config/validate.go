@@ -70,6 +70,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.GCHeapFloorBytes > MaxGCHeapFloorBytes {
+		add("gc_heap_floor_bytes", "must be at most %d (1 TiB)", int64(MaxGCHeapFloorBytes))
+	}
+
 	r := &c.Routing
 	if !httpguts.ValidHeaderFieldName(r.Header) {
 		add("routing.header", "%q is not a header name", r.Header)

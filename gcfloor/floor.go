@@ -1,16 +1,20 @@
-// Package gcfloor keeps Go's garbage collector from running while the heap
-// is small.
+// Package gcfloor keeps Go's garbage collector from collecting a small
+// heap many times a second.
 //
-// With GOGC=100 the collector runs whenever the heap has grown by as much
-// as the last cycle found live, and at least every 4 MiB. A proxy's live
-// heap is a few MiB while every request allocates a few KiB that die with
-// it, so at tens of thousands of requests per second it collects dozens of
-// times a second, each cycle scanning every goroutine's stack: after the
-// system calls, the largest cost of a small request. A floor lets the heap
-// grow to a set size before a cycle runs; once the live heap is large
-// enough that GOGC's own goal is above the floor, the floor changes
-// nothing, so memory under heavy load is what GOGC alone would give.
-// GOMEMLIMIT, when set, still caps the heap, and GOGC=off is left alone.
+// With GOGC=100 the heap goal is twice what the last cycle found live, and
+// never below a 4 MiB minimum. A proxy's live heap is about 1 MiB while
+// every request allocates a few KiB that die with it, so under load the
+// collector runs dozens of times a second, each cycle scanning every
+// goroutine's stack: after the system calls, the largest cost of a small
+// request. A floor raises the GC percent just enough that the heap goal is
+// at least the floor; once GOGC's own goal is above the floor (a larger
+// live heap, such as many open connections), the floor changes nothing, so
+// memory under heavy load is what GOGC alone gives. GOMEMLIMIT, when set,
+// still caps the heap, and GOGC=off is left alone.
+//
+// The GC percent is process-wide, so the floor is too: Set applies to the
+// whole process, and the floor then owns the GC percent (set GOGC in the
+// environment rather than with debug.SetGCPercent).
 package gcfloor
 
 import (
@@ -24,101 +28,114 @@ import (
 // "4 MiB"); it scales with GOGC.
 const heapMinimum = 4 << 20
 
+// maxFloor bounds the floor, so that the arithmetic below cannot overflow.
+const maxFloor = 1 << 50
+
 // maxPercent bounds the GC percent a floor may set, for a nearly empty
 // heap.
 const maxPercent = 100_000
 
 // The runtime metrics the goal is computed from: the heap the last cycle
 // found live, and the stacks and globals it scanned. Since Go 1.18 GOGC's
-// goal is live + (live + stacks + globals) * GOGC/100, and never below
-// the heap minimum, 4 MiB * GOGC/100.
+// goal is live + (live + stacks + globals) * GOGC/100, and never below the
+// heap minimum, 4 MiB * GOGC/100.
 var goalMetrics = [...]string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/globals:bytes"}
 
-// Floor raises the GC percent after every collection so that the next
-// goal is at least the floor, and lowers it back to the base percent once
-// the live heap alone reaches it. It costs one runtime metrics read per
-// collection and nothing per allocation.
-type Floor struct {
-	mu      sync.Mutex
-	floor   uint64
+// state is the process's floor. The runtime's GC percent is one per
+// process, so this is too.
+var state floor
+
+type floor struct {
+	mu sync.Mutex
+	// started is set once base has been read, before the floor first
+	// changes the GC percent.
+	started bool
+	// base is the GC percent of the environment (GOGC, 100 by default);
+	// -1 for GOGC=off, when the floor does nothing.
 	base    int
 	percent int
-	stopped bool
-	sample  [len(goalMetrics)]metrics.Sample
+	bytes   uint64
+	// armed is set while a collection is awaited to retune.
+	armed  bool
+	sample [len(goalMetrics)]metrics.Sample
 }
 
-// sentinel is allocated and dropped after every tuning; its cleanup runs
-// after the next collection. It holds pointers so that it is never
+// sentinel is allocated and dropped to learn that a collection ran: its
+// cleanup runs after the next one. It holds pointers so that it is never
 // batched with other tiny objects, whose cleanups may never run.
 type sentinel struct{ _, _ *byte }
 
-// Start installs a floor of floor bytes (0 for none) over the GC percent
-// in force now (GOGC, 100 by default). With GOGC=off it does nothing.
-func Start(floor int64) *Floor {
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
-	f := &Floor{base: base, percent: base}
-	for i, name := range goalMetrics {
-		f.sample[i].Name = name
-	}
-	if base < 0 {
-		f.stopped = true
-		return f
-	}
-	f.Set(floor)
-	f.arm()
-	return f
-}
-
-// Set changes the floor (0 for none); it applies at once.
-func (f *Floor) Set(floor int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.floor = uint64(max(floor, 0))
-	if !f.stopped {
-		f.tune()
-	}
-}
-
-// Percent returns the GC percent the floor last set.
-func (f *Floor) Percent() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.percent
-}
-
-// Stop removes the floor and restores the base GC percent.
-func (f *Floor) Stop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopped {
+// Set makes bytes the heap floor of the process (0 for none), from now and
+// after every collection, until the next Set.
+func Set(bytes int64) {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	state.start()
+	state.bytes = uint64(min(max(bytes, 0), maxFloor))
+	if state.base < 0 {
 		return
 	}
-	f.stopped = true
-	if f.percent != f.base {
-		debug.SetGCPercent(f.base)
-		f.percent = f.base
+	state.tune()
+	if state.bytes > 0 && !state.armed {
+		state.arm()
+	}
+}
+
+// Percent returns the GC percent the floor set last, or the environment's
+// when it has set none.
+func Percent() int {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	state.start()
+	return state.percent
+}
+
+// start reads the environment's GC percent, once, before the floor
+// changes it. f.mu is held.
+func (f *floor) start() {
+	if f.started {
+		return
+	}
+	f.started = true
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	f.base = 100
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		// GOGC=off, -1, reads as the largest uint64.
+		if p := s[0].Value.Uint64(); p <= 1<<31 {
+			f.base = int(p)
+		} else {
+			f.base = -1
+		}
+	}
+	f.percent = f.base
+	for i, name := range goalMetrics {
+		f.sample[i].Name = name
 	}
 }
 
 // arm asks for afterGC to run once the next collection has finished.
-func (f *Floor) arm() {
-	runtime.AddCleanup(new(sentinel), (*Floor).afterGC, f)
+// f.mu is held.
+func (f *floor) arm() {
+	f.armed = true
+	runtime.AddCleanup(new(sentinel), (*floor).afterGC, f)
 }
 
-func (f *Floor) afterGC() {
+// afterGC retunes after a collection, and waits for the next one while
+// there is a floor.
+func (f *floor) afterGC() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped {
-		return
-	}
+	f.armed = false
 	f.tune()
-	f.arm()
+	if f.bytes > 0 {
+		f.arm()
+	}
 }
 
 // tune sets the least percent whose goal is at least the floor, and never
 // below the base. f.mu is held.
-func (f *Floor) tune() {
+func (f *floor) tune() {
 	metrics.Read(f.sample[:])
 	var v [len(goalMetrics)]uint64
 	for i := range f.sample {
@@ -129,11 +146,12 @@ func (f *Floor) tune() {
 	}
 	live, scanned := v[0], v[0]+v[1]+v[2]
 	percent := f.base
-	if live > 0 && f.floor > live {
+	if live > 0 && f.bytes > live {
 		// The goal reaches the floor through the live heap's growth or
 		// through the scaled heap minimum, whichever needs less.
-		byGrowth := (f.floor-live)*100/scanned + 1
-		byMinimum := (f.floor*100 + heapMinimum - 1) / heapMinimum
+		// The floor is at most maxFloor, so neither product overflows.
+		byGrowth := (f.bytes-live)*100/scanned + 1
+		byMinimum := (f.bytes*100 + heapMinimum - 1) / heapMinimum
 		percent = max(percent, int(min(byGrowth, byMinimum, maxPercent)))
 	}
 	if percent != f.percent {

@@ -15,105 +15,137 @@ func heapGoal() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// withPercent runs the test with the GC percent set to p, restoring the
-// percent in force before.
-func withPercent(t *testing.T, p int) {
-	old := debug.SetGCPercent(p)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
+// runtimePercent returns the GC percent in force.
+func runtimePercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
-func TestFloor(t *testing.T) {
+// withBase runs the test as if the environment had set GOGC=base: the
+// floor reads its base afresh. Afterwards the floor is removed and the
+// percent in force before restored.
+func withBase(t *testing.T, base int) {
+	old := debug.SetGCPercent(base)
+	state.mu.Lock()
+	state.started = false
+	state.mu.Unlock()
+	t.Cleanup(func() {
+		Set(0)
+		state.mu.Lock()
+		state.started = false
+		state.mu.Unlock()
+		debug.SetGCPercent(old)
+	})
+}
+
+func TestSet(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
 		name  string
 		base  int
 		floor int64
-		// wantGoalAtLeast is the least heap goal after a collection; 0
-		// when the floor must leave the percent at the base.
-		wantGoalAtLeast uint64
+		// wantGoal is the heap goal, within [want, 1.5*want], after a
+		// collection; 0 when the percent must stay the base.
+		wantGoal uint64
 	}{
 		{"floor above the live heap", 100, 256 * mib, 256 * mib},
 		{"floor with a higher base", 300, 128 * mib, 128 * mib},
+		{"floor not a multiple of the heap minimum", 100, 17 * mib, 17 * mib},
 		{"no floor", 100, 0, 0},
 		{"floor below the live heap", 100, 1, 0},
+		{"negative floor", 100, -5, 0},
 		{"GOGC off", -1, 256 * mib, 0},
+		{"floor beyond the bound", 100, 1 << 62, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			withPercent(t, tc.base)
+			withBase(t, tc.base)
 			runtime.GC()
-			f := Start(tc.floor)
-			defer f.Stop()
+			Set(tc.floor)
 			runtime.GC()
-			if tc.wantGoalAtLeast == 0 {
-				if got := f.Percent(); got != tc.base {
-					t.Errorf("percent: got %d; want the base %d", got, tc.base)
+			if tc.floor == 1<<62 {
+				// Clamped: the percent is the largest allowed, not a
+				// wrapped-around product.
+				if got := Percent(); got != maxPercent {
+					t.Errorf("percent: got %d; want %d", got, maxPercent)
 				}
 				return
 			}
-			if got := f.Percent(); got <= tc.base {
-				t.Errorf("percent: got %d; want above the base %d", got, tc.base)
+			if tc.wantGoal == 0 {
+				if got := Percent(); got != tc.base {
+					t.Errorf("percent: got %d; want the base %d", got, tc.base)
+				}
+				if got := runtimePercent(); got != tc.base {
+					t.Errorf("runtime percent: got %d; want the base %d", got, tc.base)
+				}
+				return
 			}
-			// The goal reaches the floor and does not overshoot it by much:
-			// the test's live heap is far below the floor.
-			if got := heapGoal(); got < tc.wantGoalAtLeast || got > tc.wantGoalAtLeast*3/2 {
-				t.Errorf("heap goal: got %d; want from %d to %d", got, tc.wantGoalAtLeast, tc.wantGoalAtLeast*3/2)
+			if got := Percent(); got <= tc.base || got != runtimePercent() {
+				t.Errorf("percent: got %d (runtime %d); want above the base %d and in force", got, runtimePercent(), tc.base)
+			}
+			// The test's live heap is far below the floor: the goal
+			// reaches the floor and does not overshoot it by much.
+			if got := heapGoal(); got < tc.wantGoal || got > tc.wantGoal*3/2 {
+				t.Errorf("heap goal: got %d; want from %d to %d", got, tc.wantGoal, tc.wantGoal*3/2)
 			}
 		})
 	}
 }
 
 // TestFloorFollowsCollections checks that the floor is re-applied after
-// collections: a floor set, then the live heap grown past it, must bring
-// the percent back to the base after the next collections.
+// collections: with the live heap grown past the floor, the percent must
+// come back to the base; with the heap small again, it must rise again.
 func TestFloorFollowsCollections(t *testing.T) {
-	withPercent(t, 100)
+	withBase(t, 100)
 	runtime.GC()
-	f := Start(64 << 20)
-	defer f.Stop()
-	if got := f.Percent(); got <= 100 {
+	Set(64 << 20)
+	if got := Percent(); got <= 100 {
 		t.Fatalf("percent with a small heap: got %d; want above 100", got)
 	}
-	// 96 MiB live, above the floor.
-	live := make([][]byte, 96)
+	// The floor retunes on the cleanup goroutine after each collection;
+	// collect until it has (bounded: a guard against waiting forever, not
+	// a timing assertion).
+	collectUntil := func(what string, ok func(int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok(Percent()) && time.Now().Before(deadline) {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := Percent(); !ok(got) {
+			t.Errorf("percent %s: got %d", what, got)
+		}
+	}
+	live := make([][]byte, 96) // 96 MiB, above the floor
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 	}
-	// The floor retunes on the cleanup goroutine after each collection;
-	// collect until it has (bounded: this is not a timing assertion, only
-	// a guard against waiting forever).
-	deadline := time.Now().Add(30 * time.Second)
-	for f.Percent() != 100 && time.Now().Before(deadline) {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := f.Percent(); got != 100 {
-		t.Errorf("percent with a live heap above the floor: got %d; want 100", got)
-	}
+	collectUntil("with a live heap above the floor (want 100)", func(p int) bool { return p == 100 })
 	runtime.KeepAlive(live)
+	live = nil
+	collectUntil("with the heap small again (want above 100)", func(p int) bool { return p > 100 })
 }
 
-func TestSetAndStop(t *testing.T) {
-	withPercent(t, 100)
+func TestSetChangesAndRemovesTheFloor(t *testing.T) {
+	withBase(t, 100)
 	runtime.GC()
-	f := Start(0)
-	if got := f.Percent(); got != 100 {
-		t.Fatalf("percent with no floor: got %d; want 100", got)
+	Set(256 << 20)
+	if got := runtimePercent(); got <= 100 {
+		t.Fatalf("runtime percent with a floor: got %d; want above 100", got)
 	}
-	f.Set(256 << 20)
-	if got := f.Percent(); got <= 100 {
-		t.Errorf("percent after Set: got %d; want above 100", got)
+	Set(32 << 20)
+	if got, want := runtimePercent(), 800; got != want {
+		t.Errorf("runtime percent with a 32 MiB floor: got %d; want %d", got, want)
 	}
-	if got := debug.SetGCPercent(100); got != f.Percent() {
-		t.Errorf("runtime percent: got %d; want %d", got, f.Percent())
+	Set(0)
+	if got := runtimePercent(); got != 100 {
+		t.Errorf("runtime percent with the floor removed: got %d; want 100", got)
 	}
-	debug.SetGCPercent(f.Percent())
-	f.Stop()
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("runtime percent after Stop: got %d; want 100", got)
-	}
-	f.Set(256 << 20)
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("runtime percent after Set on a stopped floor: got %d; want 100", got)
+	// No cleanup keeps retuning once the floor is removed.
+	runtime.GC()
+	runtime.GC()
+	if got := runtimePercent(); got != 100 {
+		t.Errorf("runtime percent after collections: got %d; want 100", got)
 	}
 }

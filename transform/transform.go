@@ -271,8 +271,8 @@ func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []by
 //
 // The keys are written in canonical form directly, and the header takes
 // fresh value slices (never one shared with another response), so the
-// call costs one small allocation for the length and no key
-// canonicalization.
+// call costs one small allocation (two for a length of three digits or
+// more) and no key canonicalization.
 func SetRewrittenHeaders(h http.Header, length int) {
 	vals := make([]string, 2)
 	vals[0] = "application/json"
