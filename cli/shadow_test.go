@@ -97,7 +97,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 5s}
 	cases := []struct{ method, path string }{
 		{"GET", "/v1/credits"}, {"GET", "/v1/credits-wrong-status"}, {"GET", "/v1/items/17"}, {"GET", "/v1/price/17"}, {"GET", "/v1/ok"},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
 		direct, _ := http.Get(legacy.URL + c.path)
 		want, _ := io.ReadAll(direct.Body)
@@ -105,8 +105,14 @@ candidate: {url: "`+candidate.URL+`", timeout: 5s}
 		if status != direct.StatusCode || body != string(want) {
 			t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
 		}
+		// One comparison at a time: with max_in_flight 2, a client faster
+		// than the candidate would otherwise see later exchanges dropped,
+		// which the saturation case below tests on purpose.
+		waitFor(t, c.path+" compared", func() bool {
+			r := in.shadowReport("acme")
+			return len(r.Clients) > 0 && r.Clients[0].Total >= uint64(i+1)
+		})
 	}
-	waitFor(t, "five comparisons", func() bool { return in.shadowReport("acme").Clients[0].Total >= 5 })
 	r := in.shadowReport("acme")
 	tests := []struct {
 		route   string
