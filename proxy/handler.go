@@ -236,7 +236,7 @@ func (h *Handler) newExchange(errorLog *log.Logger) *exchange {
 		ModifyResponse: ex.modifyResponse,
 		ErrorHandler:   ex.handleError,
 		BufferPool:     h.copyBufs,
-		// No flush timer: responseRecorder flushes body writes, so a
+		// No flush timer: responseRecorder flushes every body write, so a
 		// passed-through body reaches the client as it arrives.
 		// ReverseProxy still flushes at once (head included) for responses
 		// of unknown length and event streams. FlushInterval -1 would also
