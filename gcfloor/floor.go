@@ -146,13 +146,17 @@ func (f *floor) tune() {
 	}
 	live, scanned := v[0], v[0]+v[1]+v[2]
 	percent := f.base
-	if live > 0 && f.bytes > live {
-		// The goal reaches the floor through the live heap's growth or
-		// through the scaled heap minimum, whichever needs less.
-		// The floor is at most maxFloor, so neither product overflows.
-		byGrowth := (f.bytes-live)*100/scanned + 1
-		byMinimum := (f.bytes*100 + heapMinimum - 1) / heapMinimum
-		percent = max(percent, int(min(byGrowth, byMinimum, maxPercent)))
+	if f.bytes > live {
+		// The goal reaches the floor through the scaled heap minimum, or
+		// through the live heap's growth, whichever needs less; before
+		// the first collection the live heap is not known (0), and the
+		// minimum alone decides. The floor is at most maxFloor, so
+		// neither product overflows.
+		need := (f.bytes*100 + heapMinimum - 1) / heapMinimum
+		if live > 0 {
+			need = min(need, (f.bytes-live)*100/scanned+1)
+		}
+		percent = max(percent, int(min(need, maxPercent)))
 	}
 	if percent != f.percent {
 		debug.SetGCPercent(percent)
