@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
 // benchBodies are the load benchmark's workloads (bench/run.sh), served by
@@ -94,6 +97,67 @@ func BenchmarkProxy(b *testing.B) {
 						resp.Body.Close()
 					}
 				})
+			})
+		}
+	}
+}
+
+// benchBody is a response body that can be rewound, so that a benchmark
+// iteration does not allocate its input.
+type benchBody struct{ bytes.Reader }
+
+func (*benchBody) Close() error { return nil }
+
+// BenchmarkModifyResponse measures the rewrite of one upstream response on
+// its own, without the network: the credits error rewrite and the buffered
+// wraps of the small and 1 MiB success bodies, each identity-encoded and in
+// every Content-Encoding the proxy decodes and re-encodes.
+func BenchmarkModifyResponse(b *testing.B) {
+	h, err := New(testConfig("http://127.0.0.1:1"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := h.current.Load()
+	req := httptest.NewRequest("GET", "/x", nil)
+	ex := &exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}}
+	for _, workload := range []string{"credits", "small", "large"} {
+		wb := benchBodies[workload]
+		type variant struct {
+			name   string
+			encode func([]byte) []byte
+		}
+		variants := []variant{{"identity", nil}}
+		for _, e := range encodings {
+			variants = append(variants, variant{e.name, e.encode})
+		}
+		for _, v := range variants {
+			body := []byte(wb.body)
+			header := http.Header{"Content-Type": {"application/json"}}
+			if v.encode != nil {
+				body = v.encode(body)
+				header["Content-Encoding"] = []string{v.name}
+			}
+			header["Content-Length"] = []string{itoa(len(body))}
+			b.Run(workload+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(wb.body)))
+				rb := &benchBody{}
+				resp := &http.Response{Request: req, Header: http.Header{}}
+				for b.Loop() {
+					rb.Reset(body)
+					clear(resp.Header)
+					maps.Copy(resp.Header, header)
+					resp.StatusCode, resp.Body, resp.ContentLength = wb.status, rb, int64(len(body))
+					*ex = exchange{decision: ex.decision}
+					if err := s.modifyResponse(resp, ex); err != nil {
+						b.Fatal(err)
+					}
+					if ex.outcome.Action == transform.Pass {
+						b.Fatalf("%s/%s passed unchanged (%s); want a rewrite", workload, v.name, ex.outcome.Reason)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 			})
 		}
 	}
