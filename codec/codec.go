@@ -78,7 +78,7 @@ func (c *gzipCodec) NewWriter(w io.Writer) io.WriteCloser {
 // deflateCodec handles HTTP's "deflate", which is zlib-wrapped (RFC 9110).
 // Raw deflate streams, which some servers send instead, are decoded too;
 // every re-encoded body is zlib, the form the RFC defines.
-type deflateCodec struct{}
+type deflateCodec struct{ writers sync.Pool }
 
 func (*deflateCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReader(r)
@@ -89,19 +89,28 @@ func (*deflateCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	return flate.NewReader(br), nil
 }
 
-func (*deflateCodec) NewWriter(w io.Writer) io.WriteCloser {
+func (c *deflateCodec) NewWriter(w io.Writer) io.WriteCloser {
+	if zw, ok := c.writers.Get().(*zlib.Writer); ok {
+		zw.Reset(w)
+		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
+	}
 	zw, _ := zlib.NewWriterLevel(w, zlib.DefaultCompression)
-	return zw
+	return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
 }
 
-type brotliCodec struct{}
+type brotliCodec struct{ writers sync.Pool }
 
 func (*brotliCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 	return io.NopCloser(brotli.NewReader(r)), nil
 }
 
-func (*brotliCodec) NewWriter(w io.Writer) io.WriteCloser {
-	return brotli.NewWriterLevel(w, brotli.DefaultCompression)
+func (c *brotliCodec) NewWriter(w io.Writer) io.WriteCloser {
+	if bw, ok := c.writers.Get().(*brotli.Writer); ok {
+		bw.Reset(w)
+		return &pooledWriter{WriteCloser: bw, put: func() { c.writers.Put(bw) }}
+	}
+	bw := brotli.NewWriterLevel(w, brotli.DefaultCompression)
+	return &pooledWriter{WriteCloser: bw, put: func() { c.writers.Put(bw) }}
 }
 
 type zstdCodec struct{ writers sync.Pool }
@@ -123,15 +132,20 @@ func (c *zstdCodec) NewWriter(w io.Writer) io.WriteCloser {
 	return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
 }
 
-// pooledWriter returns its encoder to the pool once closed.
+// pooledWriter returns its encoder to the pool once closed; a second Close
+// does not return it twice.
 type pooledWriter struct {
 	io.WriteCloser
 	put func()
 }
 
 func (p *pooledWriter) Close() error {
+	if p.put == nil {
+		return nil
+	}
 	err := p.WriteCloser.Close()
 	p.put()
+	p.put = nil
 	return err
 }
 
