@@ -95,6 +95,16 @@ func (t *routeTemplate) matches(rest string, n int) bool {
 // leading slash: id-like segments become {id}, overlong ones are
 // shortened, and at most maxRouteSegments segments are kept.
 func collapseRoute(rest string) string {
+	return collapseSegments(rest, idPlaceholder, isRouteID)
+}
+
+// isRouteID reports a path segment collapseRoute replaces.
+func isRouteID(seg string) bool { return isIDSegment(seg) || len(seg) > maxSegmentLen }
+
+// collapseSegments writes each "/"-separated segment of rest after a "/",
+// replacing with placeholder those collapsed reports, and ends with
+// "/{more}" after maxRouteSegments segments.
+func collapseSegments(rest, placeholder string, collapsed func(string) bool) string {
 	var b strings.Builder
 	b.Grow(len(rest) + 1)
 	for i := 0; ; i++ {
@@ -104,12 +114,9 @@ func collapseRoute(rest string) string {
 		}
 		seg, tail, more := strings.Cut(rest, "/")
 		b.WriteByte('/')
-		switch {
-		case isIDSegment(seg):
-			b.WriteString(idPlaceholder)
-		case len(seg) > maxSegmentLen:
-			b.WriteString(idPlaceholder)
-		default:
+		if collapsed(seg) {
+			b.WriteString(placeholder)
+		} else {
 			b.WriteString(seg)
 		}
 		if !more {
@@ -215,26 +222,8 @@ func collapsePointer(p string) string {
 	if p == "" {
 		return ""
 	}
-	var b strings.Builder
-	b.Grow(len(p))
-	rest := strings.TrimPrefix(p, "/")
-	for i := 0; ; i++ {
-		if i == maxRouteSegments {
-			b.WriteString("/{more}")
-			break
-		}
-		tok, tail, more := strings.Cut(rest, "/")
-		b.WriteByte('/')
-		switch {
-		case tok == "-" || isIDSegment(tok) || len(tok) > maxSegmentLen:
-			b.WriteByte('*')
-		default:
-			b.WriteString(tok)
-		}
-		if !more {
-			break
-		}
-		rest = tail
-	}
-	return b.String()
+	return collapseSegments(strings.TrimPrefix(p, "/"), "*", isPointerID)
 }
+
+// isPointerID reports a JSON Pointer token collapsePointer replaces.
+func isPointerID(tok string) bool { return tok == "-" || isRouteID(tok) }
