@@ -101,7 +101,10 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := httptest.NewServer(h)
+	// Set up as serve sets up the real server.
+	px := httptest.NewUnstartedServer(h)
+	h.ConfigureServer(px.Config)
+	px.Start()
 	defer px.Close()
 
 	get := func(t *testing.T, path, key string) (int, []byte) {

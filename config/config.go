@@ -157,7 +157,8 @@ type Candidate struct {
 // Upstream is the legacy backend and the transport that reaches it.
 type Upstream struct {
 	URL string `yaml:"url"`
-	// Timeout bounds the wait for the upstream's response headers; a
+	// Timeout bounds the wait for the upstream's response headers, from
+	// when the whole request (body included) has been handed over; a
 	// longer wait answers 504. It never cuts a body that is streaming.
 	Timeout             time.Duration `yaml:"timeout"`
 	DialTimeout         time.Duration `yaml:"dial_timeout"`

@@ -57,8 +57,7 @@ func BenchmarkProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	px := httptest.NewServer(h)
-	defer px.Close()
+	px := serveProxy(b, h)
 	// The same proxy recording the dashboard's evidence (in memory), to
 	// show that recording adds no allocation and no measurable time.
 	evCfg := *cfg
@@ -69,8 +68,7 @@ func BenchmarkProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pxEv := httptest.NewServer(hEv)
-	defer pxEv.Close()
+	pxEv := serveProxy(b, hEv)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	for _, workload := range []string{"small", "credits", "large"} {
 		for _, tc := range []struct{ target, url, key string }{

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -48,9 +47,7 @@ func proxyTo(t testing.TB, upstreamURL string, edit func(*config.Config), opts O
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := httptest.NewServer(h)
-	t.Cleanup(px.Close)
-	return px.URL
+	return serveProxy(t, h).URL
 }
 
 // rawServer is a misbehaving peer on a raw TCP listener: serve runs once

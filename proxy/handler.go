@@ -39,16 +39,24 @@ type Handler struct {
 	codecs    *codec.Set
 	buffers   *bufferPool
 	copyBufs  *copyPool
+	watchdog  *watchdog
 }
 
 // snapshot is everything a request needs from one config, built once per
 // load.
 type snapshot struct {
-	cfg              *config.Config
-	router           *Router
-	transformer      *transform.Transformer
-	target           *url.URL
+	cfg         *config.Config
+	router      *Router
+	transformer *transform.Transformer
+	target      *url.URL
+	// transport serves the connections of a server set up by
+	// ConfigureServer, whose watchdog enforces the upstream timeout;
+	// timedTransport, with ResponseHeaderTimeout, serves any other.
+	// Only one of them is ever used by a given server.
 	transport        *http.Transport
+	timedTransport   *http.Transport
+	timeout          time.Duration
+	watchdog         *watchdog
 	migratedPrefixes []string
 	// overrideHeader is the canonical override header, removed before
 	// the request goes upstream; "" when overrides are off.
@@ -94,8 +102,13 @@ type exchange struct {
 	upstreamTime   time.Duration
 	// upstreamError is the kind of upstream failure, "" when none.
 	upstreamError string
-	outcome       transform.Outcome
-	rec           responseRecorder
+	// watch is the client connection's upstream deadline when the server
+	// was set up by ConfigureServer (nil otherwise), and watchSeq this
+	// request's sequence number on it.
+	watch    *connWatch
+	watchSeq uint64
+	outcome  transform.Outcome
+	rec      responseRecorder
 	// reqBody is the client's request body, nil when it had none.
 	reqBody *requestBody
 	shadow  shadowCapture
@@ -157,6 +170,7 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		buffers:   newBufferPool(int(cfg.MaxBodyBytes) * 2),
 		copyBufs:  &copyPool{},
 	}
+	h.watchdog = newWatchdog(func() time.Duration { return h.current.Load().timeout })
 	errorLog := zap.NewStdLog(logger.Named("reverseproxy"))
 	h.exchanges.New = func() any { return h.newExchange(errorLog) }
 	if err := h.Swap(cfg); err != nil {
@@ -177,9 +191,12 @@ func (h *Handler) Swap(cfg *config.Config) error {
 	h.current.Store(s)
 	h.metrics.setModes(cfg)
 	if old != nil && old.transport != s.transport {
-		// Give requests still on the old transport time to finish before
-		// its idle connections are closed.
-		time.AfterFunc(old.cfg.Server.ShutdownTimeout, old.transport.CloseIdleConnections)
+		// Give requests still on the old transports time to finish before
+		// their idle connections are closed.
+		time.AfterFunc(old.cfg.Server.ShutdownTimeout, func() {
+			old.transport.CloseIdleConnections()
+			old.timedTransport.CloseIdleConnections()
+		})
 	}
 	return nil
 }
@@ -210,15 +227,17 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 		accessLog:        cfg.Log.AccessLog,
 		codecs:           h.codecs,
 		buffers:          h.buffers,
+		timeout:          cfg.Upstream.Timeout,
+		watchdog:         h.watchdog,
 	}
 	s.vary = s.router.Vary()
 	if s.vary != "" {
 		s.varyValues = []string{s.vary}
 	}
 	if old != nil && old.cfg.Upstream == cfg.Upstream {
-		s.transport = old.transport
+		s.transport, s.timedTransport = old.transport, old.timedTransport
 	} else {
-		s.transport = newTransport(&cfg.Upstream)
+		s.transport, s.timedTransport = newTransport(&cfg.Upstream, 0), newTransport(&cfg.Upstream, cfg.Upstream.Timeout)
 	}
 	if cfg.Routing.OverrideHeader != "" {
 		s.overrideHeader = http.CanonicalHeaderKey(cfg.Routing.OverrideHeader)
@@ -259,6 +278,11 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del(s.overrideHeader)
 	}
 	ex.upstreamStart = time.Now()
+	if ex.watch != nil && (pr.Out.Body == nil || pr.Out.Body == http.NoBody) {
+		// A request with a body is armed once the transport has read
+		// all of it (requestBody.Read).
+		ex.watch.arm(ex.watchSeq, s.watchdog.deadline(ex.upstreamStart, s.timeout))
+	}
 	if ex.shadow.active {
 		// ReverseProxy has already removed the hop-by-hop headers: what
 		// is left is what the candidate gets.
@@ -268,24 +292,34 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 
 // modifyResponse is the ReverseProxy's ModifyResponse.
 func (ex *exchange) modifyResponse(resp *http.Response) error {
+	if ex.watch != nil && ex.watch.disarm(ex.watchSeq) {
+		// The watchdog cancelled the request just as its response came.
+		return errUpstreamTimeout
+	}
 	return ex.snap.modifyResponse(resp, ex)
 }
 
 // handleError is the ReverseProxy's ErrorHandler.
 func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if ex.watch != nil && ex.watch.disarm(ex.watchSeq) {
+		// The watchdog cancelled the connection's context, so the
+		// connection cannot serve another request.
+		w.Header().Set("Connection", "close")
+	}
 	ex.snap.errorHandler(w, r, err, ex)
 }
 
-// newTransport builds the upstream transport from config. Compression is
+// newTransport builds the upstream transport from config, with
+// headerTimeout as its ResponseHeaderTimeout (0: none). Compression is
 // left to the client and the upstream: the proxy forwards Accept-Encoding
 // as it is and decodes only the bodies it rewrites.
-func newTransport(u *config.Upstream) *http.Transport {
+func newTransport(u *config.Upstream, headerTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: u.KeepAlive}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSHandshakeTimeout:    u.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  u.Timeout,
+		ResponseHeaderTimeout:  headerTimeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           u.MaxIdleConns,
 		MaxIdleConnsPerHost:    u.MaxIdleConnsPerHost,
@@ -303,7 +337,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := h.exchanges.Get().(*exchange)
 	*ex = exchange{snap: s, rp: ex.rp, decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
 		start: time.Now(), unmappedBody: ex.unmappedBody[:0]}
-	ex.rp.Transport = s.transport
+	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok {
+		ex.watch, ex.watchSeq = cw, cw.begin()
+		ex.rp.Transport = s.transport
+	} else {
+		ex.rp.Transport = s.timedTransport
+	}
 	ex.rec.ResponseWriter = w
 	ex.rec.flusher, _ = w.(http.Flusher)
 	if ce := h.logger.Check(zap.DebugLevel, "routed"); ce != nil {
@@ -321,6 +360,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.admitShadow(s, ex, r)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.reqBody = &requestBody{ReadCloser: r.Body}
+		if ex.watch != nil {
+			ex.reqBody.watch, ex.reqBody.watchSeq, ex.reqBody.watchdog, ex.reqBody.timeout = ex.watch, ex.watchSeq, s.watchdog, s.timeout
+		}
 		if ex.shadow.active {
 			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
 		}
@@ -333,6 +375,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finish records the exchange. It runs even when the copy was aborted, so
 // an aborted stream is counted and logged too.
 func (h *Handler) finish(s *snapshot, ex *exchange) {
+	if ex.watch != nil {
+		// Normally done by ModifyResponse or ErrorHandler already.
+		ex.watch.disarm(ex.watchSeq)
+	}
 	elapsed := time.Since(ex.start)
 	h.metrics.observe(ex, elapsed.Seconds())
 	if s.accessLog {
@@ -348,7 +394,7 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 		ex.unmappedBody = nil
 	}
 	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
-	ex.reqBody, ex.snap, ex.rp.Transport = nil, nil, nil
+	ex.reqBody, ex.snap, ex.rp.Transport, ex.watch = nil, nil, nil, nil
 	h.exchanges.Put(ex)
 }
 

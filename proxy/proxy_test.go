@@ -60,9 +60,18 @@ func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := httptest.NewServer(h)
+	return serveProxy(t, h).URL
+}
+
+// serveProxy serves h on a test server set up by ConfigureServer, as serve
+// sets up the real one, and closes it when the test ends.
+func serveProxy(t testing.TB, h *Handler) *httptest.Server {
+	t.Helper()
+	px := httptest.NewUnstartedServer(h)
+	h.ConfigureServer(px.Config)
+	px.Start()
 	t.Cleanup(px.Close)
-	return px.URL
+	return px
 }
 
 // response is what a client saw.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // responseRecorder notes the status and size of what the client was sent,
@@ -55,11 +56,21 @@ type requestBody struct {
 	capturing bool
 	buf       []byte
 	truncated bool
+	// watch, when set, gets the request's upstream deadline once the
+	// body has been read to its end: the wait for the response starts
+	// when the whole request has been handed over.
+	watch    *connWatch
+	watchSeq uint64
+	watchdog *watchdog
+	timeout  time.Duration
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
+	if err == io.EOF && b.watch != nil {
+		b.watch.arm(b.watchSeq, b.watchdog.deadline(time.Now(), b.timeout))
+	}
 	if n > 0 && b.limit > 0 {
 		b.mu.Lock()
 		if b.capturing && !b.truncated {

@@ -102,8 +102,7 @@ func TestKeysNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := httptest.NewServer(h)
-	t.Cleanup(px.Close)
+	px := serveProxy(t, h)
 
 	for _, path := range []string{"/ok", "/credits", "/echo", "/cut", "/slow"} {
 		for _, key := range []string{envelopeKey, legacyKey, shadowKey, unlistedKey, longKey, ""} {

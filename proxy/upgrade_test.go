@@ -7,10 +7,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
 )
 
 // TestWebSocketUpgradePasses checks that an envelope client's upgrade is
-// proxied untouched: the 101 and then raw bytes both ways.
+// proxied untouched: the 101 and then raw bytes both ways, also when the
+// upgraded connection lives longer than upstream.timeout (which bounds only
+// the wait for the 101).
 func TestWebSocketUpgradePasses(t *testing.T) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
@@ -28,25 +33,41 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 			conn.Write(buf) // echo
 		}
 	})
-	url := startProxy(t, up, nil)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nX-API-Key: "+envelopeKey+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" {
-		t.Fatalf("got %d %v; want 101 websocket", resp.StatusCode, resp.Header)
-	}
-	io.WriteString(conn, "ping")
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
-		t.Errorf("echo: got %q, %v; want %q", buf, err, "ping")
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration // upstream.timeout; 0 keeps the default
+		idle    time.Duration // how long the upgraded connection stays quiet
+	}{
+		{"default timeout", 0, 0},
+		{"upgraded longer than the timeout", 50 * time.Millisecond, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := startProxy(t, up, func(c *config.Config) {
+				if tc.timeout > 0 {
+					c.Upstream.Timeout = tc.timeout
+				}
+			})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nX-API-Key: "+envelopeKey+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" {
+				t.Fatalf("got %d %v; want 101 websocket", resp.StatusCode, resp.Header)
+			}
+			time.Sleep(tc.idle)
+			io.WriteString(conn, "ping")
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+				t.Errorf("echo: got %q, %v; want %q", buf, err, "ping")
+			}
+		})
 	}
 }
 
