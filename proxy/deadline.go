@@ -212,8 +212,9 @@ func (d *watchdog) run() {
 // ConfigureServer sets srv up to carry each client connection's upstream
 // deadline, keeping any ConnContext and ConnState srv already has. Call it
 // before srv starts serving. On a server set up this way upstream.timeout
-// costs no timer per request; on any other server the transport's
-// ResponseHeaderTimeout enforces it. Either way, the wait starts once the
+// costs no timer per HTTP/1 request; HTTP/2 requests, and every request on
+// a server not set up this way, have the transport's ResponseHeaderTimeout
+// enforce it. Either way, the wait starts once the
 // request, body included, has been handed to the upstream, and ends with
 // the response headers.
 func (h *Handler) ConfigureServer(srv *http.Server) {

@@ -337,7 +337,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := h.exchanges.Get().(*exchange)
 	*ex = exchange{snap: s, rp: ex.rp, decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
 		start: time.Now(), unmappedBody: ex.unmappedBody[:0]}
-	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok {
+	// A connWatch holds one request at a time, as an HTTP/1 connection
+	// serves them; HTTP/2 streams share a connection, so they keep the
+	// transport's timer.
+	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok && r.ProtoMajor == 1 {
 		ex.watch, ex.watchSeq = cw, cw.begin()
 		ex.rp.Transport = s.transport
 	} else {
