@@ -113,6 +113,29 @@ func (w *connWatch) expire(now int64) {
 	}
 }
 
+// upstreamWait is one request's claim on its connection's deadline word.
+// The zero value (a server not set up by ConfigureServer, or HTTP/2) does
+// nothing. The exchange holds one; a request body holds a copy, because the
+// transport may read the body after the pooled exchange is reused.
+type upstreamWait struct {
+	watch *connWatch
+	seq   uint64
+	snap  *snapshot
+}
+
+// arm starts the wait for the response headers at start.
+func (u upstreamWait) arm(start time.Time) {
+	if u.watch != nil {
+		u.watch.arm(u.seq, u.snap.watchdog.deadline(start, u.snap.timeout))
+	}
+}
+
+// disarm ends the wait and reports whether the watchdog had already
+// cancelled the request. It may be called more than once.
+func (u upstreamWait) disarm() (fired bool) {
+	return u.watch != nil && u.watch.disarm(u.seq)
+}
+
 // watchdog enforces upstream.timeout on the connections of a server set
 // up by Handler.ConfigureServer without a timer per request: each
 // connection holds its request's deadline in one atomic word, and one

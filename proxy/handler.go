@@ -102,13 +102,10 @@ type exchange struct {
 	upstreamTime   time.Duration
 	// upstreamError is the kind of upstream failure, "" when none.
 	upstreamError string
-	// watch is the client connection's upstream deadline when the server
-	// was set up by ConfigureServer (nil otherwise), and watchSeq this
-	// request's sequence number on it.
-	watch    *connWatch
-	watchSeq uint64
-	outcome  transform.Outcome
-	rec      responseRecorder
+	// wait is the request's upstream deadline on its client connection.
+	wait    upstreamWait
+	outcome transform.Outcome
+	rec     responseRecorder
 	// reqBody is the client's request body, nil when it had none.
 	reqBody *requestBody
 	shadow  shadowCapture
@@ -278,10 +275,10 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del(s.overrideHeader)
 	}
 	ex.upstreamStart = time.Now()
-	if ex.watch != nil && (pr.Out.Body == nil || pr.Out.Body == http.NoBody) {
+	if pr.Out.Body == nil || pr.Out.Body == http.NoBody {
 		// A request with a body is armed once the transport has read
 		// all of it (requestBody.Read).
-		ex.watch.arm(ex.watchSeq, s.watchdog.deadline(ex.upstreamStart, s.timeout))
+		ex.wait.arm(ex.upstreamStart)
 	}
 	if ex.shadow.active {
 		// ReverseProxy has already removed the hop-by-hop headers: what
@@ -292,7 +289,7 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 
 // modifyResponse is the ReverseProxy's ModifyResponse.
 func (ex *exchange) modifyResponse(resp *http.Response) error {
-	if ex.watch != nil && ex.watch.disarm(ex.watchSeq) {
+	if ex.wait.disarm() {
 		// The watchdog cancelled the request just as its response came.
 		return errUpstreamTimeout
 	}
@@ -301,7 +298,7 @@ func (ex *exchange) modifyResponse(resp *http.Response) error {
 
 // handleError is the ReverseProxy's ErrorHandler.
 func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	if ex.watch != nil && ex.watch.disarm(ex.watchSeq) {
+	if ex.wait.disarm() {
 		// The watchdog cancelled the connection's context, so the
 		// connection cannot serve another request.
 		w.Header().Set("Connection", "close")
@@ -341,7 +338,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// serves them; HTTP/2 streams share a connection, so they keep the
 	// transport's timer.
 	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok && r.ProtoMajor == 1 {
-		ex.watch, ex.watchSeq = cw, cw.begin()
+		ex.wait = upstreamWait{watch: cw, seq: cw.begin(), snap: s}
 		ex.rp.Transport = s.transport
 	} else {
 		ex.rp.Transport = s.timedTransport
@@ -363,9 +360,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.admitShadow(s, ex, r)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.reqBody = &requestBody{ReadCloser: r.Body}
-		if ex.watch != nil {
-			ex.reqBody.watch, ex.reqBody.watchSeq, ex.reqBody.watchdog, ex.reqBody.timeout = ex.watch, ex.watchSeq, s.watchdog, s.timeout
-		}
+		ex.reqBody.wait = ex.wait
 		if ex.shadow.active {
 			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
 		}
@@ -378,10 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finish records the exchange. It runs even when the copy was aborted, so
 // an aborted stream is counted and logged too.
 func (h *Handler) finish(s *snapshot, ex *exchange) {
-	if ex.watch != nil {
-		// Normally done by ModifyResponse or ErrorHandler already.
-		ex.watch.disarm(ex.watchSeq)
-	}
+	ex.wait.disarm() // normally done by ModifyResponse or ErrorHandler already
 	elapsed := time.Since(ex.start)
 	h.metrics.observe(ex, elapsed.Seconds())
 	if s.accessLog {
@@ -397,7 +389,7 @@ func (h *Handler) finish(s *snapshot, ex *exchange) {
 		ex.unmappedBody = nil
 	}
 	ex.rec.ResponseWriter, ex.rec.flusher = nil, nil
-	ex.reqBody, ex.snap, ex.rp.Transport, ex.watch = nil, nil, nil, nil
+	ex.reqBody, ex.snap, ex.rp.Transport, ex.wait = nil, nil, nil, upstreamWait{}
 	h.exchanges.Put(ex)
 }
 

@@ -56,20 +56,16 @@ type requestBody struct {
 	capturing bool
 	buf       []byte
 	truncated bool
-	// watch, when set, gets the request's upstream deadline once the
-	// body has been read to its end: the wait for the response starts
-	// when the whole request has been handed over.
-	watch    *connWatch
-	watchSeq uint64
-	watchdog *watchdog
-	timeout  time.Duration
+	// wait is armed once the body has been read to its end: the wait for
+	// the response starts when the whole request has been handed over.
+	wait upstreamWait
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
-	if err == io.EOF && b.watch != nil {
-		b.watch.arm(b.watchSeq, b.watchdog.deadline(time.Now(), b.timeout))
+	if err == io.EOF && b.wait.watch != nil {
+		b.wait.arm(time.Now())
 	}
 	if n > 0 && b.limit > 0 {
 		b.mu.Lock()
