@@ -146,7 +146,7 @@ func BenchmarkModifyResponse(b *testing.B) {
 					clear(resp.Header)
 					maps.Copy(resp.Header, header)
 					resp.StatusCode, resp.Body, resp.ContentLength = wb.status, rb, int64(len(body))
-					*ex = exchange{decision: ex.decision}
+					*ex = exchange{snap: s, decision: ex.decision}
 					if err := s.modifyResponse(resp, ex); err != nil {
 						b.Fatal(err)
 					}

@@ -106,7 +106,11 @@ type exchange struct {
 	wait    upstreamWait
 	outcome transform.Outcome
 	rec     responseRecorder
-	// reqBody is the client's request body, nil when it had none.
+	// respBody is the rewritten response's body (see body).
+	respBody pooledBody
+	// reqBody is the client's request body, nil when it had none. Unlike
+	// respBody it is allocated per request: the transport may still read
+	// or close it after ServeHTTP has returned and the exchange is reused.
 	reqBody *requestBody
 	shadow  shadowCapture
 	// evidence is the event handed to the dashboard's recorder;
@@ -116,6 +120,15 @@ type exchange struct {
 	unmappedCode      string
 	unmappedBody      []byte
 	unmappedTruncated bool
+}
+
+// body returns the exchange's own pooledBody, set to send head, *buf and
+// tail and to return buf to the snapshot's pool on Close. An exchange
+// carries one response, whose body the ReverseProxy closes before
+// ServeHTTP returns, so the body needs no allocation of its own.
+func (ex *exchange) body(head string, buf *[]byte, tail string) *pooledBody {
+	ex.respBody = pooledBody{head: head, buf: buf, tail: tail, pool: ex.snap.buffers}
+	return &ex.respBody
 }
 
 // bytesIn returns how many request body bytes the upstream has read.

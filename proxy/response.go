@@ -82,7 +82,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		return fmt.Errorf("reading upstream error body: %w", err)
 	}
 	if !complete {
-		resp.Body = &replayBody{head: &pooledBody{buf: raw, pool: s.buffers}, rest: resp.Body}
+		resp.Body = &replayBody{head: ex.body("", raw, ""), rest: resp.Body}
 		pass(transform.ReasonOversize)
 		return nil
 	}
@@ -98,7 +98,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 			// body: an envelope with the status-derived code.
 			*body = (*body)[:0]
 		case !fit:
-			resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+			resp.Body = ex.body("", raw, "")
 			pass(transform.ReasonOversize)
 			return nil
 		}
@@ -110,7 +110,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	}
 	if ex.outcome.Action == transform.Pass {
 		s.buffers.put(out)
-		resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+		resp.Body = ex.body("", raw, "")
 		return nil
 	}
 	if c != nil {
@@ -127,7 +127,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	s.buffers.put(raw)
 	resp.StatusCode = ex.outcome.Status
 	resp.Status = ""
-	s.setBody(resp, out)
+	ex.setBody(resp, out)
 	return nil
 }
 
@@ -145,8 +145,8 @@ func (s *snapshot) readHead(resp *http.Response) (raw *[]byte, complete bool, er
 }
 
 // setBody replaces resp's body with a pooled buffer and fixes its headers.
-func (s *snapshot) setBody(resp *http.Response, out *[]byte) {
-	resp.Body = &pooledBody{buf: out, pool: s.buffers}
+func (ex *exchange) setBody(resp *http.Response, out *[]byte) {
+	resp.Body = ex.body("", out, "")
 	resp.ContentLength = int64(len(*out))
 	transform.SetRewrittenHeaders(resp.Header, len(*out))
 	resp.TransferEncoding = nil
@@ -182,7 +182,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		if err != nil {
 			// Corrupt or truncated encoding: the client gets the bytes
 			// exactly as sent, never a wrong envelope.
-			resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+			resp.Body = ex.body("", raw, "")
 			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
 			return nil
 		}
@@ -191,13 +191,13 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		}
 	}
 	if !gjson.ValidBytes(*plain) {
-		resp.Body = &pooledBody{buf: raw, pool: s.buffers}
+		resp.Body = ex.body("", raw, "")
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 		return nil
 	}
 	if c == nil {
 		// The envelope goes around the buffered bytes as they are.
-		resp.Body = &pooledBody{head: transform.SuccessPrefix(), buf: raw, tail: transform.SuccessSuffix(), pool: s.buffers}
+		resp.Body = ex.body(transform.SuccessPrefix(), raw, transform.SuccessSuffix())
 		n := len(*raw) + transform.WrapOverhead
 		resp.ContentLength = int64(n)
 		transform.SetRewrittenHeaders(resp.Header, n)
@@ -215,7 +215,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		s.buffers.put(enc)
 		return fmt.Errorf("re-encoding wrapped body: %w", err)
 	}
-	s.setBody(resp, enc)
+	ex.setBody(resp, enc)
 	return nil
 }
 
@@ -237,7 +237,7 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, 
 		w, err = newWrapReader(read, rest, upstream)
 		if err != nil {
 			if head != nil {
-				resp.Body = &replayBody{head: &pooledBody{buf: head, pool: s.buffers}, rest: upstream}
+				resp.Body = &replayBody{head: ex.body("", head, ""), rest: upstream}
 			}
 			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 			return nil
