@@ -165,6 +165,11 @@ restart_server() { stop_server "$1"; start_server "$1"; }
 # Peak resident set (VmHWM) of a server, in KiB.
 peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/${PID[$1]}/status"; }
 
+# CPU time a server has used so far (user + system, all threads), in clock
+# ticks of CLK_TCK per second.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID[$1]}/stat"; }
+
 # --- configs -------------------------------------------------------------
 LEGACY_KEY=bench-legacy-key-0123456789
 ENVELOPE_KEY=bench-envelope-key-0123456789
@@ -291,7 +296,10 @@ to_ms() { # "1.23ms" / "850.00us" / "1.02s" / "2.00m" -> milliseconds
 		printf "%.3f", n }'
 }
 
-declare -A RPS=() P50=() P99=() PEAK=() NOTES=()
+# us_per_req ticks_before ticks_after requests -> CPU microseconds per request
+us_per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / hz * 1e6 / n}'; }
+
+declare -A RPS=() ROUND_RPS=() CPU=() BE_CPU=() P50=() P99=() PEAK=() NOTES=()
 for ((r = 1; r <= ROUNDS; r++)); do
 	# Rotate the order of the targets each round, so none always runs first.
 	order=()
@@ -304,13 +312,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			mapfile -t hdr < <(key_args "$t")
 			f=$OUT/wrk/r$r-$w-$t.txt
 			log "round $r/$ROUNDS $w $t"
+			srv0=$(cpu_ticks "${TSERVER[$t]}")
+			be0=$(cpu_ticks backend)
 			"${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${hdr[@]}" "${TURL[$t]}${WPATH[$w]}" >"$f" 2>&1 ||
 				die "wrk failed for $w $t: $(cat "$f")"
+			srv1=$(cpu_ticks "${TSERVER[$t]}")
+			be1=$(cpu_ticks backend)
 			rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+			reqs=$(awk '/ requests in / {print $1; exit}' "$f")
 			p50=$(awk '$1 == "50%" {print $2; exit}' "$f")
 			p99=$(awk '$1 == "99%" {print $2; exit}' "$f")
-			[[ -n $rps && -n $p50 && -n $p99 ]] || die "cannot parse wrk output $f"
+			[[ -n $rps && -n $reqs && -n $p50 && -n $p99 ]] && ((reqs > 0)) || die "cannot parse wrk output $f"
 			RPS[$w|$t]+="$rps "
+			ROUND_RPS[$r|$w|$t]=$rps
+			CPU[$w|$t]+="$(us_per_req "$srv0" "$srv1" "$reqs") "
+			BE_CPU[$w|$t]+="$(us_per_req "$be0" "$be1" "$reqs") "
 			P50[$w|$t]+="$(to_ms "$p50") "
 			P99[$w|$t]+="$(to_ms "$p99") "
 			kib=$(peak_kib "${TSERVER[$t]}")
@@ -398,18 +414,28 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
-	echo "| workload | target | req/s | range | vs baseline | p50 ms | p99 ms | peak RSS MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|"
+	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed); CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline its ratio to the baseline's (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
+	echo
+	echo "| workload | target | req/s | range | vs baseline | CPU µs/req | CPU vs baseline | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		# shellcheck disable=SC2086
-		base=$(median ${RPS[$w|baseline]})
+		base_cpu=$(median ${CPU[$w|baseline]})
 		for t in "${TARGETS[@]}"; do
+			ratios=()
+			for ((r = 1; r <= ROUNDS; r++)); do
+				ratios+=("$(awk -v a="${ROUND_RPS[$r|$w|$t]}" -v b="${ROUND_RPS[$r|$w|baseline]}" 'BEGIN {print (b > 0 ? a / b : 0)}')")
+			done
 			# shellcheck disable=SC2086
 			m=$(median ${RPS[$w|$t]})
 			# shellcheck disable=SC2086
-			printf '| %s | %s | %.0f | %s | %.2f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
+			cpu=$(median ${CPU[$w|$t]})
+			# shellcheck disable=SC2086
+			printf '| %s | %s | %.0f | %s | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
 				"$(printf '%s\n' ${RPS[$w|$t]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0f-%.0f", lo, hi}')" \
-				"$(awk -v a="$m" -v b="$base" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+				"$(median "${ratios[@]}")" \
+				"$cpu" "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
 				"$(awk -v k="${PEAK[$w|$t]}" 'BEGIN {print k / 1024}')"
 		done
