@@ -10,10 +10,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // benchBodies are the load benchmark's workloads (bench/run.sh), served by
@@ -158,5 +161,35 @@ func BenchmarkModifyResponse(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkAccessLog measures one access log line of a rewritten error, on
+// the same JSON encoder and buffered writer as serve's access log: it runs
+// for every request when log.access_log is on (the default).
+func BenchmarkAccessLog(b *testing.B) {
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "time"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	out := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), FlushInterval: time.Second}
+	defer out.Stop()
+	access := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, zap.InfoLevel)).Named("access")
+	h, err := New(testConfig("http://127.0.0.1:1"), Options{AccessLog: access})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ex := &exchange{
+		method:         "GET",
+		path:           "/v1/orders",
+		decision:       Decision{Client: "acme", Mode: config.ModeEnvelope, HasKey: true, KeyID: [4]byte{0xde, 0xad, 0xbe, 0xef}},
+		upstreamStatus: 403,
+		upstreamTime:   800 * time.Microsecond,
+		outcome: transform.Outcome{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
+			LegacyCode: "insufficient_credits", Code: "insufficient_credits"},
+	}
+	ex.rec.status, ex.rec.bytes = 402, 183
+	b.ReportAllocs()
+	for b.Loop() {
+		h.logAccess(ex, time.Millisecond)
 	}
 }

@@ -127,7 +127,7 @@ func TestKeysNeverLogged(t *testing.T) {
 
 	// The logs and metrics are not empty: they name the clients the
 	// documented way, so the checks below are not vacuous.
-	for _, want := range []string{`"key_id":"` + digest(envelopeKey)[:8] + `"`, `"key_id":"` + digest(unlistedKey)[:8] + `"`, `"client":"acme"`, "upstream error", `"path":"/echo"`} {
+	for _, want := range []string{`"key_id":"` + digest(envelopeKey)[:8] + `"`, `"key_id":"` + digest(unlistedKey)[:8] + `"`, `"key_id":"","mode":"legacy","upstream_status":`, `"client":"acme"`, "upstream error", `"path":"/echo"`} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("logs: got no %s; want one (%d bytes of logs)", want, len(logText))
 		}
