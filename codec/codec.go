@@ -67,12 +67,10 @@ func (*gzipCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 }
 
 func (c *gzipCodec) NewWriter(w io.Writer) io.WriteCloser {
-	if zw, ok := c.writers.Get().(*gzip.Writer); ok {
-		zw.Reset(w)
-		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
-	}
-	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-	return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
+	return pooledEncoder(&c.writers, w, func(w io.Writer) *gzip.Writer {
+		zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+		return zw
+	})
 }
 
 // deflateCodec handles HTTP's "deflate", which is zlib-wrapped (RFC 9110).
@@ -90,12 +88,10 @@ func (*deflateCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 }
 
 func (c *deflateCodec) NewWriter(w io.Writer) io.WriteCloser {
-	if zw, ok := c.writers.Get().(*zlib.Writer); ok {
-		zw.Reset(w)
-		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
-	}
-	zw, _ := zlib.NewWriterLevel(w, zlib.DefaultCompression)
-	return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
+	return pooledEncoder(&c.writers, w, func(w io.Writer) *zlib.Writer {
+		zw, _ := zlib.NewWriterLevel(w, zlib.DefaultCompression)
+		return zw
+	})
 }
 
 type brotliCodec struct{ writers sync.Pool }
@@ -105,12 +101,9 @@ func (*brotliCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 }
 
 func (c *brotliCodec) NewWriter(w io.Writer) io.WriteCloser {
-	if bw, ok := c.writers.Get().(*brotli.Writer); ok {
-		bw.Reset(w)
-		return &pooledWriter{WriteCloser: bw, put: func() { c.writers.Put(bw) }}
-	}
-	bw := brotli.NewWriterLevel(w, brotli.DefaultCompression)
-	return &pooledWriter{WriteCloser: bw, put: func() { c.writers.Put(bw) }}
+	return pooledEncoder(&c.writers, w, func(w io.Writer) *brotli.Writer {
+		return brotli.NewWriterLevel(w, brotli.DefaultCompression)
+	})
 }
 
 type zstdCodec struct{ writers sync.Pool }
@@ -124,12 +117,29 @@ func (*zstdCodec) NewReader(r io.Reader) (io.ReadCloser, error) {
 }
 
 func (c *zstdCodec) NewWriter(w io.Writer) io.WriteCloser {
-	if zw, ok := c.writers.Get().(*zstd.Encoder); ok {
-		zw.Reset(w)
-		return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
+	return pooledEncoder(&c.writers, w, func(w io.Writer) *zstd.Encoder {
+		zw, _ := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		return zw
+	})
+}
+
+// resettableEncoder is an encoder that can be pointed at a new
+// destination, so that it can be pooled.
+type resettableEncoder interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// pooledEncoder returns an encoder from pool writing to w, made by create
+// when the pool has none; it goes back to the pool once closed.
+func pooledEncoder[E resettableEncoder](pool *sync.Pool, w io.Writer, create func(io.Writer) E) io.WriteCloser {
+	e, ok := pool.Get().(E)
+	if ok {
+		e.Reset(w)
+	} else {
+		e = create(w)
 	}
-	zw, _ := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
-	return &pooledWriter{WriteCloser: zw, put: func() { c.writers.Put(zw) }}
+	return &pooledWriter{WriteCloser: e, put: func() { pool.Put(e) }}
 }
 
 // pooledWriter returns its encoder to the pool once closed; a second Close

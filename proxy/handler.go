@@ -9,7 +9,6 @@
 package proxy
 
 import (
-	"encoding/hex"
 	"fmt"
 	"log"
 	"net"
@@ -421,15 +420,11 @@ func (h *Handler) logAccess(ex *exchange, elapsed time.Duration) {
 		return
 	}
 	r := ex.rec
-	var keyID []byte
-	if ex.decision.HasKey {
-		keyID = hex.AppendEncode(ex.keyIDHex[:0], ex.decision.KeyID[:])
-	}
 	ex.accessFields = [len(ex.accessFields)]zap.Field{
 		zap.String("method", ex.method),
 		zap.String("path", ex.path),
 		zap.String("client", ex.decision.Client),
-		zap.ByteString("key_id", keyID),
+		zap.ByteString("key_id", ex.decision.AppendKeyID(ex.keyIDHex[:0])),
 		zap.String("mode", string(ex.decision.Mode)),
 		zap.Int("upstream_status", ex.upstreamStatus),
 		zap.Int("status", r.status),

@@ -33,10 +33,16 @@ type Decision struct {
 // KeyIDString returns the 8 hex digits that name an unlisted client in
 // logs, or "" when the request had no key.
 func (d *Decision) KeyIDString() string {
+	return string(d.AppendKeyID(nil))
+}
+
+// AppendKeyID appends KeyIDString's digits to dst, so that the access log
+// can write them without a string per request.
+func (d *Decision) AppendKeyID(dst []byte) []byte {
 	if !d.HasKey {
-		return ""
+		return dst
 	}
-	return hex.EncodeToString(d.KeyID[:])
+	return hex.AppendEncode(dst, d.KeyID[:])
 }
 
 // Router chooses each request's mode from the routing config. It is built
