@@ -15,6 +15,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -191,5 +192,33 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.logAccess(ex, time.Millisecond)
+	}
+}
+
+// BenchmarkObserve measures the metrics of one finished exchange, which
+// every request pays: a legacy pass, a success wrap and a rewritten error.
+func BenchmarkObserve(b *testing.B) {
+	m := NewMetrics(prometheus.NewRegistry())
+	cases := []struct {
+		name string
+		ex   exchange
+	}{
+		{"legacy", exchange{decision: Decision{Client: "acme", Mode: config.ModeLegacy}, upstreamStatus: 200,
+			outcome: transform.Outcome{Action: transform.Pass, Status: 200}}},
+		{"wrap", exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}, upstreamStatus: 200,
+			outcome: transform.Outcome{Action: transform.Wrap, Status: 200}}},
+		{"credits", exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}, upstreamStatus: 403,
+			outcome: transform.Outcome{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
+				LegacyCode: "insufficient_credits", Code: "insufficient_credits"}}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			ex := c.ex
+			ex.rec.status = ex.outcome.Status
+			b.ReportAllocs()
+			for b.Loop() {
+				m.observe(&ex, 0.001)
+			}
+		})
 	}
 }
