@@ -42,3 +42,39 @@ func TestPooledBody(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyPoolLargeLimit checks that at most maxLargeCopyBuffers large
+// buffers are out at a time, that copies past the limit get small ones,
+// and that returning a large buffer frees its place.
+func TestCopyPoolLargeLimit(t *testing.T) {
+	var p copyPool
+	large := make([][]byte, 0, maxLargeCopyBuffers)
+	for range maxLargeCopyBuffers {
+		b := p.getLarge()
+		if len(b) != largeCopyBufferSize {
+			t.Fatalf("buffer %d under the limit: got %d bytes; want %d", len(large)+1, len(b), largeCopyBufferSize)
+		}
+		large = append(large, b)
+	}
+	over := p.getLarge()
+	if len(over) != copyBufferSize {
+		t.Errorf("buffer over the limit: got %d bytes; want %d", len(over), copyBufferSize)
+	}
+	p.Put(over)
+	p.Put(large[0])
+	if b := p.getLarge(); len(b) != largeCopyBufferSize {
+		t.Errorf("buffer after one came back: got %d bytes; want %d", len(b), largeCopyBufferSize)
+	} else {
+		large[0] = b
+	}
+	for _, b := range large {
+		p.Put(b)
+	}
+	p.Put(make([]byte, 1000)) // not the pool's: ignored
+	if got := p.largeInUse.Load(); got != 0 {
+		t.Errorf("large buffers in use after all came back: got %d; want 0", got)
+	}
+	if b := (&copyBuffers{pool: &p}).Get(); len(b) != copyBufferSize {
+		t.Errorf("copyBuffers for a body of unknown length: got %d bytes; want %d", len(b), copyBufferSize)
+	}
+}

@@ -108,6 +108,9 @@ type exchange struct {
 	rec     responseRecorder
 	// respBody is the rewritten response's body (see body).
 	respBody pooledBody
+	// copyBufs is the ReverseProxy's BufferPool, told by modifyResponse
+	// whether the body is large.
+	copyBufs copyBuffers
 	// accessFields and keyIDHex hold the access log line while it is
 	// written: a variadic slice of 17 fields built per request would be a
 	// 1 KiB allocation per request, as zap's Write keeps no reference.
@@ -265,11 +268,12 @@ func (h *Handler) build(cfg *config.Config, old *snapshot) (*snapshot, error) {
 // to it.
 func (h *Handler) newExchange(errorLog *log.Logger) *exchange {
 	ex := new(exchange)
+	ex.copyBufs.pool = h.copyBufs
 	ex.rp = httputil.ReverseProxy{
 		Rewrite:        ex.rewrite,
 		ModifyResponse: ex.modifyResponse,
 		ErrorHandler:   ex.handleError,
-		BufferPool:     h.copyBufs,
+		BufferPool:     &ex.copyBufs,
 		// No flush timer: responseRecorder flushes every body write, so a
 		// passed-through body reaches the client as it arrives.
 		// ReverseProxy still flushes at once (head included) for responses
@@ -311,7 +315,9 @@ func (ex *exchange) modifyResponse(resp *http.Response) error {
 		// The watchdog cancelled the request just as its response came.
 		return errUpstreamTimeout
 	}
-	return ex.snap.modifyResponse(resp, ex)
+	err := ex.snap.modifyResponse(resp, ex)
+	ex.copyBufs.large = resp.ContentLength > copyBufferSize
+	return err
 }
 
 // handleError is the ReverseProxy's ErrorHandler.
@@ -350,7 +356,7 @@ func newTransport(u *config.Upstream, headerTimeout time.Duration) *http.Transpo
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.current.Load()
 	ex := h.exchanges.Get().(*exchange)
-	*ex = exchange{snap: s, rp: ex.rp, decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
+	*ex = exchange{snap: s, rp: ex.rp, copyBufs: copyBuffers{pool: ex.copyBufs.pool}, decision: s.router.Route(r), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
 		start: time.Now(), unmappedBody: ex.unmappedBody[:0]}
 	// A connWatch holds one request at a time, as an HTTP/1 connection
 	// serves them; HTTP/2 streams share a connection, so they keep the

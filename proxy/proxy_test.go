@@ -313,7 +313,9 @@ func TestEnvelopeSuccessPasses(t *testing.T) {
 // TestPassthroughStreams checks that a passed-through body reaches the
 // client as it arrives: the upstream sends its first bytes and then waits
 // until the client has read them, which deadlocks (and the test times out)
-// if the proxy holds the bytes back until the body ends.
+// if the proxy holds the bytes back until the body ends. It also checks
+// that the copy uses a large buffer exactly when the body's length is known
+// to exceed a small one, and gives it back.
 func TestPassthroughStreams(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -331,7 +333,7 @@ func TestPassthroughStreams(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			first, rest := "first-bytes;", strings.Repeat("r", 100<<10)
 			clientGotFirst := make(chan struct{})
-			up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				for k, vs := range tc.header {
 					w.Header()[k] = vs
 				}
@@ -351,9 +353,16 @@ func TestPassthroughStreams(t *testing.T) {
 					return
 				}
 				io.WriteString(w, rest)
-			})
-			url := startProxy(t, up, func(c *config.Config) { c.MaxBodyBytes = 16 })
-			req, _ := http.NewRequest("GET", url+"/stream", nil)
+			}))
+			t.Cleanup(up.Close)
+			cfg := testConfig(up.URL)
+			cfg.MaxBodyBytes = 16
+			h, err := New(cfg, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			px := serveProxy(t, h)
+			req, _ := http.NewRequest("GET", px.URL+"/stream", nil)
 			req.Header.Set("X-API-Key", tc.key)
 			resp, err := noCompressionClient.Do(req)
 			if err != nil {
@@ -367,10 +376,22 @@ func TestPassthroughStreams(t *testing.T) {
 			if string(buf) != first {
 				t.Fatalf("first bytes: got %q; want %q", buf, first)
 			}
+			// The copy is under way, waiting for the rest.
+			wantLarge := int64(0)
+			if tc.length {
+				wantLarge = 1
+			}
+			if got := h.copyBufs.largeInUse.Load(); got != wantLarge {
+				t.Errorf("large copy buffers in use mid-body: got %d; want %d", got, wantLarge)
+			}
 			close(clientGotFirst)
 			tail, err := io.ReadAll(resp.Body)
 			if err != nil || string(tail) != rest {
 				t.Errorf("rest: got %d bytes, %v; want %d bytes", len(tail), err, len(rest))
+			}
+			px.Close() // waits for the handler to return
+			if got := h.copyBufs.largeInUse.Load(); got != 0 {
+				t.Errorf("large copy buffers in use after the response: got %d; want 0", got)
 			}
 		})
 	}
