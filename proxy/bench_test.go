@@ -48,8 +48,8 @@ func benchUpstream() http.Handler {
 // shares the process and both cores with the proxy and the upstream, so it
 // does not show what large copy buffers (copyPool) give on the 1 MiB
 // pass-through: here they cost about 15% more time per request, while with
-// the client in its own process (wrk, or a Go client) the proxy's CPU per
-// request falls by about 40%. bench/run.sh is the measure of throughput.
+// the client in its own process (wrk, or a Go client) they about halve the
+// proxy's CPU per request. bench/run.sh is the measure of throughput.
 func BenchmarkProxy(b *testing.B) {
 	up := httptest.NewServer(benchUpstream())
 	defer up.Close()

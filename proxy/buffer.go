@@ -47,13 +47,14 @@ func (p *bufferPool) put(b *[]byte) {
 
 // copyPool holds the buffers of ReverseProxy's body copy loop: small ones
 // for most responses, and large ones for bodies known to be large, which
-// then cross the proxy in up to eight times fewer reads and writes. Syscalls are
-// most of a large body's cost: on the load benchmark's 1 MiB pass-through
-// the large buffer halves the proxy's CPU per request. At most
-// maxLargeCopyBuffers large buffers are handed out at a time, so they
-// never hold more than 16 MiB however many large bodies are in flight; past
-// that, copies fall back to small buffers. Buffers are pooled as array
-// pointers, so neither Get nor Put allocates.
+// then cross the proxy in up to eight times fewer reads and writes. Syscalls
+// are most of a large body's cost: on the load benchmark's 1 MiB
+// pass-through the large buffer halves the proxy's CPU per request. At most
+// maxLargeCopyBuffers large buffers (16 MiB) are handed out at a time,
+// however many large bodies are in flight; past that, copies fall back to
+// small buffers. Idle buffers wait in the pools until the garbage collector
+// drops them. Buffers are pooled as array pointers, so neither Get nor Put
+// allocates.
 type copyPool struct {
 	small      sync.Pool // *[copyBufferSize]byte
 	large      sync.Pool // *[largeCopyBufferSize]byte
@@ -102,7 +103,8 @@ func (p *copyPool) Put(b []byte) {
 // before ReverseProxy takes its copy buffer, so by then large says whether
 // the response's body is known (by its Content-Length) to be more than a
 // small buffer holds. A body of unknown length, such as an event stream
-// that may stay open for hours, gets a small buffer.
+// that may stay open for hours, gets a small buffer, and so does a HEAD
+// response, which has a length but no body.
 type copyBuffers struct {
 	pool  *copyPool
 	large bool

@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"bytes"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
 )
 
 // TestPooledBody checks that the envelope around a pooled buffer reads back
@@ -76,5 +83,75 @@ func TestCopyPoolLargeLimit(t *testing.T) {
 	}
 	if b := (&copyBuffers{pool: &p}).Get(); len(b) != copyBufferSize {
 		t.Errorf("copyBuffers for a body of unknown length: got %d bytes; want %d", len(b), copyBufferSize)
+	}
+}
+
+// TestCopyBufferChoice checks which responses ReverseProxy copies through a
+// large buffer: those whose body is known, after the rewrite, to be more than
+// a small buffer holds. A rewrite can change the length: a wrap keeps it
+// known, a re-encoded stream makes it unknown.
+func TestCopyBufferChoice(t *testing.T) {
+	h, err := New(testConfig("http://127.0.0.1:1"), Options{}) // max_body_bytes: 64 KiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonArray := func(n int) []byte { // a JSON array of n bytes or a little more, hard to compress
+		r := rand.New(rand.NewPCG(1, 2))
+		b := []byte{'['}
+		for len(b) < n {
+			b = fmt.Appendf(b, `"%016x",`, r.Uint64())
+		}
+		b[len(b)-1] = ']'
+		return b
+	}
+	gzipped := encodings[0].encode(jsonArray(200 << 10))
+	tests := []struct {
+		name     string
+		mode     config.Mode
+		method   string
+		body     []byte
+		encoding string
+		length   int64 // the upstream's Content-Length; -1 unknown
+		want     bool
+	}{
+		{"legacy large", config.ModeLegacy, "GET", jsonArray(40 << 10), "", 0, true},
+		{"legacy small", config.ModeLegacy, "GET", jsonArray(1000), "", 0, false},
+		{"legacy unknown length", config.ModeLegacy, "GET", jsonArray(40 << 10), "", -1, false},
+		{"legacy HEAD", config.ModeLegacy, "HEAD", nil, "", 1 << 20, false},
+		{"envelope buffered wrap", config.ModeEnvelope, "GET", jsonArray(40 << 10), "", 0, true},
+		{"envelope streamed wrap", config.ModeEnvelope, "GET", jsonArray(100 << 10), "", 0, true},
+		{"envelope re-encoded stream", config.ModeEnvelope, "GET", gzipped, "gzip", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := h.exchanges.Get().(*exchange)
+			defer h.exchanges.Put(ex)
+			ex.reset()
+			ex.snap, ex.decision = h.current.Load(), Decision{Client: "acme", Mode: tc.mode}
+			length := tc.length
+			if length == 0 {
+				length = int64(len(tc.body))
+			}
+			header := http.Header{"Content-Type": {"application/json"}}
+			if length >= 0 {
+				header.Set("Content-Length", itoa(int(length)))
+			}
+			if tc.encoding != "" {
+				header.Set("Content-Encoding", tc.encoding)
+			}
+			var body io.ReadCloser = http.NoBody
+			if tc.method != "HEAD" {
+				body = io.NopCloser(bytes.NewReader(tc.body))
+			}
+			resp := &http.Response{StatusCode: 200, Header: header, Body: body, ContentLength: length,
+				Request: httptest.NewRequest(tc.method, "/x", nil)}
+			if err := ex.modifyResponse(resp); err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ex.copyBufs.large != tc.want {
+				t.Errorf("large copy buffer: got %v; want %v (Content-Length sent: %d)", ex.copyBufs.large, tc.want, resp.ContentLength)
+			}
+		})
 	}
 }

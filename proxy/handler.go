@@ -316,7 +316,8 @@ func (ex *exchange) modifyResponse(resp *http.Response) error {
 		return errUpstreamTimeout
 	}
 	err := ex.snap.modifyResponse(resp, ex)
-	ex.copyBufs.large = resp.ContentLength > copyBufferSize
+	// A HEAD response has a length but no body to copy.
+	ex.copyBufs.large = resp.ContentLength > copyBufferSize && resp.Body != http.NoBody
 	return err
 }
 

@@ -34,7 +34,18 @@ func TestExchangeReset(t *testing.T) {
 	ex.evidence.Client = "acme"
 	ex.unmappedCode, ex.unmappedTruncated = "quota", true
 	ex.unmappedBody = append(ex.unmappedBody[:0], `{"error":"x"}`...)
+	ex.wait = upstreamWait{seq: 7}
+	ex.respBody = pooledBody{head: `{"data":`}
 	rp, pool := ex.rp, ex.copyBufs.pool
+	kept := map[string]bool{"rp": true, "copyBufs": true, "unmappedBody": true}
+	v := reflect.ValueOf(ex).Elem()
+	for i := range v.NumField() {
+		// Every other field is set, so that reset is seen to clear it; a
+		// field added to exchange must be set here too.
+		if name := v.Type().Field(i).Name; !kept[name] && v.Field(i).IsZero() {
+			t.Fatalf("field %s is not set before reset; set it in this test", name)
+		}
+	}
 
 	ex.reset()
 
@@ -44,8 +55,6 @@ func TestExchangeReset(t *testing.T) {
 	if len(ex.unmappedBody) != 0 || cap(ex.unmappedBody) == 0 {
 		t.Errorf("unmapped body buffer: got len %d cap %d; want len 0, capacity kept", len(ex.unmappedBody), cap(ex.unmappedBody))
 	}
-	kept := map[string]bool{"rp": true, "copyBufs": true, "unmappedBody": true}
-	v := reflect.ValueOf(ex).Elem()
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
 		if kept[name] {

@@ -47,6 +47,13 @@ func testConfig(upstreamURL string) *config.Config {
 // it, both on real loopback listeners, and returns the proxy's URL.
 func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) string {
 	t.Helper()
+	_, px := startHandler(t, upstream, edit)
+	return px.URL
+}
+
+// startHandler is startProxy for tests that also look at the Handler.
+func startHandler(t testing.TB, upstream http.Handler, edit func(*config.Config)) (*Handler, *httptest.Server) {
+	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	cfg := testConfig(up.URL)
@@ -60,7 +67,7 @@ func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveProxy(t, h).URL
+	return h, serveProxy(t, h)
 }
 
 // serveProxy serves h on a test server set up by ConfigureServer, as serve
@@ -333,7 +340,7 @@ func TestPassthroughStreams(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			first, rest := "first-bytes;", strings.Repeat("r", 100<<10)
 			clientGotFirst := make(chan struct{})
-			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				for k, vs := range tc.header {
 					w.Header()[k] = vs
 				}
@@ -353,15 +360,8 @@ func TestPassthroughStreams(t *testing.T) {
 					return
 				}
 				io.WriteString(w, rest)
-			}))
-			t.Cleanup(up.Close)
-			cfg := testConfig(up.URL)
-			cfg.MaxBodyBytes = 16
-			h, err := New(cfg, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			px := serveProxy(t, h)
+			})
+			h, px := startHandler(t, up, func(c *config.Config) { c.MaxBodyBytes = 16 })
 			req, _ := http.NewRequest("GET", px.URL+"/stream", nil)
 			req.Header.Set("X-API-Key", tc.key)
 			resp, err := noCompressionClient.Do(req)
