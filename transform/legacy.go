@@ -42,6 +42,20 @@ type legacyBody struct {
 	// envelope reports a body that is already in envelope form: boolean
 	// "success" and a "data" key.
 	envelope bool
+	// paths, when set, remembers the paths read with getPath.
+	paths *pathCache
+}
+
+// pathCache remembers the first few paths read from one legacy body and
+// what they found: a rule that requires a value usually puts it in its
+// message too (the credits rule reads details.credits and details.required
+// twice), and each read parses the body from its start. It lives in the
+// rewrite's pooled scratch space rather than in legacyBody, which is on the
+// stack of every rewrite.
+type pathCache struct {
+	paths [4]string
+	found [4]gjson.Result
+	n     int
 }
 
 // viewString returns b as a string without copying. The caller must not

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/tidwall/gjson"
 )
 
 // A template is a message or code pattern compiled once at load time:
@@ -111,7 +109,7 @@ func (t template) render(dst []byte, rc *renderContext) []byte {
 		switch {
 		case s.path != "":
 			if rc.lb.object {
-				if v := gjson.Get(rc.lb.json, s.path); v.Exists() {
+				if v := getPath(rc.lb, s.path); v.Exists() {
 					dst = append(dst, messageText(v)...)
 				}
 			}

@@ -74,6 +74,7 @@ type rewriteScratch struct {
 	msg    []byte
 	code   []byte
 	fields []fieldMessage
+	paths  pathCache
 }
 
 // New compiles rules followed by DefaultRules.
@@ -152,6 +153,8 @@ func (t *Transformer) AppendError(dst []byte, status int, body []byte) ([]byte, 
 	}
 	sc := t.scratch.Get().(*rewriteScratch)
 	defer t.scratch.Put(sc)
+	sc.paths = pathCache{}
+	lb.paths = &sc.paths
 
 	r := t.match(status, &lb)
 	rc := renderContext{lb: &lb, status: status}
@@ -228,9 +231,24 @@ func (t *Transformer) match(status int, lb *legacyBody) *rule {
 	return nil
 }
 
-// getPath reads a gjson path from the legacy body.
+// getPath reads a gjson path from the legacy body, through its path cache
+// when it has one.
 func getPath(lb *legacyBody, path string) gjson.Result {
-	return gjson.Get(lb.json, path)
+	c := lb.paths
+	if c == nil {
+		return gjson.Get(lb.json, path)
+	}
+	for i := range c.n {
+		if c.paths[i] == path {
+			return c.found[i]
+		}
+	}
+	r := gjson.Get(lb.json, path)
+	if c.n < len(c.paths) {
+		c.paths[c.n], c.found[c.n] = path, r
+		c.n++
+	}
+	return r
 }
 
 // Transform rewrites one complete, decoded legacy response: the pure form of

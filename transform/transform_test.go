@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .envelope.json files")
@@ -180,5 +182,22 @@ func TestLegacyCode(t *testing.T) {
 				t.Errorf("after the body changed: got %q; want %q (a view, not a copy)", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGetPathCache checks that reads through a body's path cache find what
+// gjson finds, for repeated paths and past the cache's capacity.
+func TestGetPathCache(t *testing.T) {
+	body := `{"error":"e","code":"c","details":{"a":1,"b":"two","c":[3],"d":null,"e":{"f":true}}}`
+	paths := []string{"details.a", "details.b", "details.a", "missing", "details.c.0", "details.d", "details.e.f", "details.b", "code", "missing"}
+	lb := legacyBody{json: body, paths: &pathCache{}}
+	for i, p := range paths {
+		got, want := getPath(&lb, p), gjson.Get(body, p)
+		if got.Raw != want.Raw || got.Exists() != want.Exists() || got.Type != want.Type {
+			t.Errorf("read %d of %q: got %q (exists %v); want %q (exists %v)", i, p, got.Raw, got.Exists(), want.Raw, want.Exists())
+		}
+	}
+	if lb.paths.n != len(lb.paths.paths) {
+		t.Errorf("cached paths: got %d; want %d (the cache full)", lb.paths.n, len(lb.paths.paths))
 	}
 }
