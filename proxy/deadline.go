@@ -237,9 +237,8 @@ func (d *watchdog) run() {
 // before srv starts serving. On a server set up this way upstream.timeout
 // costs no timer per HTTP/1 request; HTTP/2 requests, and every request on
 // a server not set up this way, have the transport's ResponseHeaderTimeout
-// enforce it. Either way, the wait starts once the
-// request, body included, has been handed to the upstream, and ends with
-// the response headers.
+// enforce it. Either way, the wait starts once the request, body included,
+// has been handed to the upstream, and ends with the response headers.
 func (h *Handler) ConfigureServer(srv *http.Server) {
 	prevContext, prevState := srv.ConnContext, srv.ConnState
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {

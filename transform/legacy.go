@@ -42,7 +42,7 @@ type legacyBody struct {
 	// envelope reports a body that is already in envelope form: boolean
 	// "success" and a "data" key.
 	envelope bool
-	// paths, when set, remembers the paths read with getPath.
+	// paths remembers the paths read with getPath; AppendError sets it.
 	paths *pathCache
 }
 

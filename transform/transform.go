@@ -231,13 +231,10 @@ func (t *Transformer) match(status int, lb *legacyBody) *rule {
 	return nil
 }
 
-// getPath reads a gjson path from the legacy body, through its path cache
-// when it has one.
+// getPath reads a gjson path from the legacy body through its path cache,
+// which AppendError sets before any rule or template reads a path.
 func getPath(lb *legacyBody, path string) gjson.Result {
 	c := lb.paths
-	if c == nil {
-		return gjson.Get(lb.json, path)
-	}
 	for i := range c.n {
 		if c.paths[i] == path {
 			return c.found[i]
