@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 )
@@ -97,21 +98,35 @@ candidate: {url: "`+candidate.URL+`", timeout: 5s}
 	cases := []struct{ method, path string }{
 		{"GET", "/v1/credits"}, {"GET", "/v1/credits-wrong-status"}, {"GET", "/v1/items/17"}, {"GET", "/v1/price/17"}, {"GET", "/v1/ok"},
 	}
-	for i, c := range cases {
-		status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
-		direct, _ := http.Get(legacy.URL + c.path)
-		want, _ := io.ReadAll(direct.Body)
-		direct.Body.Close()
-		if status != direct.StatusCode || body != string(want) {
-			t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
-		}
+	var total, dropped uint64
+	for _, c := range cases {
 		// One comparison at a time: with max_in_flight 2, a client faster
 		// than the candidate would otherwise see later exchanges dropped,
-		// which the saturation case below tests on purpose.
-		waitFor(t, c.path+" compared", func() bool {
-			r := in.shadowReport("acme")
-			return len(r.Clients) > 0 && r.Clients[0].Total >= uint64(i+1)
-		})
+		// which the saturation case below tests on purpose. A comparison is
+		// counted a moment before it frees its place, so on a loaded
+		// machine an exchange can still be dropped; it is then sent again,
+		// after a pause that grows with each attempt (at most 2.2 s in all).
+		for attempt := 1; ; attempt++ {
+			status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
+			direct, _ := http.Get(legacy.URL + c.path)
+			want, _ := io.ReadAll(direct.Body)
+			direct.Body.Close()
+			if status != direct.StatusCode || body != string(want) {
+				t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
+			}
+			total++
+			var r shadow.Report
+			waitFor(t, c.path+" compared", func() bool {
+				r = in.shadowReport("acme")
+				return len(r.Clients) > 0 && r.Clients[0].Total >= total
+			})
+			if d := r.Clients[0].Outcomes[shadow.OutcomeDropped]; d == dropped {
+				break
+			} else if dropped = d; attempt == 10 {
+				t.Fatalf("%s: dropped %d times in a row with one comparison at a time", c.path, attempt)
+			}
+			time.Sleep(time.Duration(attempt) * 40 * time.Millisecond)
+		}
 	}
 	r := in.shadowReport("acme")
 	tests := []struct {
