@@ -9,6 +9,13 @@ FUZZTIME    ?= 15s
 # runs short and bounded.
 FUZZFLAGS   := -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
+# The race tests' full output is kept in TESTLOG. On a failure, a summary
+# follows it: the failed tests with their messages and, if a package timed
+# out, the tests it was running. It comes last because CI keeps only the
+# end of a long output, which after a timeout is all goroutine stacks.
+TESTLOG     ?= $(or $(TMPDIR),/tmp)/envelope-proxy-test.log
+SHELL       := /bin/bash
+
 .PHONY: check vet staticcheck test fuzz
 
 check: vet staticcheck test fuzz
@@ -20,7 +27,11 @@ staticcheck:
 	go run $(STATICCHECK) ./...
 
 test:
-	go test -race ./...
+	@set -o pipefail; go test -race ./... 2>&1 | tee $(TESTLOG) || { \
+		echo "=== summary of the failures above (full output: $(TESTLOG))"; \
+		grep -E '^\s*--- FAIL|^\s+[[:alnum:]_]+_test\.go:[0-9]+:|^FAIL' $(TESTLOG); \
+		awk '/^panic: test timed out/ {p = 1} p && /^$$/ {p = 0} p' $(TESTLOG); \
+		exit 1; }
 
 fuzz:
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzTransform$$'

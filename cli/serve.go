@@ -127,11 +127,10 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			current = c
 			return nil
 		}, logger, reg)
-		go func() {
-			if err := reloader.Watch(ctx, hup); err != nil {
-				logger.Error("config reload disabled", zap.Error(err))
-			}
-		}()
+		// The watch is in place before ready is reported.
+		if err := reloader.Watch(ctx, hup); err != nil {
+			logger.Error("config file changes are not watched; SIGHUP still reloads", zap.Error(err))
+		}
 	}
 	logger.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin_listen", adminLn.Addr().String()),
 		zap.String("config", displaySource(source)), zap.String("upstream", cfg.Upstream.URL), zap.String("version", Version()))

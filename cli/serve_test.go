@@ -102,13 +102,19 @@ func startServeAt(t testing.TB, path, yaml string) *instance {
 	case <-ready:
 	case <-in.done:
 		t.Fatalf("serve exited with %d: %s", in.code, in.stderr.String())
+	case <-time.After(patience):
+		t.Fatalf("serve not ready after %v: %s", patience, in.stderr.String())
 	}
 	t.Cleanup(func() {
 		select {
 		case <-in.done:
 		default:
 			in.signals <- syscall.SIGTERM
-			<-in.done
+			select {
+			case <-in.done:
+			case <-time.After(patience):
+				t.Errorf("serve did not stop within %v of SIGTERM: %s", patience, in.stderr.String())
+			}
 		}
 	})
 	return in
@@ -129,8 +135,9 @@ func (in *instance) write(yaml string) {
 }
 
 func (in *instance) stop() int {
+	in.t.Helper()
 	in.signals <- syscall.SIGTERM
-	<-in.done
+	await(in.t, "serve to stop", in.done)
 	return in.code
 }
 
@@ -296,15 +303,35 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds; the test's own deadline bounds it.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// patience bounds every wait in these tests. It is far above what any wait
+// takes on a loaded machine: reaching it means the awaited event is never
+// coming, and the test fails naming it, instead of hanging until go test's
+// own timeout, whose report is only a dump of stacks.
+const patience = 30 * time.Second
+
+// waitFor polls cond until it holds, for at most patience.
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	deadline := time.Now().Add(patience)
 	for !cond() {
-		if t.Context().Err() != nil {
-			t.Fatalf("gave up waiting for %s", what)
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %v", what, patience)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// await receives from ch, for at most patience.
+func await[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(patience):
+		t.Fatalf("gave up waiting for %s after %v", what, patience)
+	}
+	var zero T
+	return zero
 }
 
 func TestReload(t *testing.T) {
@@ -436,7 +463,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	<-stop
+	await(t, "the reloads to end", stop)
 	close(errs)
 	n := 0
 	for e := range errs {
@@ -457,6 +484,9 @@ func TestReloadUnderLoad(t *testing.T) {
 // proxy turns unready, lets the request complete, then exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
+	// The deferred release lets up.Close return if the test fails first.
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(200)
@@ -484,7 +514,7 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- result{resp.StatusCode, string(b), err}
 	}()
-	<-arrived
+	await(t, "the slow request at the upstream", arrived)
 	in.signals <- syscall.SIGTERM
 	waitFor(t, "/readyz to turn unready", func() bool {
 		resp, err := http.Get(in.admin + "/readyz")
@@ -499,12 +529,12 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("exited with %d while a request was in flight", in.code)
 	default:
 	}
-	close(release)
-	r := <-got
+	releaseOnce()
+	r := await(t, "the in-flight response", got)
 	if r.err != nil || r.status != 200 || r.body != `{"part":1}` {
 		t.Errorf("in-flight request: got %d %q %v; want 200 {\"part\":1}", r.status, r.body, r.err)
 	}
-	<-in.done
+	await(t, "serve to exit", in.done)
 	if in.code != 0 {
 		t.Errorf("exit code: got %d; want 0", in.code)
 	}

@@ -91,8 +91,12 @@ func TestShadowThroughTheProxy(t *testing.T) {
 	in := startServe(t, configYAML(legacy.URL, "shadow", `shadow:
   ignore: [/data/items/*/updated_at]
   max_in_flight: 2
-candidate: {url: "`+candidate.URL+`", timeout: 5s}
+candidate: {url: "`+candidate.URL+`", timeout: 10m}
 `))
+
+	// The candidate's timeout is far above the test's length: the
+	// comparisons blocked on /block below must hold their places until the
+	// end, whatever the machine's load.
 
 	// The client gets the legacy bytes, exactly.
 	cases := []struct{ method, path string }{
@@ -238,7 +242,11 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	defer legacy.Close()
 	candidate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- r.Method + " " + string(b)
+		select {
+		case got <- r.Method + " " + string(b):
+		default:
+			t.Errorf("the candidate got a second request: %s %q", r.Method, b)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"data":{"id":1},"success":true,"message":"OK"}`)
 	}))
@@ -256,7 +264,7 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	if string(b) != `{"id":1}` {
 		t.Errorf("client: got %q; want the legacy body", b)
 	}
-	if g := <-got; g != "POST "+body {
+	if g := await(t, "the mirrored request", got); g != "POST "+body {
 		t.Errorf("candidate: got %q; want %q", g, "POST "+body)
 	}
 	waitFor(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeMatch] == 1 })

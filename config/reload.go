@@ -120,33 +120,55 @@ func (r *Reloader) load(b []byte, readErr error) error {
 // until ctx ends. It watches the file's directory rather than the file, so
 // that replacements by rename and Kubernetes ConfigMap symlink swaps are
 // seen; events are debounced and compared by content.
+//
+// The watch is in place when Watch returns, so that a change made after a
+// caller reports ready is never missed; the reloads run on a goroutine of
+// their own. If the directory cannot be watched, Watch says so and still
+// reloads on every signal from hup.
 func (r *Reloader) Watch(ctx context.Context, hup <-chan os.Signal) error {
 	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watching config: %w", err)
+	if err == nil {
+		if err = w.Add(filepath.Dir(r.path)); err != nil {
+			w.Close()
+		}
 	}
-	defer w.Close()
-	if err := w.Add(filepath.Dir(r.path)); err != nil {
+	if err != nil {
+		go r.loop(ctx, hup, nil)
 		return fmt.Errorf("watching config directory: %w", err)
+	}
+	go r.loop(ctx, hup, w)
+	return nil
+}
+
+// loop is Watch's goroutine; w is nil when only hup can ask for reloads
+// (receiving from its nil channels would block forever).
+func (r *Reloader) loop(ctx context.Context, hup <-chan os.Signal, w *fsnotify.Watcher) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 	}
 	const debounce = 100 * time.Millisecond
 	timer := time.NewTimer(debounce)
 	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			timer.Stop()
-			return nil
+			return
 		case <-hup:
 			r.Reload()
-		case _, ok := <-w.Events:
+		case _, ok := <-events:
 			if !ok {
-				return nil
+				events = nil
+				continue
 			}
 			timer.Reset(debounce)
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
-				return nil
+				errs = nil
+				continue
 			}
 			r.logger.Warn("config watcher", zap.Error(err))
 		case <-timer.C:

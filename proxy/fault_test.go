@@ -241,11 +241,7 @@ func testFaultNeverAnswers(t *testing.T) {
 			}
 			// The proxy closes the connection it gave up on rather than
 			// leaving it open to the upstream.
-			select {
-			case <-gaveUp:
-			case <-t.Context().Done():
-				t.Fatal("the upstream connection was never closed by the proxy")
-			}
+			await(t, "the proxy to close the upstream connection it gave up on", gaveUp)
 		})
 	}
 }
@@ -603,8 +599,8 @@ func testFaultDrip(t *testing.T) {
 			if i < len(body)-1 {
 				select {
 				case ack <- struct{}{}:
-				case <-t.Context().Done():
-					t.Fatal(t.Context().Err())
+				case <-time.After(patience):
+					t.Fatalf("byte %d: the upstream never asked for the next byte", i)
 				}
 			}
 		}
@@ -910,13 +906,8 @@ func testFaultClientGone(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close() // unread body: the client closes the connection
-			select {
-			case got := <-outcome:
-				if got != "canceled" {
-					t.Errorf("upstream handler: got %q; want %q", got, "canceled")
-				}
-			case <-t.Context().Done():
-				t.Fatal("the upstream request was never canceled")
+			if got := await(t, "the upstream request to be canceled", outcome); got != "canceled" {
+				t.Errorf("upstream handler: got %q; want %q", got, "canceled")
 			}
 		})
 	}

@@ -522,7 +522,7 @@ func TestOverrideHeader(t *testing.T) {
 			if wrapped != tc.wantWrap {
 				t.Errorf("got %q; want wrapped=%v", got.body, tc.wantWrap)
 			}
-			h := <-seen
+			h := await(t, "the request at the upstream", seen)
 			if h.Get("X-Api-Key") != tc.key {
 				t.Errorf("upstream X-API-Key: got %q; want the client's key", h.Get("X-Api-Key"))
 			}

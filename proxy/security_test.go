@@ -295,12 +295,7 @@ func TestHopByHopHeaders(t *testing.T) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 
-			var got seen
-			select {
-			case got = <-received:
-			case <-t.Context().Done():
-				t.Fatal("nothing reached the upstream")
-			}
+			got := await(t, "the request at the upstream", received)
 			reqFields := headerFields(got.head)
 			for _, h := range requestHop {
 				if v, ok := reqFields[h]; ok {
