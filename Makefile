@@ -29,7 +29,7 @@ staticcheck:
 test:
 	@set -o pipefail; go test -race ./... 2>&1 | tee $(TESTLOG) || { \
 		echo "=== summary of the failures above (full output: $(TESTLOG))"; \
-		grep -E '^\s*--- FAIL|^\s+[[:alnum:]_]+_test\.go:[0-9]+:|^FAIL' $(TESTLOG); \
+		grep -E '^\s*--- FAIL|^\s+[[:alnum:]_]+\.go:[0-9]+: |^FAIL' $(TESTLOG); \
 		awk '/^panic: test timed out/ {p = 1} p && /^$$/ {p = 0} p' $(TESTLOG); \
 		exit 1; }
 

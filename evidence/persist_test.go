@@ -27,7 +27,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	c.t = time.Date(2026, 11, 23, 11, 30, 5, 0, time.UTC)
+	c.set(time.Date(2026, 11, 23, 11, 30, 5, 0, time.UTC)) // the recorder's loop reads the clock
 	oneEach(r)
 	r.maintain(c.now()) // 10:00 to 10:29 roll into their hour
 	if err := r.Close(); err != nil {
