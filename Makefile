@@ -12,7 +12,9 @@ FUZZFLAGS   := -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 # The race tests' full output is kept in TESTLOG. On a failure, a summary
 # follows it: the failed tests with their messages and, if a package timed
 # out, the tests it was running. It comes last because CI keeps only the
-# end of a long output, which after a timeout is all goroutine stacks.
+# end of a long output, which after a timeout is all goroutine stacks. The
+# recipe needs bash for PIPESTATUS: the exit status is go test's alone,
+# whether or not the log could be written.
 TESTLOG     ?= $(or $(TMPDIR),/tmp)/envelope-proxy-test.log
 SHELL       := /bin/bash
 
@@ -27,11 +29,12 @@ staticcheck:
 	go run $(STATICCHECK) ./...
 
 test:
-	@set -o pipefail; go test -race ./... 2>&1 | tee $(TESTLOG) || { \
+	@go test -race ./... 2>&1 | tee "$(TESTLOG)"; rc=$${PIPESTATUS[0]}; \
+	if [ $$rc -ne 0 ]; then \
 		echo "=== summary of the failures above (full output: $(TESTLOG))"; \
-		grep -E '^\s*--- FAIL|^\s+[[:alnum:]_]+\.go:[0-9]+: |^FAIL' $(TESTLOG); \
-		awk '/^panic: test timed out/ {p = 1} p && /^$$/ {p = 0} p' $(TESTLOG); \
-		exit 1; }
+		grep -E '^[[:space:]]*--- FAIL|^[[:space:]]+[[:alnum:]_]+\.go:[0-9]+: |^FAIL' "$(TESTLOG)"; \
+		awk '/^panic: test timed out/ {p = 1} p && /^$$/ {p = 0} p' "$(TESTLOG)"; \
+	fi; exit $$rc
 
 fuzz:
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzTransform$$'

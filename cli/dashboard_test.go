@@ -85,7 +85,7 @@ log: {level: error, access_log: false}
 // getJSON decodes an admin API answer into v and returns its status.
 func (in *instance) getJSON(path string, v any) int {
 	in.t.Helper()
-	resp, err := http.Get(in.admin + path)
+	resp, err := testClient.Get(in.admin + path)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -229,8 +229,7 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 	}
 
 	t.Run("ready command", func(t *testing.T) {
-		dead := httptest.NewServer(http.NotFoundHandler())
-		dead.Close()
+		dead := refusedURL(t)
 		for _, tc := range []struct {
 			name, admin, client string
 			want                int
@@ -239,7 +238,7 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 			{"not ready", in.admin, "mismatching", 1},
 			{"insufficient evidence", in.admin, "default", 2},
 			{"unknown client", in.admin, "nobody", 3},
-			{"unreachable", dead.URL, "clean", 3},
+			{"unreachable", dead, "clean", 3},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var out, errOut bytes.Buffer

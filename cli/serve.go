@@ -127,10 +127,18 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			current = c
 			return nil
 		}, logger, reg)
-		// The watch is in place before ready is reported.
-		if err := reloader.Watch(ctx, hup); err != nil {
+		// The watch is in place before ready is reported. Its loop has
+		// stopped before the deferred closes above run (defers run last
+		// first), so no reload applies to a comparator, recorder or GC
+		// floor already torn down.
+		stopped, err := reloader.Watch(ctx, hup)
+		if err != nil {
 			logger.Error("config file changes are not watched; SIGHUP still reloads", zap.Error(err))
 		}
+		defer func() {
+			cancel()
+			<-stopped
+		}()
 	}
 	logger.Info("serving", zap.String("listen", ln.Addr().String()), zap.String("admin_listen", adminLn.Addr().String()),
 		zap.String("config", displaySource(source)), zap.String("upstream", cfg.Upstream.URL), zap.String("version", Version()))

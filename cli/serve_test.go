@@ -92,6 +92,20 @@ func startServeAt(t testing.TB, path, yaml string) *instance {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
+	// The cleanup is registered before the wait for ready, so that a serve
+	// that never becomes ready is stopped too.
+	t.Cleanup(func() {
+		select {
+		case <-in.done:
+		default:
+			in.signals <- syscall.SIGTERM
+			select {
+			case <-in.done:
+			case <-time.After(patience):
+				t.Errorf("serve did not stop within %v of SIGTERM: %s", patience, in.stderr.String())
+			}
+		}
+	})
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: in.stderr, Signals: in.signals,
 		Ready: func(c, a string) { in.client, in.admin = "http://"+c, "http://"+a; close(ready) }}
 	go func() {
@@ -105,18 +119,6 @@ func startServeAt(t testing.TB, path, yaml string) *instance {
 	case <-time.After(patience):
 		t.Fatalf("serve not ready after %v: %s", patience, in.stderr.String())
 	}
-	t.Cleanup(func() {
-		select {
-		case <-in.done:
-		default:
-			in.signals <- syscall.SIGTERM
-			select {
-			case <-in.done:
-			case <-time.After(patience):
-				t.Errorf("serve did not stop within %v of SIGTERM: %s", patience, in.stderr.String())
-			}
-		}
-	})
 	return in
 }
 
@@ -150,7 +152,7 @@ func (in *instance) get(path, key string, header ...string) (int, string) {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func (in *instance) get(path, key string, header ...string) (int, string) {
 // metrics scrapes the admin listener.
 func (in *instance) metrics() map[string]*dto.MetricFamily {
 	in.t.Helper()
-	resp, err := http.Get(in.admin + "/metrics")
+	resp, err := testClient.Get(in.admin + "/metrics")
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -282,9 +284,7 @@ func TestMetricsMoveForEachKind(t *testing.T) {
 }
 
 func TestUpstreamErrorMetrics(t *testing.T) {
-	dead := httptest.NewServer(http.NotFoundHandler())
-	dead.Close()
-	in := startServe(t, configYAML(dead.URL, "envelope", ""))
+	in := startServe(t, configYAML(refusedURL(t), "envelope", ""))
 	status, body := in.get("/x", acmeKey)
 	if status != 502 || !strings.Contains(body, "bad_gateway") {
 		t.Errorf("got %d %q; want a 502 envelope", status, body)
@@ -293,7 +293,7 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 		t.Errorf("refused: got %v; want 1", got)
 	}
 	// The upstream is down, so the proxy is not ready.
-	resp, err := http.Get(in.admin + "/readyz")
+	resp, err := testClient.Get(in.admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,11 +303,37 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 	}
 }
 
+// refusedURL returns the URL of a loopback port that refuses connections. A
+// socket bound to the port without listening holds it until the test ends:
+// a port merely closed could be handed to the next listener of any process,
+// the proxy under test included (which then proxied to itself until it ran
+// out of file descriptors, in a test run on a loaded machine).
+func refusedURL(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 // patience bounds every wait in these tests. It is far above what any wait
 // takes on a loaded machine: reaching it means the awaited event is never
 // coming, and the test fails naming it, instead of hanging until go test's
 // own timeout, whose report is only a dump of stacks.
 const patience = 30 * time.Second
+
+// testClient is the tests' HTTP client: a request that gets no answer fails
+// after patience instead of hanging the test.
+var testClient = &http.Client{Timeout: patience}
 
 // waitFor polls cond until it holds, for at most patience.
 func waitFor(t testing.TB, what string, cond func() bool) {
@@ -384,7 +410,12 @@ func TestReload(t *testing.T) {
 		os.Remove(in.path)
 		before := reloads("failure")
 		in.signals <- syscall.SIGHUP
-		waitFor(t, "the failed SIGHUP reload", func() bool { return reloads("failure") > before })
+		// The watcher may still count the empty file above as a failure;
+		// only SIGHUP's reload logs the missing file (the watcher waits
+		// for the next event on a file mid-swap).
+		waitFor(t, "the failed SIGHUP reload", func() bool {
+			return reloads("failure") > before && strings.Contains(in.stderr.String(), "no such file or directory")
+		})
 		if status, _ := in.get("/credits", acmeKey); status != 403 {
 			t.Errorf("got %d; want 403 (the config in force)", status)
 		}
@@ -436,7 +467,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			for i := 0; i < perWorker; i++ {
 				req, _ := http.NewRequest("GET", in.client+"/credits", nil)
 				req.Header.Set("X-API-Key", acmeKey)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := testClient.Do(req)
 				if err != nil {
 					errs <- err.Error()
 					continue
@@ -484,9 +515,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // proxy turns unready, lets the request complete, then exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
-	// The deferred release lets up.Close return if the test fails first.
 	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(200)
@@ -497,6 +526,9 @@ func TestGracefulShutdown(t *testing.T) {
 		io.WriteString(w, `1}`)
 	}))
 	defer up.Close()
+	// Deferred after up.Close, so run before it: if the test fails first,
+	// the handler is released and Close does not wait for it forever.
+	defer releaseOnce()
 	in := startServe(t, configYAML(up.URL, "legacy", ""))
 	type result struct {
 		status int
@@ -505,7 +537,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		resp, err := http.Get(in.client + "/slow")
+		resp, err := testClient.Get(in.client + "/slow")
 		if err != nil {
 			got <- result{err: err}
 			return
@@ -517,7 +549,7 @@ func TestGracefulShutdown(t *testing.T) {
 	await(t, "the slow request at the upstream", arrived)
 	in.signals <- syscall.SIGTERM
 	waitFor(t, "/readyz to turn unready", func() bool {
-		resp, err := http.Get(in.admin + "/readyz")
+		resp, err := testClient.Get(in.admin + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -586,7 +618,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, err := http.Get(in.admin + tc.path)
+			resp, err := testClient.Get(in.admin + tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}

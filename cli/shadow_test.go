@@ -61,7 +61,7 @@ func shadowUpstreams(t *testing.T, block chan struct{}, candidateDone *atomic.In
 
 func (in *instance) shadowReport(client string) shadow.Report {
 	in.t.Helper()
-	resp, err := http.Get(in.admin + "/shadow/report?client=" + client)
+	resp, err := testClient.Get(in.admin + "/shadow/report?client=" + client)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		// after a pause that grows with each attempt (at most 2.2 s in all).
 		for attempt := 1; ; attempt++ {
 			status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
-			direct, _ := http.Get(legacy.URL + c.path)
+			direct, _ := testClient.Get(legacy.URL + c.path)
 			want, _ := io.ReadAll(direct.Body)
 			direct.Body.Close()
 			if status != direct.StatusCode || body != string(want) {
@@ -203,7 +203,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 	t.Run("POST is not mirrored", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", in.client+"/v1/jobs", strings.NewReader(`{"a":1}`))
 		req.Header.Set("X-API-Key", acmeKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		}
 	})
 	t.Run("no key in the report", func(t *testing.T) {
-		resp, err := http.Get(in.admin + "/shadow/report")
+		resp, err := testClient.Get(in.admin + "/shadow/report")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,7 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	body := `{"session_id":"abc","frames":[1,2,3]}`
 	req, _ := http.NewRequest("POST", in.client+"/v1/detect", strings.NewReader(body))
 	req.Header.Set("X-API-Key", acmeKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,9 +123,12 @@ func (r *Reloader) load(b []byte, readErr error) error {
 //
 // The watch is in place when Watch returns, so that a change made after a
 // caller reports ready is never missed; the reloads run on a goroutine of
-// their own. If the directory cannot be watched, Watch says so and still
-// reloads on every signal from hup.
-func (r *Reloader) Watch(ctx context.Context, hup <-chan os.Signal) error {
+// their own, and the returned channel is closed once it has stopped, after
+// ctx ends: a caller that tears down what apply touches waits for it first.
+// If the directory cannot be watched, Watch says so and still reloads on
+// every signal from hup.
+func (r *Reloader) Watch(ctx context.Context, hup <-chan os.Signal) (stopped <-chan struct{}, err error) {
+	done := make(chan struct{})
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = w.Add(filepath.Dir(r.path)); err != nil {
@@ -133,35 +136,46 @@ func (r *Reloader) Watch(ctx context.Context, hup <-chan os.Signal) error {
 		}
 	}
 	if err != nil {
-		go r.loop(ctx, hup, nil)
-		return fmt.Errorf("watching config directory: %w", err)
+		go r.loop(ctx, hup, nil, done)
+		return done, fmt.Errorf("watching config directory: %w", err)
 	}
-	go r.loop(ctx, hup, w)
-	return nil
+	go r.loop(ctx, hup, w, done)
+	return done, nil
 }
 
 // loop is Watch's goroutine; w is nil when only hup can ask for reloads
 // (receiving from its nil channels would block forever).
-func (r *Reloader) loop(ctx context.Context, hup <-chan os.Signal, w *fsnotify.Watcher) {
+func (r *Reloader) loop(ctx context.Context, hup <-chan os.Signal, w *fsnotify.Watcher, done chan<- struct{}) {
+	defer close(done)
 	var events <-chan fsnotify.Event
 	var errs <-chan error
+	const debounce = 100 * time.Millisecond
+	timer := time.NewTimer(debounce)
 	if w != nil {
 		defer w.Close()
 		events, errs = w.Events, w.Errors
+		// The timer starts armed: a change between the caller's read of
+		// the file and the watch being added sent no event.
+	} else {
+		timer.Stop()
 	}
-	const debounce = 100 * time.Millisecond
-	timer := time.NewTimer(debounce)
-	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-hup:
-			r.Reload()
+		case _, ok := <-hup:
+			if !ok {
+				hup = nil
+				continue
+			}
+			if ctx.Err() == nil { // select picks at random among ready cases
+				r.Reload()
+			}
 		case _, ok := <-events:
 			if !ok {
-				events = nil
+				r.logger.Warn("config watcher stopped; SIGHUP still reloads", zap.String("file", r.path))
+				events, errs = nil, nil
 				continue
 			}
 			timer.Reset(debounce)
@@ -171,8 +185,13 @@ func (r *Reloader) loop(ctx context.Context, hup <-chan os.Signal, w *fsnotify.W
 				continue
 			}
 			r.logger.Warn("config watcher", zap.Error(err))
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				timer.Reset(debounce) // events were lost: look at the file
+			}
 		case <-timer.C:
-			r.reloadIfChanged()
+			if ctx.Err() == nil {
+				r.reloadIfChanged()
+			}
 		}
 	}
 }

@@ -25,9 +25,17 @@ func startReloader(t *testing.T, path string, loaded []byte) (<-chan *Config, ch
 	applied := make(chan *Config, 8)
 	r := NewReloader(path, loaded, func(c *Config) error { applied <- c; return nil }, zap.NewNop(), prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	hup := make(chan os.Signal, 1)
-	return applied, hup, r, r.Watch(ctx, hup)
+	stopped, err := r.Watch(ctx, hup)
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+		case <-time.After(patience):
+			t.Errorf("Watch's loop still running %v after its context ended", patience)
+		}
+	})
+	return applied, hup, r, err
 }
 
 // failures reads the count of failed reloads.
@@ -39,33 +47,47 @@ func failures(r *Reloader) float64 {
 
 // TestWatchIsInPlaceWhenItReturns writes the file the moment Watch returns,
 // as a deploy script does right after the proxy reports ready: the change
-// must be applied, not lost to a watch still being set up.
+// must be applied, not lost to a watch still being set up. A change made
+// after the caller read the file but before Watch (no event will come for
+// it) must be applied too.
 func TestWatchIsInPlaceWhenItReturns(t *testing.T) {
+	inPlace := func(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+	renamedOver := func(path string, b []byte) error {
+		if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+			return err
+		}
+		return os.Rename(path+".tmp", path)
+	}
 	tests := []struct {
-		name  string
-		write func(path string, b []byte) error
+		name        string
+		write       func(path string, b []byte) error
+		beforeWatch bool
 	}{
-		{"in place", func(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }},
-		{"renamed over", func(path string, b []byte) error {
-			if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
-				return err
-			}
-			return os.Rename(path+".tmp", path)
-		}},
+		{"in place", inPlace, false},
+		{"renamed over", renamedOver, false},
+		{"in place before Watch", inPlace, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.yaml")
-			before := []byte("routing: {default: legacy}\n")
-			if err := os.WriteFile(path, before, 0o600); err != nil {
+			loaded := []byte("routing: {default: legacy}\n")
+			if err := os.WriteFile(path, loaded, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			applied, _, _, err := startReloader(t, path, before)
+			changed := []byte("routing: {default: envelope}\n")
+			if tc.beforeWatch {
+				if err := tc.write(path, changed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			applied, _, _, err := startReloader(t, path, loaded)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := tc.write(path, []byte("routing: {default: envelope}\n")); err != nil {
-				t.Fatal(err)
+			if !tc.beforeWatch {
+				if err := tc.write(path, changed); err != nil {
+					t.Fatal(err)
+				}
 			}
 			select {
 			case c := <-applied:

@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,16 +132,26 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// closedPort returns the URL of a loopback port nothing listens on.
-func closedPort(t testing.TB) string {
+// refusedURL returns the URL of a loopback port that refuses connections. A
+// socket bound to the port without listening holds it until the test ends:
+// a port merely closed could be handed to the next listener of any process,
+// the proxy under test included (which then proxied to itself until it ran
+// out of file descriptors, in a test run on a loaded machine).
+func refusedURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // counterValue reads one series of a counter vector.
@@ -200,7 +213,7 @@ func TestFaults(t *testing.T) {
 }
 
 func testFaultRefused(t *testing.T) {
-	dead := closedPort(t)
+	dead := refusedURL(t)
 	for _, cf := range clientFormats {
 		t.Run(cf.name, func(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())
@@ -558,8 +571,8 @@ func testFaultDrip(t *testing.T) {
 	const body = `[1,2,3,4]`
 	t.Run("legacy client gets each byte as it comes", func(t *testing.T) {
 		// The upstream sends the next byte only once the client has read
-		// the previous one: this deadlocks, and the test times out, if the
-		// proxy holds any byte back.
+		// the previous one: if the proxy holds any byte back, this
+		// deadlocks until the request's deadline (patience) fails it.
 		ack := make(chan struct{})
 		up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -582,7 +595,9 @@ func testFaultDrip(t *testing.T) {
 			}
 		})
 		url := startProxy(t, up, nil)
-		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/drip", nil)
+		ctx, cancel := context.WithTimeout(t.Context(), patience)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", url+"/drip", nil)
 		req.Header.Set("X-API-Key", legacyKey)
 		resp, err := noCompressionClient.Do(req)
 		if err != nil {
@@ -613,8 +628,9 @@ func testFaultDrip(t *testing.T) {
 	})
 	t.Run("status and headers come before a late first byte", func(t *testing.T) {
 		// The upstream sends its status and headers at once and its body
-		// only once the client has them: this deadlocks, and the test
-		// times out, if the proxy holds the head back until the body. This
+		// only once the client has them: if the proxy holds the head back
+		// until the body, this deadlocks until the request's deadline
+		// (patience) fails it. This
 		// holds for streamed responses (no Content-Length, or an event
 		// stream), where a late body is the norm. A response with a
 		// Content-Length has its head sent with its first body byte: the
@@ -646,7 +662,9 @@ func testFaultDrip(t *testing.T) {
 					io.WriteString(w, body)
 				})
 				url := startProxy(t, up, nil)
-				req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/late", nil)
+				ctx, cancel := context.WithTimeout(t.Context(), patience)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, "GET", url+"/late", nil)
 				req.Header.Set("X-API-Key", tc.key)
 				resp, err := noCompressionClient.Do(req)
 				if err != nil {
@@ -799,6 +817,10 @@ func testFaultHugeBody(t *testing.T) {
 			})
 			url := startProxy(t, up, func(c *config.Config) { c.MaxBodyBytes = config.DefaultMaxBodyBytes })
 
+			// The heap sampled counts garbage not yet collected, up to the
+			// GC's goal, which a previous test's live heap may have raised:
+			// a collection first sets the goal from this test's heap.
+			runtime.GC()
 			var peak uint64
 			stop, sampled := make(chan struct{}), make(chan struct{})
 			go func() {
@@ -934,6 +956,7 @@ func testFaultHalfClose(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			fmt.Fprintf(conn, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", cf.key)
 			conn.(*net.TCPConn).CloseWrite()

@@ -267,6 +267,7 @@ func TestHopByHopHeaders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			fmt.Fprintf(conn, "%s /v1/hop/%d/%s HTTP/1.1\r\n"+
 				"Host: proxy.example\r\n"+
@@ -389,6 +390,7 @@ func TestRequestSmuggling(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			// A last request asks the proxy to close the connection, so the
 			// client can read every answer until EOF. (A half-close would
@@ -585,6 +587,7 @@ func TestOversizedRequestHeaders(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
+		conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 		t.Cleanup(func() { conn.Close() })
 		var b strings.Builder
 		fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n", path, envelopeKey)
@@ -674,6 +677,7 @@ func TestOverrideHeaderLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			// Raw, so that repeated and odd values arrive exactly as sent.
 			var b strings.Builder

@@ -51,6 +51,7 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nX-API-Key: "+envelopeKey+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 			br := bufio.NewReader(conn)

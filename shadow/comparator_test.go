@@ -274,6 +274,7 @@ func TestMethods(t *testing.T) {
 func TestSaturationDropsWithoutBlocking(t *testing.T) {
 	const maxInFlight, submitted = 2, 7
 	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
 	arrived := make(chan struct{}, submitted)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
@@ -282,19 +283,29 @@ func TestSaturationDropsWithoutBlocking(t *testing.T) {
 		io.WriteString(w, `{"data":{"a":1},"success":true,"message":"OK"}`)
 	}))
 	defer srv.Close()
-	c := New(testConfig(srv.URL, func(c *config.Config) { c.Shadow.MaxInFlight = maxInFlight }), Options{})
+	defer releaseOnce() // before srv.Close, if the test fails first
+	// The candidate's timeout outlasts the test: the two comparisons must
+	// stay blocked, whatever the machine's load, until release.
+	c := New(testConfig(srv.URL, func(c *config.Config) {
+		c.Shadow.MaxInFlight = maxInFlight
+		c.Candidate.Timeout = 10 * time.Minute
+	}), Options{})
 	for range submitted {
 		// Each Submit returns while the candidate is still blocked on
 		// release: it never waits for a comparison.
 		c.Submit(newExchange(t, "GET", "/v1/a", 200, `{"a":1}`))
 	}
-	for range maxInFlight {
-		<-arrived
+	for i := range maxInFlight {
+		select {
+		case <-arrived:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d comparisons reached the candidate in 30 s", i, maxInFlight)
+		}
 	}
 	if got := c.Report("acme").Clients[0].Outcomes[OutcomeDropped]; got != submitted-maxInFlight {
 		t.Errorf("dropped while blocked: got %d; want %d", got, submitted-maxInFlight)
 	}
-	close(release)
+	releaseOnce()
 	c.Close()
 	rep := c.Report("acme")
 	want := map[Outcome]uint64{OutcomeDropped: submitted - maxInFlight, OutcomeMatch: maxInFlight}

@@ -5,9 +5,10 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
-	"net"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,16 +133,26 @@ func gzipped(t *testing.T, s string) []byte {
 	return b.Bytes()
 }
 
-// refusedURL returns the URL of a port nothing listens on.
+// refusedURL returns the URL of a loopback port that refuses connections. A
+// socket bound to the port without listening holds it until the test ends:
+// a port merely closed could be handed to the next listener of any process,
+// the proxy under test included (which then proxied to itself until it ran
+// out of file descriptors, in a test run on a loaded machine).
 func refusedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // compareNow runs one comparison synchronously, as a worker would.
