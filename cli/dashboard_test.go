@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/envelope-proxy/envelope-proxy/store"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
@@ -229,7 +230,7 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 	}
 
 	t.Run("ready command", func(t *testing.T) {
-		dead := refusedURL(t)
+		dead := loopback.RefusedURL(t)
 		for _, tc := range []struct {
 			name, admin, client string
 			want                int

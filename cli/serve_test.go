@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/gcfloor"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -284,7 +285,7 @@ func TestMetricsMoveForEachKind(t *testing.T) {
 }
 
 func TestUpstreamErrorMetrics(t *testing.T) {
-	in := startServe(t, configYAML(refusedURL(t), "envelope", ""))
+	in := startServe(t, configYAML(loopback.RefusedURL(t), "envelope", ""))
 	status, body := in.get("/x", acmeKey)
 	if status != 502 || !strings.Contains(body, "bad_gateway") {
 		t.Errorf("got %d %q; want a 502 envelope", status, body)
@@ -301,28 +302,6 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Errorf("/readyz with the upstream down: got %d; want 503", resp.StatusCode)
 	}
-}
-
-// refusedURL returns the URL of a loopback port that refuses connections. A
-// socket bound to the port without listening holds it until the test ends:
-// a port merely closed could be handed to the next listener of any process,
-// the proxy under test included (which then proxied to itself until it ran
-// out of file descriptors, in a test run on a loaded machine).
-func refusedURL(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // patience bounds every wait in these tests. It is far above what any wait

@@ -15,11 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -132,28 +132,6 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// refusedURL returns the URL of a loopback port that refuses connections. A
-// socket bound to the port without listening holds it until the test ends:
-// a port merely closed could be handed to the next listener of any process,
-// the proxy under test included (which then proxied to itself until it ran
-// out of file descriptors, in a test run on a loaded machine).
-func refusedURL(t testing.TB) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-}
-
 // counterValue reads one series of a counter vector.
 func counterValue(t testing.TB, v *prometheus.CounterVec, labels ...string) float64 {
 	t.Helper()
@@ -213,7 +191,7 @@ func TestFaults(t *testing.T) {
 }
 
 func testFaultRefused(t *testing.T) {
-	dead := refusedURL(t)
+	dead := loopback.RefusedURL(t)
 	for _, cf := range clientFormats {
 		t.Run(cf.name, func(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -210,7 +211,7 @@ func TestCandidateFailures(t *testing.T) {
 		want Outcome
 	}{
 		{name: "timeout", url: slow.URL, mod: func(c *config.Config) { c.Candidate.Timeout = 50 * time.Millisecond }, want: OutcomeCandidateTimeout},
-		{name: "connection refused", url: refusedURL(t), want: OutcomeCandidateError},
+		{name: "connection refused", url: loopback.RefusedURL(t), want: OutcomeCandidateError},
 		{name: "legacy body truncated", url: slow.URL, ex: func(e *Exchange) { e.LegacyTruncated, e.LegacyBody = true, nil }, want: OutcomeSkippedTooLarge},
 		{name: "request body truncated", url: slow.URL, ex: func(e *Exchange) { e.BodyTruncated = true }, want: OutcomeSkippedTooLarge},
 		{name: "upstream failed", url: slow.URL, ex: func(e *Exchange) { e.UpstreamError, e.LegacyStatus = "refused", 0 }, want: OutcomeUpstreamError},

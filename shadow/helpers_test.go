@@ -5,10 +5,8 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,28 +129,6 @@ func gzipped(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-// refusedURL returns the URL of a loopback port that refuses connections. A
-// socket bound to the port without listening holds it until the test ends:
-// a port merely closed could be handed to the next listener of any process,
-// the proxy under test included (which then proxied to itself until it ran
-// out of file descriptors, in a test run on a loaded machine).
-func refusedURL(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // compareNow runs one comparison synchronously, as a worker would.
