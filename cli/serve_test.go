@@ -411,7 +411,7 @@ func TestGCFloorFollowsConfig(t *testing.T) {
 	if got := gcfloor.Percent(); got <= base {
 		t.Errorf("GC percent with a 256 MiB floor: got %d; want above %d", got, base)
 	}
-	// SIGHUP reloads even if the file watcher has not started yet.
+	// The file watcher would reload too; SIGHUP does it without its debounce.
 	reload := func(floor string) {
 		in.write(configYAML(up.URL, "legacy", "gc_heap_floor_bytes: "+floor+"\n"))
 		in.signals <- syscall.SIGHUP
