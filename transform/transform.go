@@ -152,8 +152,7 @@ func (t *Transformer) AppendError(dst []byte, status int, body []byte) ([]byte, 
 		return dst, o
 	}
 	sc := t.scratch.Get().(*rewriteScratch)
-	defer t.scratch.Put(sc)
-	sc.paths = pathCache{}
+	defer t.putScratch(sc)
 	lb.paths = &sc.paths
 
 	r := t.match(status, &lb)
@@ -229,6 +228,14 @@ func (t *Transformer) match(status int, lb *legacyBody) *rule {
 		}
 	}
 	return nil
+}
+
+// putScratch returns sc to the pool with its path cache cleared, so that a
+// pooled scratch never holds results that point into a finished body (the
+// caller's, which a pure function must not keep).
+func (t *Transformer) putScratch(sc *rewriteScratch) {
+	sc.paths = pathCache{}
+	t.scratch.Put(sc)
 }
 
 // getPath reads a gjson path from the legacy body through its path cache,
