@@ -11,7 +11,6 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
-	"github.com/tidwall/gjson"
 )
 
 // modifyResponse rewrites the upstream response of ex as its snapshot's
@@ -190,7 +189,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 			return s.streamWrap(resp, ex, c, raw, http.NoBody, -1)
 		}
 	}
-	if !gjson.ValidBytes(*plain) {
+	if !transform.Valid(*plain) {
 		resp.Body = ex.body("", raw, "")
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 		return nil

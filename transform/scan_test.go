@@ -418,6 +418,15 @@ func BenchmarkScanner(b *testing.B) {
 				}
 			}
 		})
+		b.Run(size.name+"/Valid", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if !Valid(data) {
+					b.Fatal("Valid: got false; want true")
+				}
+			}
+		})
 		b.Run(size.name+"/gjson.ValidBytes", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))

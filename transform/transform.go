@@ -269,7 +269,7 @@ func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []by
 	}
 	switch action {
 	case Wrap:
-		if !gjson.ValidBytes(body) {
+		if !Valid(body) {
 			return status, body, Outcome{Action: Pass, Reason: ReasonNotJSON, Status: status}
 		}
 		dst = AppendSuccess(dst, body)
