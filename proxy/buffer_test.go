@@ -112,15 +112,20 @@ func TestCopyBufferChoice(t *testing.T) {
 		body     []byte
 		encoding string
 		length   int64 // the upstream's Content-Length; -1 unknown
-		want     bool
+		large    bool  // a large copy buffer
+		direct   bool  // the body copied from its own buffer
 	}{
-		{"legacy large", config.ModeLegacy, "GET", jsonArray(40 << 10), "", 0, true},
-		{"legacy small", config.ModeLegacy, "GET", jsonArray(1000), "", 0, false},
-		{"legacy unknown length", config.ModeLegacy, "GET", jsonArray(40 << 10), "", -1, false},
-		{"legacy HEAD", config.ModeLegacy, "HEAD", nil, "", 1 << 20, false},
-		{"envelope buffered wrap", config.ModeEnvelope, "GET", jsonArray(40 << 10), "", 0, true},
-		{"envelope streamed wrap", config.ModeEnvelope, "GET", jsonArray(100 << 10), "", 0, true},
-		{"envelope re-encoded stream", config.ModeEnvelope, "GET", gzipped, "gzip", 0, false},
+		{"legacy large", config.ModeLegacy, "GET", jsonArray(40 << 10), "", 0, true, false},
+		{"legacy small", config.ModeLegacy, "GET", jsonArray(1000), "", 0, false, false},
+		{"legacy unknown length", config.ModeLegacy, "GET", jsonArray(40 << 10), "", -1, false, false},
+		{"legacy HEAD", config.ModeLegacy, "HEAD", nil, "", 1 << 20, false, false},
+		{"envelope buffered wrap", config.ModeEnvelope, "GET", jsonArray(40 << 10), "", 0, true, true},
+		{"envelope small buffered wrap", config.ModeEnvelope, "GET", jsonArray(1000), "", 0, false, true},
+		{"envelope buffered wrap of unknown length", config.ModeEnvelope, "GET", jsonArray(40 << 10), "", -1, true, true},
+		{"envelope invalid body passes", config.ModeEnvelope, "GET", append(jsonArray(40<<10), ','), "", 0, true, false},
+		{"envelope streamed wrap", config.ModeEnvelope, "GET", jsonArray(100 << 10), "", 0, true, false},
+		{"envelope buffered gzip wrap", config.ModeEnvelope, "GET", encodings[0].encode(jsonArray(1000)), "gzip", 0, false, false},
+		{"envelope re-encoded stream", config.ModeEnvelope, "GET", gzipped, "gzip", 0, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,8 +154,58 @@ func TestCopyBufferChoice(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			if ex.copyBufs.large != tc.want {
-				t.Errorf("large copy buffer: got %v; want %v (Content-Length sent: %d)", ex.copyBufs.large, tc.want, resp.ContentLength)
+			if ex.copyBufs.large != tc.large {
+				t.Errorf("large copy buffer: got %v; want %v (Content-Length sent: %d)", ex.copyBufs.large, tc.large, resp.ContentLength)
+			}
+			if got := ex.copyBufs.direct != nil; got != tc.direct {
+				t.Fatalf("copied from its own buffer: got %v; want %v", got, tc.direct)
+			}
+			if !tc.direct {
+				return
+			}
+			// The copy loop's one Read into the buffer Get gives finds the
+			// whole envelope already there.
+			buf := ex.copyBufs.Get()
+			n, err := resp.Body.Read(buf)
+			want := `{"data":` + string(tc.body) + `,"success":true,"message":"OK"}`
+			if err != nil || string(buf[:n]) != want {
+				t.Errorf("one Read: got %d bytes %.40q, %v; want %d bytes %.40q", n, buf[:n], err, len(want), want)
+			}
+			if n, err := resp.Body.Read(buf); n != 0 || err != io.EOF {
+				t.Errorf("Read after the body: got %d, %v; want 0, EOF", n, err)
+			}
+			if resp.ContentLength != int64(len(want)) {
+				t.Errorf("ContentLength: got %d; want %d", resp.ContentLength, len(want))
+			}
+			ex.copyBufs.Put(buf)
+		})
+	}
+}
+
+// TestCopyBuffersDirectNotPooled checks that the body's own buffer, handed
+// to the copy loop, is not taken into the copy pool when the loop gives it
+// back, even when its capacity is exactly a pooled buffer's: it is the
+// body's, and goes back to its own pool when the body is closed.
+func TestCopyBuffersDirectNotPooled(t *testing.T) {
+	for _, size := range []int{copyBufferSize, largeCopyBufferSize, 1000} {
+		t.Run(itoa(size), func(t *testing.T) {
+			var p copyPool
+			c := &copyBuffers{pool: &p, large: true, direct: make([]byte, size)}
+			b := c.Get()
+			if &b[0] != &c.direct[0] || len(b) != size {
+				t.Fatalf("Get: got %d bytes elsewhere; want the body's own %d", len(b), size)
+			}
+			c.Put(b)
+			if got := p.largeInUse.Load(); got != 0 {
+				t.Errorf("large buffers in use: got %d; want 0", got)
+			}
+			for range 4 {
+				if g := p.Get(); &g[0] == &b[0] {
+					t.Fatalf("the copy pool handed out the body's buffer")
+				}
+				if g := p.getLarge(); &g[0] == &b[0] {
+					t.Fatalf("the copy pool handed out the body's buffer as a large one")
+				}
 			}
 		})
 	}

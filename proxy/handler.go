@@ -139,6 +139,13 @@ func (ex *exchange) body(head string, buf *[]byte, tail string) *pooledBody {
 	return &ex.respBody
 }
 
+// bodyAt returns the exchange's own pooledBody, set to send (*buf)[off:]
+// and to return buf to the snapshot's pool on Close.
+func (ex *exchange) bodyAt(buf *[]byte, off int) *pooledBody {
+	ex.respBody = pooledBody{buf: buf, off: off, pool: ex.snap.buffers}
+	return &ex.respBody
+}
+
 // bytesIn returns how many request body bytes the upstream has read.
 func (ex *exchange) bytesIn() int64 {
 	if ex.reqBody == nil {

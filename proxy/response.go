@@ -76,7 +76,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		pass(transform.ReasonOversize)
 		return nil
 	}
-	raw, complete, err := s.readHead(resp)
+	raw, complete, err := s.readHead(resp, "")
 	if err != nil {
 		return fmt.Errorf("reading upstream error body: %w", err)
 	}
@@ -131,11 +131,15 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 }
 
 // readHead reads the upstream body into a pooled buffer, up to
-// max_body_bytes (one byte more tells a larger body). complete reports that
+// max_body_bytes (one byte more tells a larger body), after the given
+// prefix: the body starts at (*raw)[len(prefix):]. complete reports that
 // the whole body fit; on an error the buffer is already back in the pool.
-func (s *snapshot) readHead(resp *http.Response) (raw *[]byte, complete bool, err error) {
-	raw = s.buffers.getFor(resp.ContentLength, s.maxBody)
-	complete, err = codec.ReadUpTo(resp.Body, raw, s.maxBody)
+// The buffer has room for the success suffix after a body of the announced
+// length, so that an envelope can be completed in place.
+func (s *snapshot) readHead(resp *http.Response, prefix string) (raw *[]byte, complete bool, err error) {
+	raw = s.buffers.getFor(resp.ContentLength, s.maxBody, transform.WrapOverhead)
+	*raw = append(*raw, prefix...)
+	complete, err = codec.ReadUpTo(resp.Body, raw, s.maxBody+int64(len(prefix)))
 	if err != nil {
 		s.buffers.put(raw)
 		return nil, false, err
@@ -163,44 +167,49 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	}
 	ex.outcome = transform.Outcome{Action: transform.Wrap, Status: resp.StatusCode}
 	if c == nil && resp.ContentLength > s.maxBody {
-		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
+		return s.streamWrap(resp, ex, nil, nil, 0, resp.Body, resp.ContentLength)
 	}
-	raw, complete, err := s.readHead(resp)
+	// An identity body is read in after the envelope's prefix, so that a
+	// valid one becomes the envelope where it lies.
+	var prefix string
+	if c == nil {
+		prefix = transform.SuccessPrefix()
+	}
+	raw, complete, err := s.readHead(resp, prefix)
 	if err != nil {
 		return fmt.Errorf("reading upstream body: %w", err)
 	}
 	if !complete {
-		return s.streamWrap(resp, ex, c, raw, resp.Body, -1)
+		return s.streamWrap(resp, ex, c, raw, len(prefix), resp.Body, -1)
 	}
 	resp.Body.Close()
-	plain := raw
-	if c != nil {
-		plain = s.buffers.get()
-		defer s.buffers.put(plain)
-		fit, err := codec.DecodeAll(c, *raw, plain, s.maxBody)
-		if err != nil {
-			// Corrupt or truncated encoding: the client gets the bytes
-			// exactly as sent, never a wrong envelope.
-			resp.Body = ex.body("", raw, "")
-			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
+	if c == nil {
+		if !transform.Valid((*raw)[len(prefix):]) {
+			resp.Body = ex.bodyAt(raw, len(prefix))
+			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 			return nil
 		}
-		if !fit {
-			return s.streamWrap(resp, ex, c, raw, http.NoBody, -1)
-		}
+		*raw = append(*raw, transform.SuccessSuffix()...)
+		ex.setBody(resp, raw)
+		ex.copyBufs.direct = *raw
+		return nil
+	}
+	plain := s.buffers.get()
+	defer s.buffers.put(plain)
+	fit, err := codec.DecodeAll(c, *raw, plain, s.maxBody)
+	if err != nil {
+		// Corrupt or truncated encoding: the client gets the bytes
+		// exactly as sent, never a wrong envelope.
+		resp.Body = ex.body("", raw, "")
+		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
+		return nil
+	}
+	if !fit {
+		return s.streamWrap(resp, ex, c, raw, 0, http.NoBody, -1)
 	}
 	if !transform.Valid(*plain) {
 		resp.Body = ex.body("", raw, "")
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
-		return nil
-	}
-	if c == nil {
-		// The envelope goes around the buffered bytes as they are.
-		resp.Body = ex.body(transform.SuccessPrefix(), raw, transform.SuccessSuffix())
-		n := len(*raw) + transform.WrapOverhead
-		resp.ContentLength = int64(n)
-		transform.SetRewrittenHeaders(resp.Header, n)
-		resp.TransferEncoding = nil
 		return nil
 	}
 	// Encoded: wrap the decoded bytes, then encode the whole envelope.
@@ -218,11 +227,11 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	return nil
 }
 
-// streamWrap wraps a body too large to buffer. head holds bytes already
-// read from the upstream (still encoded when c is set), rest the remainder.
-// length is the upstream's Content-Length when known and not encoded, else
-// -1.
-func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, head *[]byte, rest io.Reader, length int64) error {
+// streamWrap wraps a body too large to buffer. (*head)[skip:] holds bytes
+// already read from the upstream (still encoded when c is set), rest the
+// remainder. length is the upstream's Content-Length when known and not
+// encoded, else -1.
+func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, head *[]byte, skip int, rest io.Reader, length int64) error {
 	upstream := resp.Body
 	var w *wrapReader
 	if c == nil {
@@ -230,13 +239,13 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, 
 		// invalid head still passes unchanged instead of aborting.
 		var read []byte
 		if head != nil {
-			read = *head
+			read = (*head)[skip:]
 		}
 		var err error
 		w, err = newWrapReader(read, rest, upstream)
 		if err != nil {
 			if head != nil {
-				resp.Body = &replayBody{head: ex.body("", head, ""), rest: upstream}
+				resp.Body = &replayBody{head: ex.bodyAt(head, skip), rest: upstream}
 			}
 			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 			return nil
