@@ -258,7 +258,7 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, 
 		// one stream and check it as it goes.
 		var src io.Reader = rest
 		if head != nil {
-			h := append([]byte(nil), *head...)
+			h := append([]byte(nil), (*head)[skip:]...)
 			s.buffers.put(head)
 			src = io.MultiReader(&byteReader{b: h}, rest)
 		}
