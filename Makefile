@@ -39,6 +39,7 @@ test:
 fuzz:
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzTransform$$'
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzScanner$$'
+	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzValid$$'
 	go test ./transform $(FUZZFLAGS) -fuzz '^FuzzAppendString$$'
 	go test ./config $(FUZZFLAGS) -fuzz '^FuzzConfig$$'
 	go test ./redact $(FUZZFLAGS) -fuzz '^FuzzRedact$$'
