@@ -134,9 +134,11 @@ func (c *copyBuffers) Get() []byte {
 
 // Put returns a buffer from Get to the pool.
 // The body's own buffer is not the copy pool's: it goes back to its pool
-// when the body is closed.
+// when the body is closed, and is forgotten here so that nothing keeps it
+// once it is reused.
 func (c *copyBuffers) Put(b []byte) {
 	if c.direct != nil && cap(b) > 0 && &b[:1][0] == &c.direct[:1][0] {
+		c.direct = nil
 		return
 	}
 	c.pool.Put(b)

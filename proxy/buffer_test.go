@@ -196,6 +196,9 @@ func TestCopyBuffersDirectNotPooled(t *testing.T) {
 				t.Fatalf("Get: got %d bytes elsewhere; want the body's own %d", len(b), size)
 			}
 			c.Put(b)
+			if c.direct != nil {
+				t.Errorf("direct after Put: still set; want forgotten")
+			}
 			if got := p.largeInUse.Load(); got != 0 {
 				t.Errorf("large buffers in use: got %d; want 0", got)
 			}
