@@ -144,48 +144,34 @@ func (c *copyBuffers) Put(b []byte) {
 	c.pool.Put(b)
 }
 
-// pooledBody serves a rewritten body from a pooled buffer, between an
-// optional head and tail (the success envelope around an untouched body,
-// so the body is never copied into a second buffer), and returns the
-// buffer to its pool when the proxy closes the body.
+// pooledBody serves a body from a pooled buffer, from off on (a buffered
+// success envelope is built in place, so the body is never copied into a
+// second buffer), and returns the buffer to its pool when the proxy closes
+// the body.
 type pooledBody struct {
-	head string
 	buf  *[]byte
 	off  int
-	tail string
 	pool *bufferPool
 }
 
-// Read fills p across the head, the buffer and the tail, so that a small
-// envelope leaves in one write (and one flush), not three. When p is the
-// buffer's own unread bytes (copyBuffers.direct), they are already where
-// they are asked for, and the copy onto themselves is skipped.
+// Read copies the unread bytes of the buffer into p. When p is those very
+// bytes (copyBuffers.direct), they are already where they are asked for,
+// and the copy onto themselves is skipped.
 func (b *pooledBody) Read(p []byte) (int, error) {
-	n := 0
-	if b.head != "" {
-		c := copy(p, b.head)
-		b.head = b.head[c:]
-		n += c
-	}
-	if b.buf != nil && b.off < len(*b.buf) && n < len(p) {
-		src := (*b.buf)[b.off:]
-		var c int
-		if &p[n] == &src[0] {
-			c = min(len(p)-n, len(src))
-		} else {
-			c = copy(p[n:], src)
-		}
-		b.off += c
-		n += c
-	}
-	if b.tail != "" && n < len(p) && (b.buf == nil || b.off >= len(*b.buf)) {
-		c := copy(p[n:], b.tail)
-		b.tail = b.tail[c:]
-		n += c
-	}
-	if n == 0 && b.head == "" && b.tail == "" && (b.buf == nil || b.off >= len(*b.buf)) {
+	if b.buf == nil || b.off >= len(*b.buf) {
 		return 0, io.EOF
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	src := (*b.buf)[b.off:]
+	var n int
+	if &p[0] == &src[0] {
+		n = min(len(p), len(src))
+	} else {
+		n = copy(p, src)
+	}
+	b.off += n
 	return n, nil
 }
 

@@ -130,18 +130,11 @@ type exchange struct {
 	unmappedTruncated bool
 }
 
-// body returns the exchange's own pooledBody, set to send head, *buf and
-// tail and to return buf to the snapshot's pool on Close. An exchange
-// carries one response, whose body the ReverseProxy closes before
-// ServeHTTP returns, so the body needs no allocation of its own.
-func (ex *exchange) body(head string, buf *[]byte, tail string) *pooledBody {
-	ex.respBody = pooledBody{head: head, buf: buf, tail: tail, pool: ex.snap.buffers}
-	return &ex.respBody
-}
-
-// bodyAt returns the exchange's own pooledBody, set to send (*buf)[off:]
-// and to return buf to the snapshot's pool on Close.
-func (ex *exchange) bodyAt(buf *[]byte, off int) *pooledBody {
+// body returns the exchange's own pooledBody, set to send (*buf)[off:] and
+// to return buf to the snapshot's pool on Close. An exchange carries one
+// response, whose body the ReverseProxy closes before ServeHTTP returns, so
+// the body needs no allocation of its own.
+func (ex *exchange) body(buf *[]byte, off int) *pooledBody {
 	ex.respBody = pooledBody{buf: buf, off: off, pool: ex.snap.buffers}
 	return &ex.respBody
 }

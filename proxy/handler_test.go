@@ -35,7 +35,7 @@ func TestExchangeReset(t *testing.T) {
 	ex.unmappedCode, ex.unmappedTruncated = "quota", true
 	ex.unmappedBody = append(ex.unmappedBody[:0], `{"error":"x"}`...)
 	ex.wait = upstreamWait{seq: 7}
-	ex.respBody = pooledBody{head: `{"data":`}
+	ex.respBody = pooledBody{off: len(`{"data":`)}
 	rp, pool := ex.rp, ex.copyBufs.pool
 	kept := map[string]bool{"rp": true, "copyBufs": true, "unmappedBody": true}
 	v := reflect.ValueOf(ex).Elem()

@@ -81,7 +81,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 		return fmt.Errorf("reading upstream error body: %w", err)
 	}
 	if !complete {
-		resp.Body = &replayBody{head: ex.body("", raw, ""), rest: resp.Body}
+		resp.Body = &replayBody{head: ex.body(raw, 0), rest: resp.Body}
 		pass(transform.ReasonOversize)
 		return nil
 	}
@@ -97,7 +97,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 			// body: an envelope with the status-derived code.
 			*body = (*body)[:0]
 		case !fit:
-			resp.Body = ex.body("", raw, "")
+			resp.Body = ex.body(raw, 0)
 			pass(transform.ReasonOversize)
 			return nil
 		}
@@ -109,7 +109,7 @@ func (s *snapshot) rewriteError(resp *http.Response, ex *exchange) error {
 	}
 	if ex.outcome.Action == transform.Pass {
 		s.buffers.put(out)
-		resp.Body = ex.body("", raw, "")
+		resp.Body = ex.body(raw, 0)
 		return nil
 	}
 	if c != nil {
@@ -149,7 +149,7 @@ func (s *snapshot) readHead(resp *http.Response, prefix string) (raw *[]byte, co
 
 // setBody replaces resp's body with a pooled buffer and fixes its headers.
 func (ex *exchange) setBody(resp *http.Response, out *[]byte) {
-	resp.Body = ex.body("", out, "")
+	resp.Body = ex.body(out, 0)
 	resp.ContentLength = int64(len(*out))
 	transform.SetRewrittenHeaders(resp.Header, len(*out))
 	resp.TransferEncoding = nil
@@ -167,7 +167,7 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	}
 	ex.outcome = transform.Outcome{Action: transform.Wrap, Status: resp.StatusCode}
 	if c == nil && resp.ContentLength > s.maxBody {
-		return s.streamWrap(resp, ex, nil, nil, 0, resp.Body, resp.ContentLength)
+		return s.streamWrap(resp, ex, nil, nil, resp.Body, resp.ContentLength)
 	}
 	// An identity body is read in after the envelope's prefix, so that a
 	// valid one becomes the envelope where it lies.
@@ -180,12 +180,12 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 		return fmt.Errorf("reading upstream body: %w", err)
 	}
 	if !complete {
-		return s.streamWrap(resp, ex, c, raw, len(prefix), resp.Body, -1)
+		return s.streamWrap(resp, ex, c, raw, resp.Body, -1)
 	}
 	resp.Body.Close()
 	if c == nil {
 		if !transform.Valid((*raw)[len(prefix):]) {
-			resp.Body = ex.bodyAt(raw, len(prefix))
+			resp.Body = ex.body(raw, len(prefix))
 			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 			return nil
 		}
@@ -200,15 +200,15 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	if err != nil {
 		// Corrupt or truncated encoding: the client gets the bytes
 		// exactly as sent, never a wrong envelope.
-		resp.Body = ex.body("", raw, "")
+		resp.Body = ex.body(raw, 0)
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonEncoding, Status: resp.StatusCode}
 		return nil
 	}
 	if !fit {
-		return s.streamWrap(resp, ex, c, raw, 0, http.NoBody, -1)
+		return s.streamWrap(resp, ex, c, raw, http.NoBody, -1)
 	}
 	if !transform.Valid(*plain) {
-		resp.Body = ex.body("", raw, "")
+		resp.Body = ex.body(raw, 0)
 		ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 		return nil
 	}
@@ -227,16 +227,18 @@ func (s *snapshot) wrapSuccess(resp *http.Response, ex *exchange) error {
 	return nil
 }
 
-// streamWrap wraps a body too large to buffer. (*head)[skip:] holds bytes
-// already read from the upstream (still encoded when c is set), rest the
-// remainder. length is the upstream's Content-Length when known and not
-// encoded, else -1.
-func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, head *[]byte, skip int, rest io.Reader, length int64) error {
+// streamWrap wraps a body too large to buffer. head, when not nil, holds
+// bytes already read from the upstream by readHead: still encoded when c is
+// set, and after the envelope's prefix when not. rest is the remainder.
+// length is the upstream's Content-Length when known and not encoded, else
+// -1.
+func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, head *[]byte, rest io.Reader, length int64) error {
 	upstream := resp.Body
 	var w *wrapReader
 	if c == nil {
 		// Identity: the head is checked before anything is sent, so an
 		// invalid head still passes unchanged instead of aborting.
+		skip := len(transform.SuccessPrefix())
 		var read []byte
 		if head != nil {
 			read = (*head)[skip:]
@@ -245,7 +247,7 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, 
 		w, err = newWrapReader(read, rest, upstream)
 		if err != nil {
 			if head != nil {
-				resp.Body = &replayBody{head: ex.bodyAt(head, skip), rest: upstream}
+				resp.Body = &replayBody{head: ex.body(head, skip), rest: upstream}
 			}
 			ex.outcome = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonNotJSON, Status: resp.StatusCode}
 			return nil
@@ -258,7 +260,7 @@ func (s *snapshot) streamWrap(resp *http.Response, ex *exchange, c codec.Codec, 
 		// one stream and check it as it goes.
 		var src io.Reader = rest
 		if head != nil {
-			h := append([]byte(nil), (*head)[skip:]...)
+			h := append([]byte(nil), *head...)
 			s.buffers.put(head)
 			src = io.MultiReader(&byteReader{b: h}, rest)
 		}
