@@ -7,7 +7,9 @@
 #
 # Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
-# the access log on, the default config; 0: skip it), HUGE_BYTES (size of the
+# the access log on, the default config; 0: skip it), NOISE_TARGET (1: also
+# measure the baseline a second time in every round, whose ratio to the
+# baseline is this run's noise; 0: skip it), HUGE_BYTES (size of the
 # streamed wrap, default 5 GiB; 0 skips it).
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
@@ -21,6 +23,7 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 ACCESS_LOG_TARGET=${ACCESS_LOG_TARGET:-1}
+NOISE_TARGET=${NOISE_TARGET:-1}
 HUGE_BYTES=${HUGE_BYTES:-5368709120}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
 
@@ -32,6 +35,7 @@ log() { echo "== $*" >&2; }
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 1024)) || die "CONNECTIONS=$CONNECTIONS: want 1..1024"
 [[ $HUGE_BYTES =~ ^[0-9]+$ ]] || die "HUGE_BYTES=$HUGE_BYTES: want a byte count"
 [[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
+[[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
 
 START_TIME=$SECONDS
 
@@ -203,11 +207,18 @@ write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" t
 WORKLOADS=(small credits large)
 declare -A WPATH=([small]=/small [credits]=/credits [large]=/large)
 
-TARGETS=(baseline legacy envelope)
+# baseline-again is the baseline measured a second time in every round, at
+# its own place in the rotating order: the same binary, so its ratio to the
+# baseline would be 1.00 on a quiet machine, and its spread over the rounds
+# is how far apart two identical targets land in this run.
+TARGETS=(baseline)
+((NOISE_TARGET)) && TARGETS+=(baseline-again)
+TARGETS+=(legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
-declare -A TSERVER=([baseline]=baseline [legacy]=ep [envelope]=ep [envelope-log]=eplog)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [legacy]=ep [envelope]=ep [envelope-log]=eplog)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
+	[baseline-again]="http://127.0.0.1:$BASE_PORT"
 	[legacy]="http://127.0.0.1:$EP_PORT"
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
@@ -215,10 +226,11 @@ declare -A TURL=(
 # The baseline gets a key header too (it forwards it like any header), so
 # that every target parses and forwards requests of the same shape and the
 # ratios measure the proxy, not a shorter request.
-declare -A TKEY=([baseline]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
 declare -A TDESC=(
 	[baseline]="plain httputil.ReverseProxy (bench/baseline)"
+	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
 	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
@@ -414,10 +426,10 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
-	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed); CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline its ratio to the baseline's (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
+	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline its ratio to the baseline's (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
 	echo
-	echo "| workload | target | req/s | range | vs baseline | CPU µs/req | CPU vs baseline | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | target | req/s | range | vs baseline | its range | CPU µs/req | CPU vs baseline | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		# shellcheck disable=SC2086
 		base_cpu=$(median ${CPU[$w|baseline]})
@@ -431,9 +443,10 @@ ELAPSED=$((SECONDS - START_TIME))
 			# shellcheck disable=SC2086
 			cpu=$(median ${CPU[$w|$t]})
 			# shellcheck disable=SC2086
-			printf '| %s | %s | %.0f | %s | %.2f | %.1f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
+			printf '| %s | %s | %.0f | %s | %.2f | %s | %.1f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
 				"$(printf '%s\n' ${RPS[$w|$t]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0f-%.0f", lo, hi}')" \
 				"$(median "${ratios[@]}")" \
+				"$(printf '%s\n' "${ratios[@]}" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.3f %.3f", lo, hi}' | { read -r lo hi; printf '%.2f-%.2f' "$lo" "$hi"; })" \
 				"$cpu" "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
 				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
@@ -441,6 +454,10 @@ ELAPSED=$((SECONDS - START_TIME))
 		done
 	done
 	echo
+	if ((NOISE_TARGET)); then
+		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios (its range) are how far apart two identical targets land on this machine during this run. A target whose ratios fall in that band cannot be told apart from the baseline by this run."
+		echo
+	fi
 	if ((${#HUGE_ROWS[@]})); then
 		echo "Streamed wrap of a $HUGE_BYTES-byte JSON array (one curl; the envelope adds 39 bytes):"
 		echo
