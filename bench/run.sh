@@ -10,7 +10,8 @@
 # the access log on, the default config; 0: skip it), NOISE_TARGET (1: also
 # measure the baseline a second time in every round, whose ratio to the
 # baseline is this run's noise; 0: skip it), HUGE_BYTES (size of the
-# streamed wrap, default 5 GiB; 0 skips it).
+# streamed wrap, default 5 GiB; 0 skips it), CONNS_CLIENTS (keep-alive
+# clients of the connections run, default 1000; 0 skips it).
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
 set -euo pipefail
@@ -25,6 +26,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 ACCESS_LOG_TARGET=${ACCESS_LOG_TARGET:-1}
 NOISE_TARGET=${NOISE_TARGET:-1}
 HUGE_BYTES=${HUGE_BYTES:-5368709120}
+CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -34,6 +36,7 @@ log() { echo "== $*" >&2; }
 [[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS=$ROUNDS: want 1..50"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 1024)) || die "CONNECTIONS=$CONNECTIONS: want 1..1024"
 [[ $HUGE_BYTES =~ ^[0-9]+$ ]] || die "HUGE_BYTES=$HUGE_BYTES: want a byte count"
+[[ $CONNS_CLIENTS =~ ^[0-9]+$ ]] && ((CONNS_CLIENTS <= 10000)) || die "CONNS_CLIENTS=$CONNS_CLIENTS: want 0..10000"
 [[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
 [[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
 
@@ -385,7 +388,6 @@ fi
 # CONNS_CLIENTS keep-alive clients against an upstream that answers after
 # 100 ms: every connection has a request in flight all the time. Each target
 # is restarted first so its VmHWM is this phase's peak.
-CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 CONN_ROWS=()
 conns_run() { # target
 	local t=$1 f rps errs non2xx kib
