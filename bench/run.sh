@@ -414,6 +414,15 @@ median() { # numbers... -> median
 		if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2
 		printf "%.3f", m }'
 }
+span() { # printf-format numbers... -> "lo-hi", each rounded as median rounds
+	local fmt=$1
+	shift
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.3f %.3f", lo, hi}' | {
+		read -r lo hi
+		# shellcheck disable=SC2059 # fmt is one of this script's formats
+		printf "$fmt-$fmt" "$lo" "$hi"
+	}
+}
 CPU_MODEL=$(lscpu 2>/dev/null | awk -F: '/^Model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}')
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F: '/^model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}' /proc/cpuinfo)
 ELAPSED=$((SECONDS - START_TIME))
@@ -446,9 +455,9 @@ ELAPSED=$((SECONDS - START_TIME))
 			cpu=$(median ${CPU[$w|$t]})
 			# shellcheck disable=SC2086
 			printf '| %s | %s | %.0f | %s | %.2f | %s | %.1f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
-				"$(printf '%s\n' ${RPS[$w|$t]} | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0f-%.0f", lo, hi}')" \
+				"$(span %.0f ${RPS[$w|$t]})" \
 				"$(median "${ratios[@]}")" \
-				"$(printf '%s\n' "${ratios[@]}" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.3f %.3f", lo, hi}' | { read -r lo hi; printf '%.2f-%.2f' "$lo" "$hi"; })" \
+				"$(span %.2f "${ratios[@]}")" \
 				"$cpu" "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
 				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
