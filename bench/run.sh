@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark of envelope-proxy against a plain httputil.ReverseProxy.
+# Load benchmark of envelope-proxy against a plain httputil.ReverseProxy
+# (bench/baseline: the issue's baseline, on http.DefaultTransport) and the
+# same proxy with a tuned transport.
 # See bench/README.md. Not a test: CI does not run it.
 #
 #   bench/run.sh                       # defaults: DURATION=5s ROUNDS=3
@@ -118,6 +120,7 @@ pick_port() {
 }
 pick_port; BACKEND_PORT=$PORT
 pick_port; BASE_PORT=$PORT
+pick_port; TUNED_PORT=$PORT
 pick_port; EP_PORT=$PORT
 pick_port; EP_ADMIN=$PORT
 pick_port; EPLOG_PORT=$PORT
@@ -126,13 +129,15 @@ pick_port; EPLOG_ADMIN=$PORT
 # The command line of each server.
 declare -A CMD=(
 	[backend]="$OUT/backend -listen 127.0.0.1:$BACKEND_PORT"
-	[baseline]="$OUT/baseline -listen 127.0.0.1:$BASE_PORT -upstream http://127.0.0.1:$BACKEND_PORT"
+	[baseline]="$OUT/baseline -listen 127.0.0.1:$BASE_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport default"
+	[tuned]="$OUT/baseline -listen 127.0.0.1:$TUNED_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport tuned"
 	[ep]="$OUT/envelope-proxy -config $OUT/envelope-proxy.yaml"
 	[eplog]="$OUT/envelope-proxy -config $OUT/envelope-proxy-accesslog.yaml"
 )
 declare -A READY_URL=(
 	[backend]="http://127.0.0.1:$BACKEND_PORT/small"
 	[baseline]="http://127.0.0.1:$BASE_PORT/small"
+	[tuned]="http://127.0.0.1:$TUNED_PORT/small"
 	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
 	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
 )
@@ -216,12 +221,13 @@ declare -A WPATH=([small]=/small [credits]=/credits [large]=/large)
 # is how far apart two identical targets land in this run.
 TARGETS=(baseline)
 ((NOISE_TARGET)) && TARGETS+=(baseline-again)
-TARGETS+=(legacy envelope)
+TARGETS+=(baseline-tuned legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
-declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [legacy]=ep [envelope]=ep [envelope-log]=eplog)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
 	[baseline-again]="http://127.0.0.1:$BASE_PORT"
+	[baseline-tuned]="http://127.0.0.1:$TUNED_PORT"
 	[legacy]="http://127.0.0.1:$EP_PORT"
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
@@ -229,11 +235,12 @@ declare -A TURL=(
 # The baseline gets a key header too (it forwards it like any header), so
 # that every target parses and forwards requests of the same shape and the
 # ratios measure the proxy, not a shorter request.
-declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
 declare -A TDESC=(
-	[baseline]="plain httputil.ReverseProxy (bench/baseline)"
+	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): the issue's baseline"
 	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
+	[baseline-tuned]="the same ReverseProxy with envelope-proxy's upstream pool sizes and no transport compression (bench/baseline -transport tuned): the stricter comparison"
 	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
@@ -245,9 +252,10 @@ key_args() { # the curl/wrk header arguments of a target
 	return 0
 }
 
-log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT)"
+log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT)"
 start_server backend
 start_server baseline
+start_server tuned
 start_server ep
 ((ACCESS_LOG_TARGET)) && start_server eplog
 
@@ -406,6 +414,7 @@ conns_run() { # target
 if ((CONNS_CLIENTS > 0)); then
 	conns_run envelope
 	conns_run baseline
+	conns_run baseline-tuned
 fi
 
 # --- results ---------------------------------------------------------------
@@ -423,6 +432,13 @@ span() { # printf-format numbers... -> "lo-hi", each rounded as median rounds
 		printf "$fmt-$fmt" "$lo" "$hi"
 	}
 }
+round_ratios() { # workload target reference -> the target's req/s over the reference's, one per round
+	local r
+	for ((r = 1; r <= ROUNDS; r++)); do
+		awk -v a="${ROUND_RPS[$r|$1|$2]}" -v b="${ROUND_RPS[$r|$1|$3]}" 'BEGIN {print (b > 0 ? a / b : 0)}'
+	done
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > 0 ? a / b : 0)}'; }
 CPU_MODEL=$(lscpu 2>/dev/null | awk -F: '/^Model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}')
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F: '/^model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}' /proc/cpuinfo)
 ELAPSED=$((SECONDS - START_TIME))
@@ -437,28 +453,29 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
-	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline its ratio to the baseline's (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
+	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; vs tuned is the same median ratio to baseline-tuned; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline and CPU vs tuned its ratios to theirs (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
 	echo
-	echo "| workload | target | req/s | range | vs baseline | its range | CPU µs/req | CPU vs baseline | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | target | req/s | range | vs baseline | its range | vs tuned | CPU µs/req | CPU vs baseline | CPU vs tuned | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		# shellcheck disable=SC2086
 		base_cpu=$(median ${CPU[$w|baseline]})
+		# shellcheck disable=SC2086
+		tuned_cpu=$(median ${CPU[$w|baseline-tuned]})
 		for t in "${TARGETS[@]}"; do
-			ratios=()
-			for ((r = 1; r <= ROUNDS; r++)); do
-				ratios+=("$(awk -v a="${ROUND_RPS[$r|$w|$t]}" -v b="${ROUND_RPS[$r|$w|baseline]}" 'BEGIN {print (b > 0 ? a / b : 0)}')")
-			done
+			mapfile -t ratios < <(round_ratios "$w" "$t" baseline)
+			mapfile -t tuned_ratios < <(round_ratios "$w" "$t" baseline-tuned)
 			# shellcheck disable=SC2086
 			m=$(median ${RPS[$w|$t]})
 			# shellcheck disable=SC2086
 			cpu=$(median ${CPU[$w|$t]})
 			# shellcheck disable=SC2086
-			printf '| %s | %s | %.0f | %s | %.2f | %s | %.1f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
+			printf '| %s | %s | %.0f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
 				"$(span %.0f ${RPS[$w|$t]})" \
 				"$(median "${ratios[@]}")" \
 				"$(span %.2f "${ratios[@]}")" \
-				"$cpu" "$(awk -v a="$cpu" -v b="$base_cpu" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+				"$(median "${tuned_ratios[@]}")" \
+				"$cpu" "$(ratio "$cpu" "$base_cpu")" "$(ratio "$cpu" "$tuned_cpu")" \
 				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
 				"$(awk -v k="${PEAK[$w|$t]}" 'BEGIN {print k / 1024}')"
@@ -469,6 +486,8 @@ ELAPSED=$((SECONDS - START_TIME))
 		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios (its range) are how far apart two identical targets land on this machine during this run. A target whose ratios fall in that band cannot be told apart from the baseline by this run."
 		echo
 	fi
+	echo "\`baseline\` is the issue's plain ReverseProxy: with Go's default transport it keeps 2 idle upstream connections, so with $CONNECTIONS clients most of its requests dial the backend anew. \`baseline-tuned\` is the same proxy with a pooled transport, as envelope-proxy has: the ratios to it (vs tuned) are the cost of envelope-proxy's routing, metrics and rewriting over Go's reverse proxy at its cheapest."
+	echo
 	if ((${#HUGE_ROWS[@]})); then
 		echo "Streamed wrap of a $HUGE_BYTES-byte JSON array (one curl; the envelope adds 39 bytes):"
 		echo
