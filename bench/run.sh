@@ -5,7 +5,7 @@
 # See bench/README.md. Not a test: CI does not run it.
 #
 #   bench/run.sh                       # defaults: DURATION=5s ROUNDS=3
-#   DURATION=10s ROUNDS=5 bench/run.sh
+#   DURATION=4s ROUNDS=7 bench/run.sh  # the README's table, about 9 minutes
 #
 # Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with

@@ -42,9 +42,10 @@ func benchUpstream() http.Handler {
 }
 
 // BenchmarkProxy measures whole requests over loopback through a plain
-// httputil.ReverseProxy with a buffer pool (the baseline) and through
-// envelope-proxy for a legacy and an envelope client, side by side, and for
-// an envelope client with the dashboard's evidence recorded. Its client
+// httputil.ReverseProxy with a buffer pool and a pooled transport
+// (bench/run.sh's baseline-tuned, the stricter of its two baselines) and
+// through envelope-proxy for a legacy and an envelope client, side by side,
+// and for an envelope client with the dashboard's evidence recorded. Its client
 // shares the process and both cores with the proxy and the upstream, so it
 // does not show what large copy buffers (copyPool) give on the 1 MiB
 // pass-through: here they cost about 15% more time per request, while with
@@ -83,7 +84,7 @@ func BenchmarkProxy(b *testing.B) {
 		for _, tc := range []struct{ target, url, key string }{
 			// The baseline forwards the same key header unread, so every
 			// target handles requests of the same shape.
-			{"baseline", baseline.URL, legacyKey},
+			{"baseline-tuned", baseline.URL, legacyKey},
 			{"legacy", px.URL, legacyKey},
 			{"envelope", px.URL, envelopeKey},
 			{"envelope+evidence", pxEv.URL, envelopeKey},
