@@ -252,6 +252,12 @@ key_args() { # the curl/wrk header arguments of a target
 	return 0
 }
 
+# The default-transport baseline dials thousands of upstream connections a
+# second; their TIME_WAIT sockets need Linux's reuse of them on loopback
+# (net.ipv4.tcp_tw_reuse 1 or 2; 2 is the default).
+if [[ $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo 2) == 0 ]]; then
+	log "warning: net.ipv4.tcp_tw_reuse is 0: the baseline may run out of loopback ports"
+fi
 log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT)"
 start_server backend
 start_server baseline
@@ -453,10 +459,10 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
-	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; vs tuned is the same median ratio to baseline-tuned; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline and CPU vs tuned its ratios to theirs (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
+	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; vs tuned is the same median ratio to baseline-tuned, with its range; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline and CPU vs tuned its ratios to theirs (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
 	echo
-	echo "| workload | target | req/s | range | vs baseline | its range | vs tuned | CPU µs/req | CPU vs baseline | CPU vs tuned | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | target | req/s | range | vs baseline | its range | vs tuned | its range | CPU µs/req | CPU vs baseline | CPU vs tuned | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		# shellcheck disable=SC2086
 		base_cpu=$(median ${CPU[$w|baseline]})
@@ -470,11 +476,12 @@ ELAPSED=$((SECONDS - START_TIME))
 			# shellcheck disable=SC2086
 			cpu=$(median ${CPU[$w|$t]})
 			# shellcheck disable=SC2086
-			printf '| %s | %s | %.0f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
+			printf '| %s | %s | %.0f | %s | %.2f | %s | %.2f | %s | %.1f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
 				"$(span %.0f ${RPS[$w|$t]})" \
 				"$(median "${ratios[@]}")" \
 				"$(span %.2f "${ratios[@]}")" \
 				"$(median "${tuned_ratios[@]}")" \
+				"$(span %.2f "${tuned_ratios[@]}")" \
 				"$cpu" "$(ratio "$cpu" "$base_cpu")" "$(ratio "$cpu" "$tuned_cpu")" \
 				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
@@ -486,7 +493,7 @@ ELAPSED=$((SECONDS - START_TIME))
 		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios (its range) are how far apart two identical targets land on this machine during this run. A target whose ratios fall in that band cannot be told apart from the baseline by this run."
 		echo
 	fi
-	echo "\`baseline\` is the issue's plain ReverseProxy: with Go's default transport it keeps 2 idle upstream connections, so with $CONNECTIONS clients most of its requests dial the backend anew. \`baseline-tuned\` is the same proxy with a pooled transport, as envelope-proxy has: the ratios to it (vs tuned) are the cost of envelope-proxy's routing, metrics and rewriting over Go's reverse proxy at its cheapest."
+	echo "\`baseline\` is the issue's plain ReverseProxy: with Go's default transport it keeps 2 idle upstream connections, so with $CONNECTIONS clients most of its requests dial the backend anew. \`baseline-tuned\` is the same proxy with a pooled transport, as envelope-proxy has: the ratios to it (vs tuned) are the cost of envelope-proxy's routing, metrics and rewriting over Go's reverse proxy at its cheapest. The noise band above is measured on \`baseline\`; \`baseline-tuned\`'s own spread over the rounds is in its req/s range."
 	echo
 	if ((${#HUGE_ROWS[@]})); then
 		echo "Streamed wrap of a $HUGE_BYTES-byte JSON array (one curl; the envelope adds 39 bytes):"

@@ -58,7 +58,7 @@ func BenchmarkProxy(b *testing.B) {
 	baseline := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		BufferPool: &copyPool{},
-		Transport:  &http.Transport{MaxIdleConnsPerHost: 256},
+		Transport:  &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, DisableCompression: true},
 	})
 	defer baseline.Close()
 	cfg := testConfig(up.URL)
