@@ -1,21 +1,22 @@
 // Command baseline is the reference point of the load benchmark
 // (bench/run.sh): a plain httputil.ReverseProxy with a buffer pool, and
-// nothing else. envelope-proxy's numbers are read as ratios to it, so what
-// they measure is the cost of routing and rewriting, not of Go's reverse
-// proxy itself.
+// nothing else. envelope-proxy's numbers are read as ratios to it.
 //
 // -transport picks the upstream transport:
 //
 //   - default: none set, so ReverseProxy uses http.DefaultTransport. This is
 //     the issue's "plain httputil.ReverseProxy with a buffer pool, no
-//     rewrite", the baseline its targets are stated against. Its
-//     MaxIdleConnsPerHost is 2, so with 32 clients most requests dial a new
-//     upstream connection; that, and not the proxying, is most of its cost
-//     on small responses.
+//     rewrite", read literally: the baseline its targets are stated
+//     against. Its MaxIdleConnsPerHost is 2, so with 32 clients most
+//     requests dial a new upstream connection; that, and not the proxying,
+//     is most of its cost on small responses. It also asks the upstream
+//     for gzip (Accept-Encoding), which the bench backend ignores.
 //   - tuned: the same proxy with the upstream connection pool sized as
 //     envelope-proxy's defaults size it (config.yaml's upstream section),
 //     and compression left to the client as envelope-proxy leaves it. It is
-//     the stricter comparison: Go's reverse proxy at its cheapest.
+//     the stricter comparison: Go's reverse proxy at its cheapest, so that
+//     the ratios to it are the cost of envelope-proxy's routing and
+//     rewriting, not of proxying.
 package main
 
 import (
