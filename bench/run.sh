@@ -438,13 +438,13 @@ span() { # printf-format numbers... -> "lo-hi", each rounded as median rounds
 		printf "$fmt-$fmt" "$lo" "$hi"
 	}
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > 0 ? a / b : 0)}'; }
 round_ratios() { # workload target reference -> the target's req/s over the reference's, one per round
 	local r
 	for ((r = 1; r <= ROUNDS; r++)); do
-		awk -v a="${ROUND_RPS[$r|$1|$2]}" -v b="${ROUND_RPS[$r|$1|$3]}" 'BEGIN {print (b > 0 ? a / b : 0)}'
+		ratio "${ROUND_RPS[$r|$1|$2]}" "${ROUND_RPS[$r|$1|$3]}"
 	done
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > 0 ? a / b : 0)}'; }
 CPU_MODEL=$(lscpu 2>/dev/null | awk -F: '/^Model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}')
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F: '/^model name/ {sub(/^[ \t]+/, "", $2); print $2; exit}' /proc/cpuinfo)
 ELAPSED=$((SECONDS - START_TIME))
