@@ -176,6 +176,7 @@ restart_server() { stop_server "$1"; start_server "$1"; }
 
 # Peak resident set (VmHWM) of a server, in KiB.
 peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/${PID[$1]}/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; } # KiB -> MiB, one decimal
 
 # CPU time a server has used so far (user + system, all threads), in clock
 # ticks of CLK_TCK per second.
@@ -391,7 +392,7 @@ huge_run() { # target
 	((rc == 0)) || die "streaming through $t: curl exit $rc after ${secs:-?} s, ${size:-?} bytes (timeout ${HUGE_MAX_TIME}s)"
 	[[ $status == 200 && $size == "$want" ]] || die "streaming through $t: status $status, $size bytes, want 200 and $want"
 	mibs=$(awk -v b="$size" -v s="$secs" 'BEGIN {printf "%.0f", b / 1048576 / s}')
-	HUGE_ROWS+=("| $t | $size | $(awk -v s="$secs" 'BEGIN {printf "%.1f", s}') | $mibs | $(awk -v k="$kib" 'BEGIN {printf "%.1f", k / 1024}') (at start $(awk -v k="$kib0" 'BEGIN {printf "%.1f", k / 1024}')) |")
+	HUGE_ROWS+=("| $t | $size | $(awk -v s="$secs" 'BEGIN {printf "%.1f", s}') | $mibs | $(mib "$kib") (at start $(mib "$kib0")) |")
 }
 if ((HUGE_BYTES > 0)); then
 	huge_run envelope
@@ -415,7 +416,7 @@ conns_run() { # target
 	errs=$(grep '^  Socket errors' "$f" | sed 's/^ *Socket errors: *//' || true)
 	non2xx=$(awk '/Non-2xx or 3xx/ {print $NF}' "$f")
 	kib=$(peak_kib "${TSERVER[$t]}")
-	CONN_ROWS+=("| $t | $(printf '%.0f' "$rps") | $(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$f")") | ${errs:-none} | ${non2xx:-0} | $(awk -v k="$kib" 'BEGIN {printf "%.1f", k / 1024}') |")
+	CONN_ROWS+=("| $t | $(printf '%.0f' "$rps") | $(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$f")") | ${errs:-none} | ${non2xx:-0} | $(mib "$kib") |")
 }
 if ((CONNS_CLIENTS > 0)); then
 	conns_run envelope
@@ -485,7 +486,7 @@ ELAPSED=$((SECONDS - START_TIME))
 				"$cpu" "$(ratio "$cpu" "$base_cpu")" "$(ratio "$cpu" "$tuned_cpu")" \
 				"$(median ${BE_CPU[$w|$t]})" \
 				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
-				"$(awk -v k="${PEAK[$w|$t]}" 'BEGIN {print k / 1024}')"
+				"$(mib "${PEAK[$w|$t]}")"
 		done
 	done
 	echo
@@ -511,7 +512,7 @@ ELAPSED=$((SECONDS - START_TIME))
 		printf '%s\n' "${CONN_ROWS[@]}"
 		echo
 	fi
-	echo "Backend peak RSS: $(awk -v k="$BACKEND_PEAK" 'BEGIN {printf "%.1f", k / 1024}') MiB. Run time: ${ELAPSED}s."
+	echo "Backend peak RSS: $(mib "$BACKEND_PEAK") MiB. Run time: ${ELAPSED}s."
 	if ((${#NOTES[@]})); then
 		echo
 		echo "Warnings:"

@@ -55,10 +55,11 @@ func BenchmarkProxy(b *testing.B) {
 	up := httptest.NewServer(benchUpstream())
 	defer up.Close()
 	target, _ := url.Parse(up.URL)
+	pool := config.Default().Upstream
 	baseline := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		BufferPool: &copyPool{},
-		Transport:  &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, DisableCompression: true},
+		Transport:  &http.Transport{MaxIdleConns: pool.MaxIdleConns, MaxIdleConnsPerHost: pool.MaxIdleConnsPerHost, DisableCompression: true},
 	})
 	defer baseline.Close()
 	cfg := testConfig(up.URL)

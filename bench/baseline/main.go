@@ -12,7 +12,7 @@
 //     is most of its cost on small responses. It also asks the upstream
 //     for gzip (Accept-Encoding), which the bench backend ignores.
 //   - tuned: the same proxy with the upstream connection pool sized as
-//     envelope-proxy's defaults size it (config.yaml's upstream section),
+//     envelope-proxy's defaults size it (config.Default().Upstream),
 //     and compression left to the client as envelope-proxy leaves it. It is
 //     the stricter comparison: Go's reverse proxy at its cheapest, so that
 //     the ratios to it are the cost of envelope-proxy's routing and
@@ -28,6 +28,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
 )
 
 // bufferPool hands httputil.ReverseProxy 32 KiB copy buffers.
@@ -57,10 +59,11 @@ func main() {
 	switch *transportName {
 	case "default":
 	case "tuned":
+		u := config.Default().Upstream
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 1024
-		t.MaxIdleConnsPerHost = 256
-		t.IdleConnTimeout = 90 * time.Second
+		t.MaxIdleConns = u.MaxIdleConns
+		t.MaxIdleConnsPerHost = u.MaxIdleConnsPerHost
+		t.IdleConnTimeout = u.IdleConnTimeout
 		t.DisableCompression = true
 		rp.Transport = t
 	default:
