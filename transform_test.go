@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 )
 
@@ -111,7 +112,7 @@ func TestConformance(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", px.URL+path, nil)
 		req.Header.Set("X-API-Key", key)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := await.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,7 +41,7 @@ func TestToken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL+tc.path, nil)
 			tc.auth(req)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := await.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +60,7 @@ func TestNoTokenConfigured(t *testing.T) {
 	cfg := config.Default()
 	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
+	resp, err := await.Client.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 			if tc.host != "" {
 				req.Host = tc.host
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := await.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +110,7 @@ func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
 		req.Host = "proxy.internal:9901"
 		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := await.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/envelope-proxy/envelope-proxy/store"
 	"github.com/envelope-proxy/envelope-proxy/transform"
@@ -86,7 +86,7 @@ log: {level: error, access_log: false}
 // getJSON decodes an admin API answer into v and returns its status.
 func (in *instance) getJSON(path string, v any) int {
 	in.t.Helper()
-	resp, err := testClient.Get(in.admin + path)
+	resp, err := await.Client.Get(in.admin + path)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -114,21 +114,23 @@ func (in *instance) overview() (evidence.Overview, map[string]evidence.ClientSum
 }
 
 // waitFor polls the overview until cond holds; the comparisons run after
-// the responses, on their own goroutines. It gives up after a generous
-// deadline, reporting the last rows: the test checks behaviour, not time.
+// the responses, on their own goroutines. If the rows never satisfy cond,
+// it logs the last ones, which say how far the evidence got.
 func (in *instance) waitFor(what string, cond func(map[string]evidence.ClientSummary) bool) map[string]evidence.ClientSummary {
 	in.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, rows := in.overview()
-		if cond(rows) {
-			return rows
+	var rows map[string]evidence.ClientSummary
+	held := false
+	defer func() {
+		if !held {
+			in.t.Logf("last rows: %+v", rows)
 		}
-		if time.Now().After(deadline) {
-			in.t.Fatalf("never saw %s; last rows: %+v", what, rows)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	await.Until(in.t, what, func() bool {
+		_, rows = in.overview()
+		return cond(rows)
+	})
+	held = true
+	return rows
 }
 
 // sendEvidenceTraffic sends n requests for each client.

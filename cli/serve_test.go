@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/gcfloor"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -102,8 +103,8 @@ func startServeAt(t testing.TB, path, yaml string) *instance {
 			in.signals <- syscall.SIGTERM
 			select {
 			case <-in.done:
-			case <-time.After(patience):
-				t.Errorf("serve did not stop within %v of SIGTERM: %s", patience, in.stderr.String())
+			case <-time.After(await.Patience):
+				t.Errorf("serve did not stop within %v of SIGTERM: %s", await.Patience, in.stderr.String())
 			}
 		}
 	})
@@ -117,8 +118,8 @@ func startServeAt(t testing.TB, path, yaml string) *instance {
 	case <-ready:
 	case <-in.done:
 		t.Fatalf("serve exited with %d: %s", in.code, in.stderr.String())
-	case <-time.After(patience):
-		t.Fatalf("serve not ready after %v: %s", patience, in.stderr.String())
+	case <-time.After(await.Patience):
+		t.Fatalf("serve not ready after %v: %s", await.Patience, in.stderr.String())
 	}
 	return in
 }
@@ -140,7 +141,7 @@ func (in *instance) write(yaml string) {
 func (in *instance) stop() int {
 	in.t.Helper()
 	in.signals <- syscall.SIGTERM
-	await(in.t, "serve to stop", in.done)
+	await.Receive(in.t, "serve to stop", in.done)
 	return in.code
 }
 
@@ -153,7 +154,7 @@ func (in *instance) get(path, key string, header ...string) (int, string) {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := testClient.Do(req)
+	resp, err := await.Client.Do(req)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func (in *instance) get(path, key string, header ...string) (int, string) {
 // metrics scrapes the admin listener.
 func (in *instance) metrics() map[string]*dto.MetricFamily {
 	in.t.Helper()
-	resp, err := testClient.Get(in.admin + "/metrics")
+	resp, err := await.Client.Get(in.admin + "/metrics")
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestMetricsMoveForEachKind(t *testing.T) {
 	// An exchange is recorded just after its response is sent: wait until
 	// all eight are.
 	var mf map[string]*dto.MetricFamily
-	waitFor(t, "8 requests in the metrics", func() bool {
+	await.Until(t, "8 requests in the metrics", func() bool {
 		mf = in.metrics()
 		total := 0.0
 		for _, m := range mf["envelope_proxy_requests_total"].GetMetric() {
@@ -294,7 +295,7 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 		t.Errorf("refused: got %v; want 1", got)
 	}
 	// The upstream is down, so the proxy is not ready.
-	resp, err := testClient.Get(in.admin + "/readyz")
+	resp, err := await.Client.Get(in.admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,41 +303,6 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Errorf("/readyz with the upstream down: got %d; want 503", resp.StatusCode)
 	}
-}
-
-// patience bounds every wait in these tests. It is far above what any wait
-// takes on a loaded machine: reaching it means the awaited event is never
-// coming, and the test fails naming it, instead of hanging until go test's
-// own timeout, whose report is only a dump of stacks.
-const patience = 30 * time.Second
-
-// testClient is the tests' HTTP client: a request that gets no answer fails
-// after patience instead of hanging the test.
-var testClient = &http.Client{Timeout: patience}
-
-// waitFor polls cond until it holds, for at most patience.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v", what, patience)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// await receives from ch, for at most patience.
-func await[T any](t testing.TB, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(patience):
-		t.Fatalf("gave up waiting for %s after %v", what, patience)
-	}
-	var zero T
-	return zero
 }
 
 func TestReload(t *testing.T) {
@@ -352,14 +318,14 @@ func TestReload(t *testing.T) {
 
 	t.Run("file change, valid", func(t *testing.T) {
 		in.write(configYAML(up.URL, "envelope", ""))
-		waitFor(t, "the reload", func() bool { return reloads("success") == 1 })
+		await.Until(t, "the reload", func() bool { return reloads("success") == 1 })
 		if status, body := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after reload: got %d %q; want 402 (envelope)", status, body)
 		}
 	})
 	t.Run("file change, invalid", func(t *testing.T) {
 		in.write(configYAML(up.URL, "envlope", ""))
-		waitFor(t, "the rejected reload", func() bool { return reloads("failure") == 1 })
+		await.Until(t, "the rejected reload", func() bool { return reloads("failure") == 1 })
 		if status, _ := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after a rejected reload: got %d; want 402 (the old config)", status)
 		}
@@ -369,9 +335,9 @@ func TestReload(t *testing.T) {
 	})
 	t.Run("SIGHUP, valid", func(t *testing.T) {
 		in.write(configYAML(up.URL, "legacy", ""))
-		waitFor(t, "the file reload", func() bool { return reloads("success") == 2 })
+		await.Until(t, "the file reload", func() bool { return reloads("success") == 2 })
 		in.signals <- syscall.SIGHUP
-		waitFor(t, "the SIGHUP reload", func() bool { return reloads("success") == 3 })
+		await.Until(t, "the SIGHUP reload", func() bool { return reloads("success") == 3 })
 		if status, _ := in.get("/credits", acmeKey); status != 403 {
 			t.Errorf("got %d; want 403 (legacy again)", status)
 		}
@@ -380,7 +346,7 @@ func TestReload(t *testing.T) {
 		before := reloads("failure")
 		os.WriteFile(in.path, nil, 0o600)
 		in.signals <- syscall.SIGHUP
-		waitFor(t, "the rejected empty reload", func() bool { return reloads("failure") > before })
+		await.Until(t, "the rejected empty reload", func() bool { return reloads("failure") > before })
 		if status, _ := in.get("/credits", acmeKey); status != 403 {
 			t.Errorf("got %d; want 403 (the config in force, not the defaults)", status)
 		}
@@ -392,7 +358,7 @@ func TestReload(t *testing.T) {
 		// The watcher may still count the empty file above as a failure;
 		// only SIGHUP's reload logs the missing file (the watcher waits
 		// for the next event on a file mid-swap).
-		waitFor(t, "the failed SIGHUP reload", func() bool {
+		await.Until(t, "the failed SIGHUP reload", func() bool {
 			return reloads("failure") > before && strings.Contains(in.stderr.String(), "no such file or directory")
 		})
 		if status, _ := in.get("/credits", acmeKey); status != 403 {
@@ -417,9 +383,9 @@ func TestGCFloorFollowsConfig(t *testing.T) {
 		in.signals <- syscall.SIGHUP
 	}
 	reload("0")
-	waitFor(t, "the floor removed", func() bool { return gcfloor.Percent() == base })
+	await.Until(t, "the floor removed", func() bool { return gcfloor.Percent() == base })
 	reload("268435456")
-	waitFor(t, "the floor back", func() bool { return gcfloor.Percent() > base })
+	await.Until(t, "the floor back", func() bool { return gcfloor.Percent() > base })
 	if code := in.stop(); code != 0 {
 		t.Fatalf("exit code: got %d; want 0", code)
 	}
@@ -446,7 +412,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			for i := 0; i < perWorker; i++ {
 				req, _ := http.NewRequest("GET", in.client+"/credits", nil)
 				req.Header.Set("X-API-Key", acmeKey)
-				resp, err := testClient.Do(req)
+				resp, err := await.Client.Do(req)
 				if err != nil {
 					errs <- err.Error()
 					continue
@@ -473,7 +439,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	await(t, "the reloads to end", stop)
+	await.Receive(t, "the reloads to end", stop)
 	close(errs)
 	n := 0
 	for e := range errs {
@@ -516,7 +482,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		resp, err := testClient.Get(in.client + "/slow")
+		resp, err := await.Client.Get(in.client + "/slow")
 		if err != nil {
 			got <- result{err: err}
 			return
@@ -525,10 +491,10 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- result{resp.StatusCode, string(b), err}
 	}()
-	await(t, "the slow request at the upstream", arrived)
+	await.Receive(t, "the slow request at the upstream", arrived)
 	in.signals <- syscall.SIGTERM
-	waitFor(t, "/readyz to turn unready", func() bool {
-		resp, err := testClient.Get(in.admin + "/readyz")
+	await.Until(t, "/readyz to turn unready", func() bool {
+		resp, err := await.Client.Get(in.admin + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -541,11 +507,11 @@ func TestGracefulShutdown(t *testing.T) {
 	default:
 	}
 	releaseOnce()
-	r := await(t, "the in-flight response", got)
+	r := await.Receive(t, "the in-flight response", got)
 	if r.err != nil || r.status != 200 || r.body != `{"part":1}` {
 		t.Errorf("in-flight request: got %d %q %v; want 200 {\"part\":1}", r.status, r.body, r.err)
 	}
-	await(t, "serve to exit", in.done)
+	await.Receive(t, "serve to exit", in.done)
 	if in.code != 0 {
 		t.Errorf("exit code: got %d; want 0", in.code)
 	}
@@ -597,7 +563,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, err := testClient.Get(in.admin + tc.path)
+			resp, err := await.Client.Get(in.admin + tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}

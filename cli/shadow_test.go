@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 )
 
@@ -61,7 +62,7 @@ func shadowUpstreams(t *testing.T, block chan struct{}, candidateDone *atomic.In
 
 func (in *instance) shadowReport(client string) shadow.Report {
 	in.t.Helper()
-	resp, err := testClient.Get(in.admin + "/shadow/report?client=" + client)
+	resp, err := await.Client.Get(in.admin + "/shadow/report?client=" + client)
 	if err != nil {
 		in.t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		// after a pause that grows with each attempt (at most 2.2 s in all).
 		for attempt := 1; ; attempt++ {
 			status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
-			direct, _ := testClient.Get(legacy.URL + c.path)
+			direct, _ := await.Client.Get(legacy.URL + c.path)
 			want, _ := io.ReadAll(direct.Body)
 			direct.Body.Close()
 			if status != direct.StatusCode || body != string(want) {
@@ -120,7 +121,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 			}
 			total++
 			var r shadow.Report
-			waitFor(t, c.path+" compared", func() bool {
+			await.Until(t, c.path+" compared", func() bool {
 				r = in.shadowReport("acme")
 				return len(r.Clients) > 0 && r.Clients[0].Total >= total
 			})
@@ -196,19 +197,19 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 				t.Fatalf("request %d: got %d", i, status)
 			}
 		}
-		waitFor(t, "dropped exchanges", func() bool {
+		await.Until(t, "dropped exchanges", func() bool {
 			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeDropped] >= 4
 		})
 	})
 	t.Run("POST is not mirrored", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", in.client+"/v1/jobs", strings.NewReader(`{"a":1}`))
 		req.Header.Set("X-API-Key", acmeKey)
-		resp, err := testClient.Do(req)
+		resp, err := await.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		waitFor(t, "skipped_method", func() bool {
+		await.Until(t, "skipped_method", func() bool {
 			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeSkippedMethod] == 1
 		})
 		if _, ok := seen.Load("POST /v1/jobs"); ok {
@@ -216,7 +217,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		}
 	})
 	t.Run("no key in the report", func(t *testing.T) {
-		resp, err := testClient.Get(in.admin + "/shadow/report")
+		resp, err := await.Client.Get(in.admin + "/shadow/report")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +256,7 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	body := `{"session_id":"abc","frames":[1,2,3]}`
 	req, _ := http.NewRequest("POST", in.client+"/v1/detect", strings.NewReader(body))
 	req.Header.Set("X-API-Key", acmeKey)
-	resp, err := testClient.Do(req)
+	resp, err := await.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +265,8 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	if string(b) != `{"id":1}` {
 		t.Errorf("client: got %q; want the legacy body", b)
 	}
-	if g := await(t, "the mirrored request", got); g != "POST "+body {
+	if g := await.Receive(t, "the mirrored request", got); g != "POST "+body {
 		t.Errorf("candidate: got %q; want %q", g, "POST "+body)
 	}
-	waitFor(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeMatch] == 1 })
+	await.Until(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeMatch] == 1 })
 }

@@ -6,16 +6,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 )
-
-// patience bounds the waits below for something that must happen; reaching
-// it means it never will.
-const patience = 30 * time.Second
 
 // startReloader watches the config file at path, which holds loaded, and
 // returns the channel of applied configs, the SIGHUP channel and the
@@ -29,20 +25,14 @@ func startReloader(t *testing.T, path string, loaded []byte) (<-chan *Config, ch
 	stopped, err := r.Watch(ctx, hup)
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-stopped:
-		case <-time.After(patience):
-			t.Errorf("Watch's loop still running %v after its context ended", patience)
-		}
+		await.Receive(t, "Watch's loop to end with its context", stopped)
 	})
 	return applied, hup, r, err
 }
 
 // failures reads the count of failed reloads.
 func failures(r *Reloader) float64 {
-	var m dto.Metric
-	r.reloads.WithLabelValues("failure").Write(&m)
-	return m.GetCounter().GetValue()
+	return testutil.ToFloat64(r.reloads.WithLabelValues("failure"))
 }
 
 // TestWatchIsInPlaceWhenItReturns writes the file the moment Watch returns,
@@ -89,13 +79,9 @@ func TestWatchIsInPlaceWhenItReturns(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			select {
-			case c := <-applied:
-				if c.Routing.Default != ModeEnvelope {
-					t.Errorf("applied routing.default: got %q; want %q", c.Routing.Default, ModeEnvelope)
-				}
-			case <-time.After(patience):
-				t.Fatalf("the change was never applied")
+			c := await.Receive(t, "the change to be applied", applied)
+			if c.Routing.Default != ModeEnvelope {
+				t.Errorf("applied routing.default: got %q; want %q", c.Routing.Default, ModeEnvelope)
 			}
 		})
 	}
@@ -110,11 +96,5 @@ func TestWatchFailureKeepsSIGHUP(t *testing.T) {
 		t.Fatalf("Watch on a missing directory: got nil; want an error")
 	}
 	hup <- syscall.SIGHUP
-	deadline := time.Now().Add(patience)
-	for failures(r) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("failed reloads after SIGHUP: got %v; want 1 (the file is missing)", failures(r))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	await.Until(t, "the SIGHUP reload to fail on the missing file", func() bool { return failures(r) == 1 })
 }

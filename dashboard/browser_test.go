@@ -2,46 +2,27 @@ package dashboard
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/internal/headless"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "write the browser test's screenshots to ../docs/ (dashboard.png, dashboard-detail.png)")
-
-// findBrowser returns the Chromium to drive: $CHROMIUM_PATH, else the
-// first of the usual names on $PATH.
-func findBrowser() string {
-	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // browserThresholds are the readiness settings of the fixture.
 var browserThresholds = verdict.Thresholds{
@@ -272,26 +253,12 @@ func browserSource() *staticSource {
 // hostileName is a client name made of markup.
 const hostileName = `removed-<b>bold</b><img src="/hostile">`
 
-// pageProblems collects what the page must never do: fetch from another
-// origin, log an error, throw, or break its Content-Security-Policy.
-type pageProblems struct {
-	mu       sync.Mutex
-	base     string
-	requests int
-	problems []string
-	// failed are the URLs the test made fail on purpose; the browser
-	// logs their status as an error, which is expected.
-	failed map[string]bool
-}
-
-// failing wraps h to answer 503 for the API while fail is set, noting the
-// URLs it failed.
-func (p *pageProblems) failing(h http.Handler, fail *atomic.Bool) http.Handler {
+// failing wraps h to answer 503 for the API while fail is set, telling b
+// that those URLs fail on purpose.
+func failing(h http.Handler, fail *atomic.Bool, b *headless.Browser) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fail.Load() && strings.HasPrefix(r.URL.Path, "/api/") {
-			p.mu.Lock()
-			p.failed[p.base+r.URL.RequestURI()] = true
-			p.mu.Unlock()
+			b.ExpectFailure("http://" + r.Host + r.URL.RequestURI())
 			http.Error(w, "upstream of the test is down", http.StatusServiceUnavailable)
 			return
 		}
@@ -299,122 +266,31 @@ func (p *pageProblems) failing(h http.Handler, fail *atomic.Bool) http.Handler {
 	})
 }
 
-func (p *pageProblems) listen(ev any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch ev := ev.(type) {
-	case *network.EventRequestWillBeSent:
-		p.requests++
-		u := ev.Request.URL
-		if !strings.HasPrefix(u, p.base+"/") && !strings.HasPrefix(u, "data:") {
-			p.problems = append(p.problems, "request to "+u)
-		}
-	case *runtime.EventConsoleAPICalled:
-		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-			var args []string
-			for _, a := range ev.Args {
-				args = append(args, string(a.Value)+a.Description)
-			}
-			p.problems = append(p.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
-		}
-	case *runtime.EventExceptionThrown:
-		d := ev.ExceptionDetails
-		text := d.Text
-		if d.Exception != nil {
-			text += " " + d.Exception.Description
-		}
-		p.problems = append(p.problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, text))
-	case *log.EventEntryAdded:
-		if ev.Entry.Source == log.EntrySourceNetwork && p.failed[ev.Entry.URL] {
-			return
-		}
-		if ev.Entry.Level == log.EntryLevelError || strings.Contains(ev.Entry.Text, "Content Security Policy") {
-			p.problems = append(p.problems, fmt.Sprintf("log %s/%s: %s (%s)", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-		}
-	}
-}
-
-func (p *pageProblems) check(t *testing.T) {
-	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.problems {
-		t.Errorf("page problem: %s", s)
-	}
-	if p.requests == 0 {
-		t.Error("saw no network request: the listener is not working")
-	}
-}
-
 func TestBrowser(t *testing.T) {
-	browser := findBrowser()
-	if browser == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no Chromium found (set CHROMIUM_PATH or install Debian's chromium package)")
-		}
-		t.Skip("no Chromium found: set CHROMIUM_PATH or install chromium to run the browser test")
-	}
-	watch := &pageProblems{failed: map[string]bool{}}
+	b := headless.Start(t)
 	var failAPI atomic.Bool
 	mux := http.NewServeMux()
 	for p, h := range New(browserSource(), Options{}).Routes() {
 		mux.Handle("GET "+p, h)
 	}
-	ts := httptest.NewServer(watch.failing(mux, &failAPI))
+	ts := httptest.NewServer(failing(mux, &failAPI, b))
 	defer ts.Close()
-	watch.base = ts.URL
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox, // the tests may run as root
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("lang", "en-US"),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
-
-	// Start the browser, then listen before the page loads.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
-	if err := chromedp.Listen(ctx, watch.listen); err != nil {
-		t.Fatal(err)
-	}
-
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(what, js string) []string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
 	const rowNames = `[...document.querySelectorAll('#clients-body tr[data-client]')].map(r => r.dataset.client)`
 	// waitRows waits until the table shows n rows.
-	waitRows := func(what string, n int) []string {
+	waitRows := func(t *testing.T, what string, n int) []string {
 		t.Helper()
-		run(what, chromedp.Poll[chromedp.Void](
+		b.Do(t, what, chromedp.Poll[chromedp.Void](
 			fmt.Sprintf(`document.querySelectorAll('#clients-body tr[data-client]').length === %d`, n),
 			chromedp.WithPollingTimeout(10*time.Second)))
-		return eval(what, rowNames)
+		return b.Eval(t, what, rowNames)
 	}
 	setSelect := func(id, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 			`(() => { const e = document.getElementById(%q); e.value = %q; e.dispatchEvent(new Event('change', {bubbles: true})); })()`, id, value))
 	}
 
-	run("loading the page",
+	b.Do(t, "loading the page",
 		chromedp.EmulateViewport(1280, 900),
 		chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-client="acme-envelope"]`)),
@@ -428,76 +304,76 @@ func TestBrowser(t *testing.T) {
 			"delta-shadow-mismatch": "not_ready",
 		}
 		for name, state := range want {
-			got := eval("reading a verdict", fmt.Sprintf(
+			got := b.Eval(t, "reading a verdict", fmt.Sprintf(
 				`[...document.querySelectorAll('tr[data-client=%q] [data-verdict]')].map(e => e.dataset.verdict + ' ' + e.textContent)`, name))
 			if w := state + " " + strings.ReplaceAll(state, "_", " "); len(got) != 1 || got[0] != w {
 				t.Errorf("%s: got badges %q; want [%q]", name, got, w)
 			}
 		}
-		reason := eval("reading a reason", `[...document.querySelectorAll('tr[data-client="delta-shadow-mismatch"] .reason')].map(e => e.textContent)`)
+		reason := b.Eval(t, "reading a reason", `[...document.querySelectorAll('tr[data-client="delta-shadow-mismatch"] .reason')].map(e => e.textContent)`)
 		if w := "mismatch 5% > 0.1% over 24h, 2,000 compared"; len(reason) != 1 || reason[0] != w {
 			t.Errorf("delta's first reason: got %q; want [%q]", reason, w)
 		}
 	})
 
 	t.Run("pagination", func(t *testing.T) {
-		rows := waitRows("first page", 50)
+		rows := waitRows(t, "first page", 50)
 		if len(rows) != 50 {
 			t.Errorf("got %d rows; want 50", len(rows))
 		}
-		showing := eval("reading the pager", `[document.getElementById('showing').textContent]`)
+		showing := b.Eval(t, "reading the pager", `[document.getElementById('showing').textContent]`)
 		if w := "showing 1–50 of 1,007"; showing[0] != w {
 			t.Errorf("got %q; want %q", showing[0], w)
 		}
-		run("next page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="Next page"]`)))
-		second := waitRows("second page", 50)
+		b.Do(t, "next page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="Next page"]`)))
+		second := waitRows(t, "second page", 50)
 		if slices.Contains(second, rows[0]) {
 			t.Errorf("page 2 repeats %q from page 1", rows[0])
 		}
-		showing = eval("reading the pager", `[document.getElementById('showing').textContent]`)
+		showing = b.Eval(t, "reading the pager", `[document.getElementById('showing').textContent]`)
 		if w := "showing 51–100 of 1,007"; showing[0] != w {
 			t.Errorf("got %q; want %q", showing[0], w)
 		}
-		run("first page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="First page"]`)))
-		waitRows("first page again", 50)
+		b.Do(t, "first page", chromedp.Click(chromedp.CSS(`#pager button[aria-label="First page"]`)))
+		waitRows(t, "first page again", 50)
 	})
 
 	t.Run("filter by verdict", func(t *testing.T) {
-		run("choosing not ready", setSelect("filter-verdict", "not_ready"))
-		got := waitRows("not ready rows", 2)
+		b.Do(t, "choosing not ready", setSelect("filter-verdict", "not_ready"))
+		got := waitRows(t, "not ready rows", 2)
 		slices.Sort(got)
 		if want := []string{"beta-unmapped", "delta-shadow-mismatch"}; !slices.Equal(got, want) {
 			t.Errorf("got %q; want %q", got, want)
 		}
-		run("clearing the verdict", setSelect("filter-verdict", ""))
-		waitRows("all rows", 50)
+		b.Do(t, "clearing the verdict", setSelect("filter-verdict", ""))
+		waitRows(t, "all rows", 50)
 	})
 
 	t.Run("filter by mode", func(t *testing.T) {
-		run("choosing shadow", setSelect("filter-mode", "shadow"))
-		got := waitRows("shadow rows", 50)
+		b.Do(t, "choosing shadow", setSelect("filter-mode", "shadow"))
+		got := waitRows(t, "shadow rows", 50)
 		for _, name := range got {
 			if strings.HasPrefix(name, "acme") || strings.HasPrefix(name, "beta") {
 				t.Errorf("got envelope client %q among the shadow ones", name)
 			}
 		}
-		run("clearing the mode", setSelect("filter-mode", ""))
-		waitRows("all rows", 50)
+		b.Do(t, "clearing the mode", setSelect("filter-mode", ""))
+		waitRows(t, "all rows", 50)
 	})
 
 	t.Run("sort", func(t *testing.T) {
-		run("sorting by name", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
-		rows := waitRows("sorted rows", 50)
+		b.Do(t, "sorting by name", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
+		rows := waitRows(t, "sorted rows", 50)
 		if rows[0] != "acme-envelope" {
 			t.Errorf("first by name: got %q; want %q", rows[0], "acme-envelope")
 		}
-		run("sorting by name descending", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
-		rows = eval("reading rows", rowNames)
+		b.Do(t, "sorting by name descending", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="name"] button`)))
+		rows = b.Eval(t, "reading rows", rowNames)
 		if rows[0] != "tenant-1000" {
 			t.Errorf("first by name descending: got %q; want %q", rows[0], "tenant-1000")
 		}
-		run("sorting by requests", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="requests"] button`)))
-		rows = eval("reading rows", rowNames)
+		b.Do(t, "sorting by requests", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="requests"] button`)))
+		rows = b.Eval(t, "reading rows", rowNames)
 		if rows[0] != "acme-envelope" {
 			t.Errorf("first by requests: got %q; want %q", rows[0], "acme-envelope")
 		}
@@ -505,96 +381,90 @@ func TestBrowser(t *testing.T) {
 
 	var listShot []byte
 	t.Run("screenshot of the list", func(t *testing.T) {
-		run("scrolling up", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
+		b.Do(t, "scrolling up", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+		shot := headless.Run(t, b, "taking a screenshot", chromedp.CaptureScreenshot())
 		checkPNG(t, shot)
 		listShot = shot
 	})
 
 	t.Run("markup in data stays text", func(t *testing.T) {
-		run("finding the row", chromedp.SendKeys(chromedp.ID("filter-name"), "removed-"))
-		waitRows("the hostile row", 1)
-		got := eval("reading the row", `[...document.querySelectorAll('#clients-body tr')].map(r =>
+		b.Do(t, "finding the row", chromedp.SendKeys(chromedp.ID("filter-name"), "removed-"))
+		waitRows(t, "the hostile row", 1)
+		got := b.Eval(t, "reading the row", `[...document.querySelectorAll('#clients-body tr')].map(r =>
 			[r.dataset.client, r.querySelector('a.client-link').textContent, r.querySelector('.reason').textContent,
 			 String(r.querySelectorAll('b, img').length)].join('|'))`)
 		want := hostileName + "|" + hostileName + `|mode legacy: <img src="/hostile" onerror="alert(1)">|0`
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("got %q; want [%q]", got, want)
 		}
-		run("clearing the name", chromedp.Evaluate[chromedp.Void](
+		b.Do(t, "clearing the name", chromedp.Evaluate[chromedp.Void](
 			`(() => { const e = document.getElementById('filter-name'); e.value = ''; e.dispatchEvent(new Event('input', {bubbles: true})); })()`))
-		waitRows("all rows", 50)
+		waitRows(t, "all rows", 50)
 	})
 
 	t.Run("filter by name and open a client", func(t *testing.T) {
-		run("typing a name", chromedp.SendKeys(chromedp.ID("filter-name"), "shadow"))
-		got := waitRows("filtered rows", 2)
+		b.Do(t, "typing a name", chromedp.SendKeys(chromedp.ID("filter-name"), "shadow"))
+		got := waitRows(t, "filtered rows", 2)
 		slices.Sort(got)
 		if want := []string{"delta-shadow-mismatch", "gamma-shadow-match"}; !slices.Equal(got, want) {
 			t.Errorf("got %q; want %q", got, want)
 		}
-		run("opening delta",
+		b.Do(t, "opening delta",
 			chromedp.Click(chromedp.CSS(`tr[data-client="delta-shadow-mismatch"] a.client-link`)),
 			chromedp.WaitVisible(chromedp.CSS(`#detail .sample`)),
 		)
 		for _, col := range []string{"col-envelope", "col-candidate"} {
-			lines := eval("reading the diff", fmt.Sprintf(`[...document.querySelectorAll('#detail .%s .line.diff')].map(e => e.textContent)`, col))
+			lines := b.Eval(t, "reading the diff", fmt.Sprintf(`[...document.querySelectorAll('#detail .%s .line.diff')].map(e => e.textContent)`, col))
 			if len(lines) != 1 || !strings.Contains(lines[0], `"price"`) {
 				t.Errorf("%s: got highlighted lines %q; want one with \"price\"", col, lines)
 			}
 		}
-		legacy := eval("reading the legacy column", `[...document.querySelectorAll('#detail .col-legacy .line')].map(e => e.textContent)`)
+		legacy := b.Eval(t, "reading the legacy column", `[...document.querySelectorAll('#detail .col-legacy .line')].map(e => e.textContent)`)
 		if len(legacy) == 0 || !strings.Contains(strings.Join(legacy, "\n"), `"Espresso cup"`) {
 			t.Errorf("legacy column: got %q; want the legacy body", legacy)
 		}
-		ops := eval("reading the ops", `[...document.querySelectorAll('#detail table.ops tbody tr')].map(e => e.textContent)`)
+		ops := b.Eval(t, "reading the ops", `[...document.querySelectorAll('#detail table.ops tbody tr')].map(e => e.textContent)`)
 		if w := `replace/data/price"10"`; len(ops) != 1 || ops[0] != w {
 			t.Errorf("diff ops: got %q; want [%q]", ops, w)
 		}
-		charts := eval("reading the charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
+		charts := b.Eval(t, "reading the charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
 		if w := []string{"Requests over time 60", "Mismatch rate over time 60"}; !slices.Equal(charts, w) {
 			t.Errorf("charts of the last hour: got %q; want %q", charts, w)
 		}
-		run("switching the charts to the window",
+		b.Do(t, "switching the charts to the window",
 			chromedp.Click(chromedp.CSS(`#detail button[data-range="series"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`#detail button[data-range="series"].on`)),
 		)
-		charts = eval("reading the window's charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
+		charts = b.Eval(t, "reading the window's charts", `[...document.querySelectorAll('#detail svg.chart')].map(e => e.getAttribute('aria-label') + ' ' + e.querySelectorAll('g.pt title').length)`)
 		if w := []string{"Requests over time 25", "Mismatch rate over time 25"}; !slices.Equal(charts, w) {
 			t.Errorf("charts of the window: got %q; want %q", charts, w)
 		}
-		run("switching back to the last hour",
+		b.Do(t, "switching back to the last hour",
 			chromedp.Click(chromedp.CSS(`#detail button[data-range="recent"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`#detail button[data-range="recent"].on`)),
 		)
 		if *updateScreenshot {
 			// The whole detail page, for the docs.
-			shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
+			shot := headless.Run(t, b, "taking a screenshot of the page", chromedp.FullScreenshot(100))
 			checkPNG(t, shot)
 			writeShot(t, "dashboard-detail.png", shot)
 		}
-		run("going back",
+		b.Do(t, "going back",
 			chromedp.Evaluate[chromedp.Void](`history.back()`),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-client="gamma-shadow-match"]`)),
 		)
-		if got := eval("reading the filter", `[document.getElementById('filter-name').value]`); got[0] != "shadow" {
+		if got := b.Eval(t, "reading the filter", `[document.getElementById('filter-name').value]`); got[0] != "shadow" {
 			t.Errorf("name filter after going back: got %q; want %q", got[0], "shadow")
 		}
-		waitRows("filtered rows again", 2)
+		waitRows(t, "filtered rows again", 2)
 	})
 
 	t.Run("unmapped sample", func(t *testing.T) {
-		run("opening beta",
+		b.Do(t, "opening beta",
 			chromedp.Navigate(ts.URL+"/dashboard/#client=beta-unmapped"),
 			chromedp.WaitVisible(chromedp.CSS(`#detail .unmapped pre`)),
 		)
-		got := eval("reading the sample", `[...document.querySelectorAll('#detail .unmapped')].map(e => e.textContent)`)
+		got := b.Eval(t, "reading the sample", `[...document.querySelectorAll('#detail .unmapped')].map(e => e.textContent)`)
 		if len(got) != 1 || !strings.Contains(got[0], "teapot_error") || !strings.Contains(got[0], `"I refuse to brew coffee"`) {
 			t.Errorf("got %q; want the teapot_error code with its sample", got)
 		}
@@ -603,34 +473,34 @@ func TestBrowser(t *testing.T) {
 	t.Run("API failure keeps the data", func(t *testing.T) {
 		failAPI.Store(true)
 		// Opening a client polls at once.
-		run("opening acme while the API fails",
+		b.Do(t, "opening acme while the API fails",
 			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=acme-envelope'`),
 			chromedp.WaitVisible(chromedp.ID("error")),
 		)
-		got := eval("reading the banner", `[document.getElementById('error').textContent, document.getElementById('updated').className]`)
+		got := b.Eval(t, "reading the banner", `[document.getElementById('error').textContent, document.getElementById('updated').className]`)
 		if !strings.Contains(got[0], "HTTP 503") || !strings.Contains(got[0], "Showing the data from") {
 			t.Errorf("banner: got %q; want the status and that the last data is kept", got[0])
 		}
 		if got[1] != "updated stale" {
 			t.Errorf("freshness class: got %q; want %q", got[1], "updated stale")
 		}
-		run("going to the list while the API fails",
+		b.Do(t, "going to the list while the API fails",
 			chromedp.Evaluate[chromedp.Void](`location.hash = ''`),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-client="beta-unmapped"]`)),
 		)
-		if got := waitRows("the kept rows", 50); len(got) != 50 {
+		if got := waitRows(t, "the kept rows", 50); len(got) != 50 {
 			t.Errorf("got %d rows with the API down; want the last 50 kept", len(got))
 		}
-		if got := eval("reading the banner", `[String(document.getElementById('error').hidden)]`); got[0] != "false" {
+		if got := b.Eval(t, "reading the banner", `[String(document.getElementById('error').hidden)]`); got[0] != "false" {
 			t.Errorf("banner hidden: got %s; want false while the API fails", got[0])
 		}
 		failAPI.Store(false)
-		run("opening gamma once the API works",
+		b.Do(t, "opening gamma once the API works",
 			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=gamma-shadow-match'`),
 			chromedp.WaitVisible(chromedp.CSS(`#detail .stats`)),
 			chromedp.WaitNotVisible(chromedp.ID("error")),
 		)
-		if got := eval("reading the freshness", `[document.getElementById('updated').textContent]`); !strings.HasPrefix(got[0], "updated ") {
+		if got := b.Eval(t, "reading the freshness", `[document.getElementById('updated').textContent]`); !strings.HasPrefix(got[0], "updated ") {
 			t.Errorf("freshness: got %q; want %q", got[0], "updated Ns ago")
 		}
 	})
@@ -638,7 +508,7 @@ func TestBrowser(t *testing.T) {
 	if listShot != nil {
 		writeShot(t, "dashboard.png", listShot)
 	}
-	watch.check(t)
+	b.Check(t, ts.URL)
 }
 
 func checkPNG(t *testing.T, b []byte) {

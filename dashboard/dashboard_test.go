@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -93,7 +94,7 @@ func newServer(t *testing.T, src Source) *httptest.Server {
 
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := await.Client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestAssetRevalidation(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/dashboard/assets/app.js", nil)
 	req.Header.Set("If-None-Match", etag)
-	resp2, err := http.DefaultClient.Do(req)
+	resp2, err := await.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestMethods(t *testing.T) {
 		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 			t.Run(method+" "+p, func(t *testing.T) {
 				req, _ := http.NewRequest(method, ts.URL+p, strings.NewReader("{}"))
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := await.Client.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}

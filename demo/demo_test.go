@@ -2,11 +2,12 @@ package demo
 
 import (
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 )
 
 // TestExamplesMatchTestdata keeps the demo's bodies and the golden files in
@@ -30,7 +31,7 @@ func TestBackendServesEveryExample(t *testing.T) {
 	defer srv.Close()
 	for _, e := range Examples {
 		t.Run(e.Name, func(t *testing.T) {
-			resp, err := http.Get(srv.URL + e.Path())
+			resp, err := await.Client.Get(srv.URL + e.Path())
 			if err != nil {
 				t.Fatal(err)
 			}

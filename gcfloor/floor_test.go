@@ -5,7 +5,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
-	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 )
 
 // heapGoal returns the runtime's current heap goal.
@@ -104,27 +105,25 @@ func TestFloorFollowsCollections(t *testing.T) {
 		t.Fatalf("percent with a small heap: got %d; want above 100", got)
 	}
 	// The floor retunes on the cleanup goroutine after each collection;
-	// collect until it has (bounded: a guard against waiting forever, not
-	// a timing assertion).
+	// collect until it has.
 	collectUntil := func(what string, ok func(int) bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !ok(Percent()) && time.Now().Before(deadline) {
+		await.Until(t, what, func() bool {
+			if ok(Percent()) {
+				return true
+			}
 			runtime.GC()
-			time.Sleep(10 * time.Millisecond)
-		}
-		if got := Percent(); !ok(got) {
-			t.Errorf("percent %s: got %d", what, got)
-		}
+			return false
+		})
 	}
 	live := make([][]byte, 96) // 96 MiB, above the floor
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 	}
-	collectUntil("with a live heap above the floor (want 100)", func(p int) bool { return p == 100 })
+	collectUntil("the percent back to 100 with a live heap above the floor", func(p int) bool { return p == 100 })
 	runtime.KeepAlive(live)
 	live = nil
-	collectUntil("with the heap small again (want above 100)", func(p int) bool { return p > 100 })
+	collectUntil("the percent above 100 with the heap small again", func(p int) bool { return p > 100 })
 }
 
 func TestSetChangesAndRemovesTheFloor(t *testing.T) {

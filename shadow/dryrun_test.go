@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestDryRunWithoutCandidate(t *testing.T) {
@@ -91,18 +92,18 @@ func TestDryRunWithoutCandidate(t *testing.T) {
 			if g.LegacyLatency.Count != 1 || g.LegacyLatency.P50Ms < 11 || g.LegacyLatency.P50Ms > 13 {
 				t.Errorf("legacy latency: got %+v; want 1 value near 12 ms", g.LegacyLatency)
 			}
-			if got := counterValue(t, c.metrics.total.WithLabelValues("acme", string(OutcomeDryRun))); got != 1 {
+			if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", string(OutcomeDryRun))); got != 1 {
 				t.Errorf("envelope_proxy_shadow_total{acme,dry_run}: got %v; want 1", got)
 			}
 			wantChanges := 0
 			if len(tt.wantMoves) > 0 {
 				wantChanges = 1
 			}
-			if got := seriesCount(c.metrics.statusChanges); got != wantChanges {
+			if got := testutil.CollectAndCount(c.metrics.statusChanges); got != wantChanges {
 				t.Errorf("status change series: got %d; want %d", got, wantChanges)
 			}
 			if wantChanges == 1 {
-				if got := counterValue(t, c.metrics.statusChanges.WithLabelValues("403", "402")); got != 1 {
+				if got := testutil.ToFloat64(c.metrics.statusChanges.WithLabelValues("403", "402")); got != 1 {
 					t.Errorf("envelope_proxy_shadow_status_changes_total{403,402}: got %v; want 1", got)
 				}
 			}

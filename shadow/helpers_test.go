@@ -12,8 +12,6 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // The legacy and envelope bodies of the migration's flagship example.
@@ -135,28 +133,4 @@ func gzipped(t *testing.T, s string) []byte {
 func (c *Comparator) compareNow(ex *Exchange) {
 	c.inflight.Add(1)
 	c.run(c.cur.Load(), c.clients.get(ex.Client), ex)
-}
-
-// counterValue reads a counter.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatalf("reading counter: %v", err)
-	}
-	return m.GetCounter().GetValue()
-}
-
-// seriesCount counts the series a collector exports.
-func seriesCount(c prometheus.Collector) int {
-	ch := make(chan prometheus.Metric)
-	go func() {
-		c.Collect(ch)
-		close(ch)
-	}()
-	n := 0
-	for range ch {
-		n++
-	}
-	return n
 }

@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 )
 
 // open opens a store in a fresh temporary directory and closes it when the
@@ -789,8 +790,8 @@ func TestOpenLockedFile(t *testing.T) {
 			defer func() { _, _ = conn.ExecContext(ctx, "ROLLBACK") }()
 
 			// Open (or, failing that, the first write) must give up on
-			// its own; the deadline only keeps a regression from hanging
-			// the test run.
+			// its own; the wait's bound only keeps a regression from
+			// hanging the test run.
 			result := make(chan error, 1)
 			go func() {
 				s, err := Open(dir, Options{})
@@ -801,15 +802,11 @@ func TestOpenLockedFile(t *testing.T) {
 				defer func() { _ = s.Close() }()
 				result <- s.SaveBuckets([]Bucket{{Client: "b", Minute: 60, Data: []byte("y")}})
 			}()
-			select {
-			case err := <-result:
-				if err == nil {
-					t.Fatalf("Open and SaveBuckets on a locked file: got nil error; want one")
-				}
-				t.Logf("locked: %v", err)
-			case <-time.After(time.Minute):
-				t.Fatalf("Open on a locked file: got no answer after a minute; want an error")
+			err = await.Receive(t, "Open and SaveBuckets on a locked file to give up", result)
+			if err == nil {
+				t.Fatalf("Open and SaveBuckets on a locked file: got nil error; want one")
 			}
+			t.Logf("locked: %v", err)
 		})
 	}
 }
