@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,25 +72,31 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	)
 	// The recorder closes last: the comparison and the proxy feed it
 	// until they stop.
-	stateCfg := *cfg
-	stateCfg.StateDir = stateDir(source, cfg.StateDir)
-	rec := evidence.New(&stateCfg, evidence.Options{Logger: logger.Named("evidence")})
+	rec := evidence.New(evidenceSettings(cfg), evidence.Options{
+		StateDir:      stateDir(source, cfg.StateDir),
+		MaxStateBytes: cfg.Readiness.MaxStateBytes,
+		Logger:        logger.Named("evidence"),
+	})
 	defer func() {
 		if err := rec.Close(); err != nil {
 			logger.Error("writing the last dashboard evidence", zap.Error(err))
 		}
 	}()
-	comparator := shadow.New(cfg, shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Evidence: rec})
+	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec})
 	defer comparator.Close()
-	h, err := proxy.New(cfg, proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Evidence: rec})
+	h, err := proxy.New(proxySettings(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec})
 	if err != nil {
 		return err
 	}
+	// current is the config in force, for the admin listener (/config,
+	// the token, the upstream probe) and the drain.
+	var current atomic.Pointer[config.Config]
+	current.Store(cfg)
 	handlers := map[string]http.Handler{"/shadow/report": comparator}
 	for path, hd := range dashboard.New(rec, dashboard.Options{Logger: logger.Named("dashboard")}).Routes() {
 		handlers[path] = hd
 	}
-	adm := admin.New(admin.Options{Gatherer: reg, Config: h.Config, Handlers: handlers})
+	adm := admin.New(admin.Options{Gatherer: reg, Config: current.Load, Handlers: handlers})
 
 	srv := newServer(cfg, h, logger)
 	h.ConfigureServer(srv)
@@ -111,20 +118,20 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	defer cancel()
 	hup := make(chan os.Signal, 1)
 	if source != "" {
-		current := cfg
 		reloader := config.NewReloader(source, loaded, func(c *config.Config) error {
-			if c.Listen != current.Listen || c.AdminListen != current.AdminListen || c.StateDir != current.StateDir {
-				logger.Warn("listen, admin_listen and state_dir changes take effect on restart",
-					zap.String("listen", current.Listen), zap.String("admin_listen", current.AdminListen), zap.String("state_dir", current.StateDir))
+			old := current.Load()
+			if c.Listen != old.Listen || c.AdminListen != old.AdminListen || c.StateDir != old.StateDir || c.Readiness.MaxStateBytes != old.Readiness.MaxStateBytes {
+				logger.Warn("listen, admin_listen, state_dir and readiness.max_state_bytes changes take effect on restart",
+					zap.String("listen", old.Listen), zap.String("admin_listen", old.AdminListen), zap.String("state_dir", old.StateDir))
 			}
-			if err := h.Swap(c); err != nil {
+			if err := h.Swap(proxySettings(c)); err != nil {
 				return err
 			}
-			comparator.Swap(c)
-			rec.Swap(c)
+			comparator.Swap(shadowSettings(c))
+			rec.Swap(evidenceSettings(c))
 			gcfloor.Set(c.GCHeapFloorBytes)
 			logs.setLevel(c.Log.Level)
-			current = c
+			current.Store(c)
 			return nil
 		}, logger, reg)
 		// The watch is in place before ready is reported. Its loop has
@@ -162,7 +169,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 				}
 				continue
 			}
-			return drain(h.Config(), srv, adminSrv, adm, logger, sig)
+			return drain(current.Load(), srv, adminSrv, adm, logger, sig)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 )
@@ -125,7 +126,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 				r = in.shadowReport("acme")
 				return len(r.Clients) > 0 && r.Clients[0].Total >= total
 			})
-			if d := r.Clients[0].Outcomes[shadow.OutcomeDropped]; d == dropped {
+			if d := r.Clients[0].Outcomes[event.OutcomeDropped]; d == dropped {
 				break
 			} else if dropped = d; attempt == 10 {
 				t.Fatalf("%s: dropped %d times in a row with one comparison at a time", c.path, attempt)
@@ -136,14 +137,14 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 	r := in.shadowReport("acme")
 	tests := []struct {
 		route   string
-		outcome shadow.Outcome
+		outcome event.Outcome
 		path    string // a differing JSON Pointer that must be reported
 	}{
-		{"/v1/credits", shadow.OutcomeMatch, ""},
-		{"/v1/credits-wrong-status", shadow.OutcomeMismatch, ""},
-		{"/v1/items/{id}", shadow.OutcomeIgnored, ""},
-		{"/v1/price/{id}", shadow.OutcomeMismatch, "/data/price"},
-		{"/v1/ok", shadow.OutcomeMatch, ""},
+		{"/v1/credits", event.OutcomeMatch, ""},
+		{"/v1/credits-wrong-status", event.OutcomeMismatch, ""},
+		{"/v1/items/{id}", event.OutcomeIgnored, ""},
+		{"/v1/price/{id}", event.OutcomeMismatch, "/data/price"},
+		{"/v1/ok", event.OutcomeMatch, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.route, func(t *testing.T) {
@@ -198,7 +199,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 			}
 		}
 		await.Until(t, "dropped exchanges", func() bool {
-			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeDropped] >= 4
+			return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeDropped] >= 4
 		})
 	})
 	t.Run("POST is not mirrored", func(t *testing.T) {
@@ -210,7 +211,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		}
 		resp.Body.Close()
 		await.Until(t, "skipped_method", func() bool {
-			return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeSkippedMethod] == 1
+			return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeSkippedMethod] == 1
 		})
 		if _, ok := seen.Load("POST /v1/jobs"); ok {
 			t.Errorf("the candidate received a POST")
@@ -268,5 +269,5 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	if g := await.Receive(t, "the mirrored request", got); g != "POST "+body {
 		t.Errorf("candidate: got %q; want %q", g, "POST "+body)
 	}
-	await.Until(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[shadow.OutcomeMatch] == 1 })
+	await.Until(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeMatch] == 1 })
 }

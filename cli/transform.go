@@ -64,10 +64,10 @@ func Transform(args []string, env Env) int {
 	var (
 		newStatus = *status
 		out       = body
-		o         transform.Outcome
+		o         transform.Result
 	)
 	if int64(len(body)) > cfg.MaxBodyBytes {
-		o = transform.Outcome{Action: transform.Pass, Reason: transform.ReasonOversize, Status: *status}
+		o = transform.Result{Action: transform.Pass, Reason: transform.ReasonOversize, Status: *status}
 	} else {
 		newStatus, out, o = tr.Transform(nil, *status, h, body)
 	}

@@ -106,7 +106,7 @@ type Dashboard struct {
 	Samples bool `yaml:"samples"`
 	// Redact lists JSON Pointers ("*" for any key or index) whose values
 	// are masked in sample bodies before they are stored.
-	Redact []string `yaml:"redact"`
+	Redact RedactPaths `yaml:"redact"`
 }
 
 // Admin configures the admin listener's access control.
@@ -238,11 +238,11 @@ type Log struct {
 
 // The defaults, also documented in config.yaml.
 const (
-	DefaultListen         = ":8080"
-	DefaultAdminListen    = "127.0.0.1:9901"
-	DefaultUpstreamURL    = "http://127.0.0.1:9000"
-	DefaultUpstreamTimout = 30 * time.Second
-	DefaultMaxBodyBytes   = 1 << 20
+	DefaultListen          = ":8080"
+	DefaultAdminListen     = "127.0.0.1:9901"
+	DefaultUpstreamURL     = "http://127.0.0.1:9000"
+	DefaultUpstreamTimeout = 30 * time.Second
+	DefaultMaxBodyBytes    = 1 << 20
 	// DefaultGCHeapFloorBytes keeps the heap goal at 16 MiB or more:
 	// several times fewer collections than GOGC=100 alone on a small heap
 	// under load, for about 12 MiB more memory.
@@ -262,7 +262,7 @@ func Default() *Config {
 		AdminListen: DefaultAdminListen,
 		Upstream: Upstream{
 			URL:                    DefaultUpstreamURL,
-			Timeout:                DefaultUpstreamTimout,
+			Timeout:                DefaultUpstreamTimeout,
 			DialTimeout:            5 * time.Second,
 			TLSHandshakeTimeout:    5 * time.Second,
 			KeepAlive:              30 * time.Second,
@@ -310,6 +310,6 @@ func Default() *Config {
 			Retention:               14 * 24 * time.Hour,
 			MaxStateBytes:           256 << 20,
 		},
-		Dashboard: Dashboard{Samples: true, Redact: []string{}},
+		Dashboard: Dashboard{Samples: true},
 	}
 }

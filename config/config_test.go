@@ -17,7 +17,7 @@ func TestParseDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", doc, err)
 		}
-		if c.Listen != DefaultListen || c.Upstream.Timeout != DefaultUpstreamTimout || c.Routing.Default != ModeLegacy || c.Routing.OverrideHeader != "" {
+		if c.Listen != DefaultListen || c.Upstream.Timeout != DefaultUpstreamTimeout || c.Routing.Default != ModeLegacy || c.Routing.OverrideHeader != "" {
 			t.Errorf("Parse(%q): got %+v; want the defaults", doc, c)
 		}
 	}
@@ -53,7 +53,7 @@ rules:
 	if got := c.Routing.Clients[0]; got.Name != "acme" || got.Mode != ModeEnvelope {
 		t.Errorf("client: got %+v", got)
 	}
-	if got := c.CohortName(0); got != "rollout-0-envelope" {
+	if got := c.Routing.CohortName(0); got != "rollout-0-envelope" {
 		t.Errorf("cohort name: got %q; want %q", got, "rollout-0-envelope")
 	}
 	if len(c.Rules) != 1 || c.Rules[0].Status != 402 {
@@ -99,6 +99,8 @@ func TestParseErrors(t *testing.T) {
 		{"log level", "log: {level: loud}\n", []string{`log.level: "loud" is not one of`}},
 		{"reserved name", "routing:\n  clients:\n    - {name: default, keys_sha256: [\"" + digestA + "\"], mode: envelope}\n", []string{`routing.clients[0].name: "default" is reserved`}},
 		{"every problem at once", "listen: nowhere\nrouting: {default: json}\nmax_body_bytes: -1\n", []string{"listen:", "routing.default:", "max_body_bytes:"}},
+		{"bad redact pointer", "dashboard:\n  redact:\n    - /data/email\n    - data/token\n", []string{`dashboard.redact[1]: redact path "data/token": must be "" or start with "/"`}},
+		{"bad redact escape", "dashboard: {redact: [\"/data/a~2\"]}\n", []string{`dashboard.redact`, `"~" must be followed by "0" or "1"`}},
 		{"two documents", "listen: \":1\"\n---\nlisten: \":2\"\n", []string{"more than one YAML document"}},
 		{"not yaml", "listen: [\n", []string{"parsing YAML"}},
 	}
@@ -114,6 +116,23 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestErrorsInStableOrder checks that the same config always lists its
+// problems in the same order, so that a diff of two validate runs shows
+// only what changed.
+func TestErrorsInStableOrder(t *testing.T) {
+	doc := []byte("upstream: {max_idle_conns_per_host: -1, max_conns_per_host: -1, timeout: 0s, dial_timeout: 0s}\n" +
+		"server: {read_timeout: -1s, drain_delay: -1s, idle_timeout: 0s}\ngc_heap_floor_bytes: -1\nmax_body_bytes: 0\n")
+	_, first := Parse(doc)
+	if first == nil {
+		t.Fatal("got no error; want several")
+	}
+	for range 50 {
+		if _, err := Parse(doc); err.Error() != first.Error() {
+			t.Fatalf("got %q; want the same order as %q", err, first)
+		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"golang.org/x/net/http/httpguts"
 )
@@ -58,14 +57,15 @@ func (c *Config) Validate() error {
 			add(path, "must be positive")
 		}
 	}
-	for path, v := range map[string]int64{
+	nonNegative := map[string]int64{
 		"upstream.max_idle_conns_per_host": int64(c.Upstream.MaxIdleConnsPerHost),
 		"upstream.max_conns_per_host":      int64(c.Upstream.MaxConnsPerHost),
 		"server.read_timeout":              int64(c.Server.ReadTimeout),
 		"server.drain_delay":               int64(c.Server.DrainDelay),
 		"gc_heap_floor_bytes":              c.GCHeapFloorBytes,
-	} {
-		if v < 0 {
+	}
+	for _, path := range sortedKeys(nonNegative) {
+		if nonNegative[path] < 0 {
 			add(path, "must not be negative")
 		}
 	}
@@ -229,11 +229,6 @@ func (c *Config) Validate() error {
 	if rd.MaxStateBytes < 0 {
 		add("readiness.max_state_bytes", "must not be negative")
 	}
-	for i, p := range c.Dashboard.Redact {
-		if _, err := redact.Compile([]string{p}); err != nil {
-			add(fmt.Sprintf("dashboard.redact[%d]", i), "%v", err)
-		}
-	}
 	if t := c.Admin.TokenSHA256; t != "" {
 		if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
 			add("admin.token_sha256", "%q is not a hex SHA-256 digest (64 hex digits)", redactDigest(t))
@@ -251,12 +246,42 @@ const DefaultClientName = "default"
 
 // CohortName returns the name of rollout cohort i: its own, or one derived
 // from its position and mode.
-func (c *Config) CohortName(i int) string {
-	co := c.Routing.Rollout[i]
+func (r *Routing) CohortName(i int) string {
+	co := r.Rollout[i]
 	if co.Name != "" {
 		return co.Name
 	}
 	return co.defaultName(i)
+}
+
+// The kinds of Target.
+const (
+	KindClient  = "client"
+	KindCohort  = "cohort"
+	KindDefault = "default"
+)
+
+// Target is a name routing gives requests, with the mode it gives them: a
+// named client, a rollout cohort, or the default. Metrics, logs and the
+// dashboard name clients by these names only.
+type Target struct {
+	Name string
+	// Kind is KindClient, KindCohort or KindDefault.
+	Kind string
+	Mode Mode
+}
+
+// Targets returns every name routing can give a request, in config order:
+// the named clients, the rollout cohorts, then the default.
+func (r *Routing) Targets() []Target {
+	out := make([]Target, 0, len(r.Clients)+len(r.Rollout)+1)
+	for _, cl := range r.Clients {
+		out = append(out, Target{Name: cl.Name, Kind: KindClient, Mode: cl.Mode})
+	}
+	for i, co := range r.Rollout {
+		out = append(out, Target{Name: r.CohortName(i), Kind: KindCohort, Mode: co.Mode})
+	}
+	return append(out, Target{Name: DefaultClientName, Kind: KindDefault, Mode: r.Default})
 }
 
 func (co Cohort) defaultName(i int) string {

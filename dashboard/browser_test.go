@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/headless"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
@@ -101,7 +102,7 @@ func browserSource() *staticSource {
 
 	put(evidence.ClientDetail{
 		ClientSummary: evidence.ClientSummary{
-			Name: "acme-envelope", Kind: evidence.KindClient, Mode: "envelope",
+			Name: "acme-envelope", Kind: config.KindClient, Mode: "envelope",
 			Requests: 48_210, Classes: classes(48_210),
 			Rewritten: 4_821, Wrapped: 42_900, Passed: 489, UpstreamErrors: 12,
 			AddedLatency: evidence.Latency{Count: 48_210, P50Ms: 0.31, P99Ms: 2.4},
@@ -120,7 +121,7 @@ func browserSource() *staticSource {
 	})
 	put(evidence.ClientDetail{
 		ClientSummary: evidence.ClientSummary{
-			Name: "beta-unmapped", Kind: evidence.KindClient, Mode: "envelope",
+			Name: "beta-unmapped", Kind: config.KindClient, Mode: "envelope",
 			Requests: 21_377, Classes: classes(21_377),
 			Rewritten: 2_101, Wrapped: 19_000, Passed: 276, Unmapped: 37,
 			AddedLatency: evidence.Latency{Count: 21_377, P50Ms: 0.42, P99Ms: 3.9},
@@ -143,7 +144,7 @@ func browserSource() *staticSource {
 	})
 	put(evidence.ClientDetail{
 		ClientSummary: evidence.ClientSummary{
-			Name: "gamma-shadow-match", Kind: evidence.KindClient, Mode: "shadow",
+			Name: "gamma-shadow-match", Kind: config.KindClient, Mode: "shadow",
 			Requests: 2_050, Classes: classes(2_050),
 			AddedLatency: evidence.Latency{Count: 2_050, P50Ms: 0.8, P99Ms: 6.1},
 			Shadow: &evidence.ShadowSummary{
@@ -160,7 +161,7 @@ func browserSource() *staticSource {
 	})
 	put(evidence.ClientDetail{
 		ClientSummary: evidence.ClientSummary{
-			Name: "delta-shadow-mismatch", Kind: evidence.KindClient, Mode: "shadow",
+			Name: "delta-shadow-mismatch", Kind: config.KindClient, Mode: "shadow",
 			Requests: 2_120, Classes: classes(2_120),
 			AddedLatency: evidence.Latency{Count: 2_120, P50Ms: 0.9, P99Ms: 7.5},
 			Shadow: &evidence.ShadowSummary{
@@ -177,13 +178,13 @@ func browserSource() *staticSource {
 			{Route: "POST /v1/orders", Compared: 200, Mismatches: 0},
 		},
 		Paths: []evidence.PathCount{{Path: "/data/price", Count: 96}, {Path: "/errors/0/code", Count: 4}},
-		Samples: []evidence.Sample{{
+		Samples: []event.Sample{{
 			Time: now.Add(-3 * time.Minute), Request: "GET /v1/products/{id}",
 			LegacyStatus: 200, EnvelopeStatus: 200, CandidateStatus: 200,
 			LegacyBody:    `{"id":"p-1042","name":"Espresso cup","price":10,"currency":"EUR"}`,
 			EnvelopeBody:  `{"data":{"id":"p-1042","name":"Espresso cup","price":10,"currency":"EUR"},"success":true,"message":"","errors":[]}`,
 			CandidateBody: `{"data":{"id":"p-1042","name":"Espresso cup","price":"10","currency":"EUR"},"success":true,"message":"","errors":[]}`,
-			Diff:          []evidence.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
+			Diff:          []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
 		}},
 		Recent: recentOf(series(now, 7.4, 0.94, 0.05, 4)), Series: windowOf(series(now, 7.4, 0.94, 0.05, 4)),
 	})
@@ -192,9 +193,9 @@ func browserSource() *staticSource {
 	// traffic to judge.
 	modes := []string{"legacy", "legacy", "legacy", "shadow", "envelope"}
 	for i := range 1_001 {
-		name, kind := fmt.Sprintf("tenant-%04d", i), evidence.KindClient
+		name, kind := fmt.Sprintf("tenant-%04d", i), config.KindClient
 		if i%25 == 7 {
-			name, kind = fmt.Sprintf("cohort-%02d", i/25), evidence.KindCohort
+			name, kind = fmt.Sprintf("cohort-%02d", i/25), config.KindCohort
 		}
 		req := uint64(900 - i*9/10)
 		mode := modes[i%len(modes)]
@@ -226,7 +227,7 @@ func browserSource() *staticSource {
 		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{`mode legacy: <img src="/hostile" onerror="alert(1)">`}},
 	}})
 	put(evidence.ClientDetail{ClientSummary: evidence.ClientSummary{
-		Name: "default", Kind: evidence.KindDefault, Mode: "legacy", Requests: 9_811, Classes: classes(9_811),
+		Name: "default", Kind: config.KindDefault, Mode: "legacy", Requests: 9_811, Classes: classes(9_811),
 		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{
 			"mode legacy: nothing is rewritten or compared (9,811 requests over 24h); switch it to shadow to gather evidence",
 		}},

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
@@ -37,7 +39,7 @@ func (s *staticSource) Client(name string) (evidence.ClientDetail, bool) {
 func smallSource() *staticSource {
 	gen := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	acme := evidence.ClientSummary{
-		Name: "acme", Kind: evidence.KindClient, Mode: "shadow",
+		Name: "acme", Kind: config.KindClient, Mode: "shadow",
 		Requests: 3112, Share: 0.75,
 		Classes:      map[string]uint64{"2xx": 3000, "4xx": 100, "5xx": 12},
 		Unmapped:     0,
@@ -49,7 +51,7 @@ func smallSource() *staticSource {
 		Verdict: verdict.Verdict{State: verdict.NotReady, Reasons: []string{"mismatch 0.39% > 0.1% over 24h, 3,112 compared"}},
 	}
 	legacy := evidence.ClientSummary{
-		Name: "old-<b>app</b>", Kind: evidence.KindCohort, Mode: "legacy", Requests: 1000, Share: 0.25,
+		Name: "old-<b>app</b>", Kind: config.KindCohort, Mode: "legacy", Requests: 1000, Share: 0.25,
 		Classes: map[string]uint64{"2xx": 1000},
 		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{"mode legacy: nothing is rewritten or compared (1,000 requests over 24h); switch it to shadow to gather evidence"}},
 	}
@@ -66,12 +68,12 @@ func smallSource() *staticSource {
 				ClientSummary: acme,
 				Routes:        []evidence.RouteCount{{Route: "GET /v1/jobs/{id}", Compared: 3112, Mismatches: 12}},
 				Paths:         []evidence.PathCount{{Path: "/data/price", Count: 12}},
-				Samples: []evidence.Sample{{
+				Samples: []event.Sample{{
 					Time: gen, Request: "GET /v1/jobs/{id}", LegacyStatus: 200, EnvelopeStatus: 200, CandidateStatus: 200,
 					LegacyBody:    `{"price":10}`,
 					EnvelopeBody:  `{"data":{"price":10},"success":true,"message":"<script>alert(1)</script>","errors":[]}`,
 					CandidateBody: `{"data":{"price":"10"},"success":true,"message":"","errors":[]}`,
-					Diff:          []evidence.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
+					Diff:          []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
 				}},
 				Series: evidence.Series{StepSeconds: 300, Points: []evidence.Point{{Time: gen.Unix() - 300, Requests: 10, Compared: 10, Mismatches: 1}}},
 			},

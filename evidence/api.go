@@ -3,6 +3,7 @@ package evidence
 import (
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -35,14 +36,10 @@ type StateInfo struct {
 	Since time.Time `json:"since,omitzero"`
 }
 
-// The kinds of client rows.
-const (
-	KindClient  = "client"
-	KindCohort  = "cohort"
-	KindDefault = "default"
-	// KindRemoved is a client no longer in config with evidence left.
-	KindRemoved = "removed"
-)
+// KindRemoved is the kind of a row for a client no longer in config with
+// evidence left; the others are config.KindClient, config.KindCohort and
+// config.KindDefault.
+const KindRemoved = "removed"
 
 // ClientSummary is one client's row.
 type ClientSummary struct {
@@ -120,7 +117,7 @@ type ClientDetail struct {
 	// Paths are the JSON Pointers that differed most often.
 	Paths []PathCount `json:"paths"`
 	// Samples are recent mismatching exchanges, newest first.
-	Samples []Sample `json:"samples"`
+	Samples []event.Sample `json:"samples"`
 	// Recent are the client's counts over the last hour, by minute.
 	Recent Series `json:"recent"`
 	// Series are the client's counts over the window, by hour.
@@ -160,38 +157,6 @@ type RouteCount struct {
 type PathCount struct {
 	Path  string `json:"path"`
 	Count uint64 `json:"count"`
-}
-
-// Sample is one mismatching exchange side by side, redacted: no key,
-// Authorization or Cookie value, the dashboard.redact paths masked, each
-// body cut to 4 KiB.
-type Sample struct {
-	Time            time.Time `json:"time"`
-	Request         string    `json:"request"`
-	LegacyStatus    int       `json:"legacy_status"`
-	EnvelopeStatus  int       `json:"envelope_status"`
-	CandidateStatus int       `json:"candidate_status"`
-	LegacyBody      string    `json:"legacy_body"`
-	EnvelopeBody    string    `json:"envelope_body"`
-	CandidateBody   string    `json:"candidate_body"`
-	// BodiesTruncated reports that at least one body was cut.
-	BodiesTruncated bool `json:"bodies_truncated,omitempty"`
-	// Diff are the RFC 6902 operations from the envelope to the
-	// candidate's body, after normalisation.
-	Diff []DiffOp `json:"diff"`
-	// DiffTruncated reports more operations than the 32 kept.
-	DiffTruncated bool `json:"diff_truncated,omitempty"`
-}
-
-// DiffOp is one RFC 6902 operation turning the envelope into the
-// candidate's body.
-type DiffOp struct {
-	// Op is add, remove or replace.
-	Op string `json:"op"`
-	// Path is the JSON Pointer ("" is the whole document).
-	Path string `json:"path"`
-	// Value is the candidate's value as JSON text, cut to 256 bytes.
-	Value string `json:"value,omitempty"`
 }
 
 // Series is a client's evidence over time in equal steps.

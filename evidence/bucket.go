@@ -4,32 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/envelope-proxy/envelope-proxy/event"
 )
 
-// The outcomes of the shadow comparison, in the order of the counters.
-var shadowOutcomes = [...]string{
-	"match", "mismatch", "ignored", "candidate_error", "candidate_timeout",
-	"dropped", "skipped_too_large", "skipped_method", "dry_run", "upstream_error",
-}
-
-const (
-	outcomeMatch = iota
-	outcomeMismatch
-	outcomeIgnored
-	outcomeCandidateError
-	outcomeCandidateTimeout
-	numOutcomes = len(shadowOutcomes)
+// The counters of the outcomes the verdict reads, by their position in
+// event.Outcomes (the stored order of counts.Shadow).
+var (
+	outcomeMatch            = event.OutcomeMatch.Index()
+	outcomeMismatch         = event.OutcomeMismatch.Index()
+	outcomeCandidateError   = event.OutcomeCandidateError.Index()
+	outcomeCandidateTimeout = event.OutcomeCandidateTimeout.Index()
+	outcomeDryRun           = event.OutcomeDryRun.Index()
+	outcomeIgnored          = event.OutcomeIgnored.Index()
 )
-
-// outcomeIndex returns o's counter, -1 for an unknown outcome.
-func outcomeIndex(o string) int {
-	for i, v := range shadowOutcomes {
-		if v == o {
-			return i
-		}
-	}
-	return -1
-}
 
 // The status classes, in the order of the counters.
 var classNames = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "none"}
@@ -62,10 +50,10 @@ type counts struct {
 	UpstreamErrors uint64    `json:"upstream_errors,omitempty"`
 	// Envelope and EnvelopeUpstreamErrors count the requests served in
 	// envelope mode, which an envelope client's verdict is about.
-	Envelope               uint64              `json:"envelope,omitempty"`
-	EnvelopeUpstreamErrors uint64              `json:"envelope_upstream_errors,omitempty"`
-	Shadow                 [numOutcomes]uint64 `json:"shadow"`
-	ShadowUnmapped         uint64              `json:"shadow_unmapped,omitempty"`
+	Envelope               uint64                    `json:"envelope,omitempty"`
+	EnvelopeUpstreamErrors uint64                    `json:"envelope_upstream_errors,omitempty"`
+	Shadow                 [event.NumOutcomes]uint64 `json:"shadow"`
+	ShadowUnmapped         uint64                    `json:"shadow_unmapped,omitempty"`
 }
 
 func (c *counts) add(o *counts) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/store"
 	"go.uber.org/zap"
 )
@@ -270,7 +271,7 @@ func (r *Recorder) prune(now time.Time) {
 		return
 	}
 	s := r.settings.Load()
-	before := now.Add(-s.cfg.Readiness.Retention).Unix()
+	before := now.Add(-s.Retention).Unix()
 	if err := r.store.Prune(before - before%minute); err != nil {
 		r.logger.Warn("pruning dashboard evidence", zap.Error(err))
 	}
@@ -346,7 +347,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 	if err != nil {
 		return fmt.Errorf("loading samples: %w", err)
 	}
-	if !r.settings.Load().samples {
+	if !r.settings.Load().Samples {
 		samples = nil
 	}
 	for _, sm := range samples {
@@ -365,7 +366,7 @@ func (r *Recorder) loadRange(from, to time.Time) error {
 				cs.samplesDirty = false
 			}
 		case kindMismatch:
-			var m Sample
+			var m event.Sample
 			if json.Unmarshal(sm.Data, &m) == nil && len(cs.mismatches) < maxMismatchSamples {
 				cs.mismatches = append(cs.mismatches, &m)
 			}

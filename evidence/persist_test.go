@@ -6,20 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/store"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 	_ "modernc.org/sqlite"
 )
 
 // oneEach records one envelope request for acme.
 func oneEach(r *Recorder) {
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: transform.Wrap})
 }
 
 func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 5, 0, time.UTC)}
-	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
 	for range 60 { // one request a minute, 10:00 to 10:59
 		oneEach(r)
 		c.advance(time.Minute)
@@ -35,7 +37,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	}
 	for _, restart := range []string{"first", "second"} {
 		t.Run(restart+" restart", func(t *testing.T) {
-			r2 := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+			r2 := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
 			if got := summary(t, r2, "acme").Requests; got != 61 {
 				t.Errorf("requests: got %d; want 61", got)
 			}
@@ -51,7 +53,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 func TestFailedWriteIsRetried(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
 	for range 7 {
 		oneEach(r)
 	}
@@ -119,19 +121,19 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	short := testConfig(dir)
-	short.Readiness.Window = time.Hour
-	r.Swap(short)
+	short.Thresholds.Window = time.Hour
+	r.Swap(short.Settings)
 	if got := summary(t, r, "acme").Requests; got != 0 {
 		t.Errorf("requests over 1h: got %d; want 0", got)
 	}
-	r.Swap(testConfig(dir)) // back to 24h before memory dropped the hours
+	r.Swap(testConfig(dir).Settings) // back to 24h before memory dropped the hours
 	if got := summary(t, r, "acme").Requests; got != 5 {
 		t.Errorf("requests over 24h again: got %d; want 5", got)
 	}
 	r.maintain(c.now()) // now the old hours leave memory
-	r.Swap(short)
+	r.Swap(short.Settings)
 	r.maintain(c.now())
-	r.Swap(testConfig(dir)) // and come back from the store
+	r.Swap(testConfig(dir).Settings) // and come back from the store
 	if got := summary(t, r, "acme").Requests; got != 5 {
 		t.Errorf("requests over 24h, reloaded from the store: got %d; want 5", got)
 	}
@@ -140,15 +142,15 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 func TestSamplesTurnedOff(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: "teapot", UnmappedBody: []byte(`{"code":"teapot","note":"kept"}`)})
-	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /", Sample: &Sample{Time: c.now(), Request: "GET /"}})
+	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, Unmapped: true, UnmappedCode: "teapot", UnmappedBody: []byte(`{"code":"teapot","note":"kept"}`)})
+	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /", Sample: &event.Sample{Time: c.now(), Request: "GET /"}})
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	off := testConfig(dir)
-	off.Dashboard.Samples = false
-	r.Swap(off)
+	off.Samples = false
+	r.Swap(off.Settings)
 	check := func(t *testing.T, r *Recorder) {
 		t.Helper()
 		d, _ := r.Client("acme")
@@ -178,7 +180,7 @@ func TestSamplesTurnedOff(t *testing.T) {
 func TestFlippedClientIsJudgedOnItsEnvelopeTraffic(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), start())
 	for range 50 { // acme's traffic before the flip, in legacy mode
-		r.Record(&Event{Client: "acme", Status: 200, LegacyStatus: 200})
+		r.RecordRequest(&event.Request{Client: "acme", Status: 200, LegacyStatus: 200})
 	}
 	envelopeTraffic(r, 4)
 	s := summary(t, r, "acme")

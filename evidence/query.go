@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -15,18 +15,6 @@ const (
 	maxListedPaths  = 10
 	maxListedCodes  = 5
 )
-
-// thresholds converts the config's readiness block.
-func thresholds(rd *config.Readiness) verdict.Thresholds {
-	return verdict.Thresholds{
-		Window:                  rd.Window,
-		MinRequests:             rd.MinRequests,
-		MaxMismatchRatio:        rd.MaxMismatchRatio,
-		MaxUnmapped:             rd.MaxUnmapped,
-		MaxCandidateErrorsRatio: rd.MaxCandidateErrorsRatio,
-		MaxUpstreamErrorsRatio:  rd.MaxUpstreamErrorsRatio,
-	}
-}
 
 // inWindow reports whether b counts in a window starting at from: a
 // minute that ends after it, or an hour that starts in from's hour or
@@ -92,7 +80,7 @@ func (r *Recorder) header(s *settings, now time.Time) Overview {
 	ov := Overview{
 		GeneratedAt: now.UTC(),
 		Window:      verdict.Window(s.window()),
-		Thresholds:  thresholds(&s.cfg.Readiness),
+		Thresholds:  s.Thresholds,
 		State:       StateInfo{Persistent: r.persistent()},
 		Clients:     []ClientSummary{},
 	}
@@ -150,7 +138,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		sh := &ShadowSummary{Outcomes: map[string]uint64{}, Compared: sum.compared()}
 		for i, n := range sum.Shadow {
 			if n > 0 {
-				sh.Outcomes[shadowOutcomes[i]] = n
+				sh.Outcomes[string(event.Outcomes[i])] = n
 			}
 		}
 		sh.MismatchRatio = share(sum.Shadow[outcomeMismatch], sh.Compared)
@@ -163,7 +151,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		Compared:        sum.compared(),
 		Mismatches:      sum.Shadow[outcomeMismatch],
 		CandidateErrors: sum.candidateErrors(),
-		DryRuns:         sum.Shadow[shadowIndexDryRun],
+		DryRuns:         sum.Shadow[outcomeDryRun],
 		Unmapped:        c.Unmapped,
 		UnmappedCodes:   topCodes(sum.unmapped, maxListedCodes),
 		UpstreamErrors:  sum.UpstreamErrors,
@@ -175,12 +163,10 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 	if rw.kind == KindRemoved {
 		c.Verdict = verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{"no longer in config: its evidence is kept until it leaves the window"}}
 	} else {
-		c.Verdict = verdict.Decide(ev, thresholds(&s.cfg.Readiness))
+		c.Verdict = verdict.Decide(ev, s.Thresholds)
 	}
 	return detail{ClientSummary: c, sum: sum}
 }
-
-var shadowIndexDryRun = outcomeIndex("dry_run")
 
 // topCodes names the most frequent unmapped codes, "(none)" for errors
 // without one.
@@ -239,7 +225,7 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		UnmappedCodes: []UnmappedCode{},
 		Routes:        []RouteCount{},
 		Paths:         []PathCount{},
-		Samples:       []Sample{},
+		Samples:       []event.Sample{},
 	}
 	if out.Passthrough == nil {
 		out.Passthrough = map[string]uint64{}
@@ -271,12 +257,12 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		cs.mu.Lock()
 		for k, v := range d.sum.unmapped {
 			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v}
-			if smp := cs.unmappedSamples[k]; smp != nil && s.samples {
+			if smp := cs.unmappedSamples[k]; smp != nil && s.Samples {
 				u.Sample, u.SampleTime = smp.body, smp.time.UTC()
 			}
 			out.UnmappedCodes = append(out.UnmappedCodes, u)
 		}
-		for i := len(cs.mismatches) - 1; i >= 0 && s.samples; i-- {
+		for i := len(cs.mismatches) - 1; i >= 0 && s.Samples; i-- {
 			if cs.mismatches[i].Time.Unix() >= from {
 				out.Samples = append(out.Samples, *cs.mismatches[i])
 			}

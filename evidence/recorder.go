@@ -13,14 +13,16 @@
 package evidence
 
 import (
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/store"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/envelope-proxy/envelope-proxy/verdict"
 	"go.uber.org/zap"
 )
 
@@ -45,8 +47,31 @@ const (
 	DefaultFlushInterval = 5 * time.Second
 )
 
-// Options are the Recorder's collaborators.
+// Settings are what the Recorder takes from one config. They follow
+// reloads through Swap.
+type Settings struct {
+	// Thresholds are the verdict's window and thresholds (readiness.*).
+	Thresholds verdict.Thresholds
+	// Retention is how long stored evidence is kept (readiness.retention).
+	Retention time.Duration
+	// Samples keeps sample bodies (dashboard.samples), masked with Redact
+	// (dashboard.redact) before they are kept.
+	Samples bool
+	Redact  redact.Paths
+	// Targets are the names routing gives requests, in config order: the
+	// dashboard's rows.
+	Targets []config.Target
+}
+
+// Options are the Recorder's collaborators, and the settings read once,
+// when it is built.
 type Options struct {
+	// StateDir is the directory of the SQLite store; "" keeps evidence in
+	// memory only.
+	StateDir string
+	// MaxStateBytes caps the store's file (readiness.max_state_bytes); 0
+	// is no cap.
+	MaxStateBytes int64
 	// Logger receives the store's problems; nil logs nothing.
 	Logger *zap.Logger
 	// Now is the clock; nil is time.Now.
@@ -81,18 +106,16 @@ type Recorder struct {
 	closeOnce sync.Once
 }
 
-// settings are what the Recorder takes from one config.
+// settings are the Settings in force with the dashboard's rows.
 type settings struct {
-	cfg     *config.Config
-	samples bool
-	redact  redact.Paths
+	Settings
 	// rows are the configured clients, cohorts and the default, in
 	// config order, with their kind and mode.
 	rows []row
 }
 
 // window is readiness.window.
-func (s *settings) window() time.Duration { return s.cfg.Readiness.Window }
+func (s *settings) window() time.Duration { return s.Thresholds.Window }
 
 // hourOf returns the start of the hour holding t (Unix seconds).
 func hourOf(t int64) int64 { return t - t%hour }
@@ -115,7 +138,7 @@ type clientState struct {
 	// unmappedSamples keep one sample per unmapped code; mismatches the
 	// recent mismatches, oldest first.
 	unmappedSamples map[unmappedKey]*unmappedSample
-	mismatches      []*Sample
+	mismatches      []*event.Sample
 	samplesDirty    bool
 }
 
@@ -124,10 +147,10 @@ type unmappedSample struct {
 	time time.Time
 }
 
-// New builds a Recorder for cfg and opens its store at cfg.StateDir. A
-// store that cannot be opened is logged and the Recorder runs in memory.
-// Close stops its background loop.
-func New(cfg *config.Config, opts Options) *Recorder {
+// New builds a Recorder with settings s and opens its store at
+// opts.StateDir. A store that cannot be opened is logged and the Recorder
+// runs in memory. Close stops its background loop.
+func New(s Settings, opts Options) *Recorder {
 	r := &Recorder{
 		logger: opts.Logger,
 		now:    opts.Now,
@@ -142,9 +165,9 @@ func New(cfg *config.Config, opts Options) *Recorder {
 	}
 	empty := map[string]*clientState{}
 	r.clients.Store(&empty)
-	r.Swap(cfg)
+	r.Swap(s)
 	r.since.Store(r.now().Unix())
-	r.open(cfg)
+	r.open(opts.StateDir, opts.MaxStateBytes)
 	interval := opts.FlushInterval
 	if interval <= 0 {
 		interval = DefaultFlushInterval
@@ -154,13 +177,13 @@ func New(cfg *config.Config, opts Options) *Recorder {
 }
 
 // open opens the store and loads the evidence of the window from it.
-func (r *Recorder) open(cfg *config.Config) {
-	if cfg.StateDir == "" {
+func (r *Recorder) open(dir string, maxBytes int64) {
+	if dir == "" {
 		r.setStateErr("state_dir is empty: evidence is kept in memory only and lost on restart")
 		r.logger.Info("dashboard evidence kept in memory only (state_dir is empty)")
 		return
 	}
-	st, err := store.Open(cfg.StateDir, store.Options{MaxBytes: cfg.Readiness.MaxStateBytes})
+	st, err := store.Open(dir, store.Options{MaxBytes: maxBytes})
 	if err != nil {
 		r.setStateErr("the store could not be opened, evidence is kept in memory only: " + err.Error())
 		r.logger.Error("dashboard evidence kept in memory only", zap.Error(err))
@@ -182,33 +205,16 @@ func (r *Recorder) setStateErr(s string) {
 	r.stateErr.Store(&s)
 }
 
-// Swap puts cfg's readiness and dashboard settings in force. A longer
-// window loads the older evidence from the store; state_dir is read once,
-// at New.
-func (r *Recorder) Swap(cfg *config.Config) {
-	if cfg == nil {
-		return
+// Swap puts new settings in force. A longer window loads the older
+// evidence from the store; the store's directory and size cap are read
+// once, at New.
+func (r *Recorder) Swap(in Settings) {
+	s := &settings{Settings: in}
+	for _, t := range in.Targets {
+		s.rows = append(s.rows, row{t.Name, t.Kind, string(t.Mode)})
 	}
-	paths, err := redact.Compile(cfg.Dashboard.Redact)
-	if err != nil {
-		// Validate rejects such configs; keeping no sample is the safe
-		// way to carry on with one that slipped through.
-		r.logger.Error("dashboard.redact not usable; samples are not kept", zap.Error(err))
-	}
-	s := &settings{
-		cfg:     cfg,
-		samples: cfg.Dashboard.Samples && err == nil,
-		redact:  paths,
-	}
-	for _, cl := range cfg.Routing.Clients {
-		s.rows = append(s.rows, row{cl.Name, KindClient, string(cl.Mode)})
-	}
-	for i, co := range cfg.Routing.Rollout {
-		s.rows = append(s.rows, row{cfg.CohortName(i), KindCohort, string(co.Mode)})
-	}
-	s.rows = append(s.rows, row{config.DefaultClientName, KindDefault, string(cfg.Routing.Default)})
 	old := r.settings.Swap(s)
-	if old != nil && ((old.samples && !s.samples) || !slices.Equal(old.cfg.Dashboard.Redact, cfg.Dashboard.Redact)) {
+	if old != nil && ((old.Samples && !s.Samples) || !old.Redact.Equal(s.Redact)) {
 		// Samples taken under other settings go, from memory now and
 		// from the store at the next write.
 		r.dropSamples()
@@ -281,10 +287,10 @@ func (cs *clientState) bucketFor(t int64) *bucket {
 	return b
 }
 
-// Record counts one finished request. It never blocks on the store and
-// allocates nothing once the client's current minute is open (an unmapped
-// error's sample aside).
-func (r *Recorder) Record(ev *Event) {
+// RecordRequest counts one finished request. It never blocks on the store
+// and allocates nothing once the client's current minute is open (an
+// unmapped error's sample aside).
+func (r *Recorder) RecordRequest(ev *event.Request) {
 	cs := r.client(ev.Client)
 	now := r.now()
 	cs.mu.Lock()
@@ -304,24 +310,26 @@ func (r *Recorder) Record(ev *Event) {
 			b.EnvelopeUpstreamErrors++
 		}
 	}
-	switch ev.Action {
-	case ActionRewrite:
-		b.Rewritten++
-		bump(&b.rewrites, rewriteKey{ev.LegacyStatus, ev.LegacyCode, ev.Status, ev.Code}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
-	case ActionWrap:
-		b.Wrapped++
-		bump(&b.rewrites, rewriteKey{LegacyStatus: ev.LegacyStatus, Status: ev.Status}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
-	case ActionPass:
-		b.Passed++
-		if ev.Reason != "" {
-			bump(&b.passed, ev.Reason, otherKey, maxRewriteKeys, 1)
+	if ev.Rewritten() {
+		switch ev.Action {
+		case transform.Rewrite:
+			b.Rewritten++
+			bump(&b.rewrites, rewriteKey{ev.LegacyStatus, ev.LegacyCode, ev.Status, ev.Code}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
+		case transform.Wrap:
+			b.Wrapped++
+			bump(&b.rewrites, rewriteKey{LegacyStatus: ev.LegacyStatus, Status: ev.Status}, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, 1)
+		case transform.Pass:
+			b.Passed++
+			if ev.Reason != transform.ReasonNone {
+				bump(&b.passed, string(ev.Reason), otherKey, maxRewriteKeys, 1)
+			}
 		}
 	}
 	if ev.Unmapped {
 		b.Unmapped++
 		s := r.settings.Load()
 		cs.countUnmapped(b, s, ev.LegacyStatus, ev.UnmappedCode, now, func() string {
-			return sampleText(s.redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
+			return sampleText(s.Redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
 		})
 	}
 	cs.mu.Unlock()
@@ -333,7 +341,7 @@ func (r *Recorder) Record(ev *Event) {
 func (cs *clientState) countUnmapped(b *bucket, s *settings, status int, code string, now time.Time, sample func() string) {
 	k := unmappedKey{status, clip(code, maxCodeLen)}
 	bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
-	if s.samples && sample != nil {
+	if s.Samples && sample != nil {
 		cs.keepUnmapped(k, now, sample)
 	}
 }
@@ -358,10 +366,10 @@ func (cs *clientState) keepUnmapped(k unmappedKey, now time.Time, body func() st
 	cs.samplesDirty = true
 }
 
-// RecordShadow counts one shadow comparison. The event is passed by value
-// so that handing it over allocates nothing.
-func (r *Recorder) RecordShadow(ev ShadowEvent) {
-	i := outcomeIndex(ev.Outcome)
+// RecordComparison counts one shadow comparison. The event is passed by
+// value so that handing it over allocates nothing.
+func (r *Recorder) RecordComparison(ev event.Comparison) {
+	i := ev.Outcome.Index()
 	if i < 0 {
 		return
 	}
@@ -390,7 +398,7 @@ func (r *Recorder) RecordShadow(ev ShadowEvent) {
 		}
 		cs.countUnmapped(b, r.settings.Load(), ev.LegacyStatus, ev.UnmappedCode, now, sample)
 	}
-	if ev.Sample != nil && r.settings.Load().samples {
+	if ev.Sample != nil && r.settings.Load().Samples {
 		if len(cs.mismatches) == maxMismatchSamples {
 			copy(cs.mismatches, cs.mismatches[1:])
 			cs.mismatches = cs.mismatches[:maxMismatchSamples-1]

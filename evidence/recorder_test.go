@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/store"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -37,24 +40,41 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// testConfig has acme in envelope mode, watcher in shadow mode and a
-// cohort, with evidence kept in dir ("" for memory only).
-func testConfig(dir string) *config.Config {
-	cfg := config.Default()
-	cfg.StateDir = dir
-	cfg.Readiness.MinRequests = 10
-	cfg.Routing.Clients = []config.Client{
-		{Name: "acme", KeysSHA256: []string{"aa"}, Mode: config.ModeEnvelope},
-		{Name: "watcher", KeysSHA256: []string{"bb"}, Mode: config.ModeShadow},
-	}
-	cfg.Routing.Rollout = []config.Cohort{{Name: "early", Percent: 10, Mode: config.ModeEnvelope}}
-	cfg.Dashboard.Redact = []string{"/data/email"}
-	return cfg
+// testSetup is a recorder's settings and its store's directory.
+type testSetup struct {
+	Settings
+	dir string
 }
 
-func newTestRecorder(t *testing.T, cfg *config.Config, c *clock) *Recorder {
+// testConfig has acme in envelope mode, watcher in shadow mode and a
+// cohort, with evidence kept in dir ("" for memory only).
+func testConfig(dir string) testSetup {
+	d := config.Default()
+	paths, err := redact.Compile([]string{"/data/email"})
+	if err != nil {
+		panic(err)
+	}
+	rd := d.Readiness
+	return testSetup{dir: dir, Settings: Settings{
+		Thresholds: verdict.Thresholds{
+			Window: rd.Window, MinRequests: 10, MaxMismatchRatio: rd.MaxMismatchRatio, MaxUnmapped: rd.MaxUnmapped,
+			MaxCandidateErrorsRatio: rd.MaxCandidateErrorsRatio, MaxUpstreamErrorsRatio: rd.MaxUpstreamErrorsRatio,
+		},
+		Retention: rd.Retention,
+		Samples:   true,
+		Redact:    paths,
+		Targets: []config.Target{
+			{Name: "acme", Kind: config.KindClient, Mode: config.ModeEnvelope},
+			{Name: "watcher", Kind: config.KindClient, Mode: config.ModeShadow},
+			{Name: "early", Kind: config.KindCohort, Mode: config.ModeEnvelope},
+			{Name: config.DefaultClientName, Kind: config.KindDefault, Mode: config.ModeLegacy},
+		},
+	}}
+}
+
+func newTestRecorder(t *testing.T, ts testSetup, c *clock) *Recorder {
 	t.Helper()
-	r := New(cfg, Options{Now: c.now, FlushInterval: time.Hour})
+	r := New(ts.Settings, Options{StateDir: ts.dir, Now: c.now, FlushInterval: time.Hour})
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -77,11 +97,11 @@ func summary(t *testing.T, r *Recorder, name string) ClientSummary {
 // envelopeTraffic records n clean requests for acme: rewrites and wraps.
 func envelopeTraffic(r *Recorder, n int) {
 	for i := range n {
-		ev := Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 300 * time.Microsecond}
+		ev := event.Request{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: transform.Wrap, Added: 300 * time.Microsecond}
 		if i%2 == 1 {
-			ev = Event{Client: "acme", Envelope: true, Status: 402, LegacyStatus: 403, Action: ActionRewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 500 * time.Microsecond}
+			ev = event.Request{Client: "acme", Envelope: true, Status: 402, LegacyStatus: 403, Action: transform.Rewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 500 * time.Microsecond}
 		}
-		r.Record(&ev)
+		r.RecordRequest(&ev)
 	}
 }
 
@@ -90,9 +110,9 @@ func TestOverviewRowsAndVerdicts(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), c)
 	envelopeTraffic(r, 20)
 	for range 12 {
-		r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "match", Route: "GET /v1/jobs/{id}", LegacyStatus: 200})
+		r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMatch, Route: "GET /v1/jobs/{id}", LegacyStatus: 200})
 	}
-	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /v1/jobs/{id}", LegacyStatus: 200, Paths: []string{"/data/price"}})
+	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /v1/jobs/{id}", LegacyStatus: 200, Paths: []string{"/data/price"}})
 
 	ov := r.Overview()
 	if got, want := len(ov.Clients), 4; got != want {
@@ -106,10 +126,10 @@ func TestOverviewRowsAndVerdicts(t *testing.T) {
 		requests         uint64
 		state            verdict.State
 	}{
-		{"acme", KindClient, "envelope", 20, verdict.Ready},
-		{"watcher", KindClient, "shadow", 0, verdict.NotReady},
-		{"early", KindCohort, "envelope", 0, verdict.InsufficientEvidence},
-		{"default", KindDefault, "legacy", 0, verdict.InsufficientEvidence},
+		{"acme", config.KindClient, "envelope", 20, verdict.Ready},
+		{"watcher", config.KindClient, "shadow", 0, verdict.NotReady},
+		{"early", config.KindCohort, "envelope", 0, verdict.InsufficientEvidence},
+		{"default", config.KindDefault, "legacy", 0, verdict.InsufficientEvidence},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +170,7 @@ func TestUnmappedSampleIsRedactedBeforeStorage(t *testing.T) {
 	c := start()
 	r := newTestRecorder(t, testConfig(dir), c)
 	body := []byte(`{"error":"teapot","code":"teapot_error","data":{"email":"alice@example.com"},"email":"bob@example.com"}`)
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, LegacyCode: "other", Code: "http_418", Unmapped: true, UnmappedCode: "teapot_error", UnmappedBody: body})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, LegacyCode: "other", Code: "http_418", Unmapped: true, UnmappedCode: "teapot_error", UnmappedBody: body})
 	body[0] = 'X' // the recorder must not keep the caller's buffer
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) != 1 {
@@ -187,10 +207,10 @@ func TestUnmappedSampleIsRedactedBeforeStorage(t *testing.T) {
 
 func TestSamplesOff(t *testing.T) {
 	cfg := testConfig("")
-	cfg.Dashboard.Samples = false
+	cfg.Samples = false
 	r := newTestRecorder(t, cfg, start())
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: "x"})
-	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Sample: &Sample{Request: "GET /"}})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, Unmapped: true, UnmappedCode: "x"})
+	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Sample: &event.Sample{Request: "GET /"}})
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) != 1 || d.UnmappedCodes[0].Sample != "" {
 		t.Errorf("unmapped: got %+v; want the count without a sample", d.UnmappedCodes)
@@ -203,11 +223,11 @@ func TestSamplesOff(t *testing.T) {
 func TestRestartKeepsEvidence(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir), Options{Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
 	envelopeTraffic(r, 10)
 	c.advance(90 * time.Minute) // the first minutes roll into their hour
 	envelopeTraffic(r, 6)
-	r.RecordShadow(ShadowEvent{Client: "watcher", Outcome: "mismatch", Route: "GET /x", Sample: &Sample{Time: c.now(), Request: "GET /x", Diff: []DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}}}})
+	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /x", Sample: &event.Sample{Time: c.now(), Request: "GET /x", Diff: []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}}}})
 	r.maintain(c.now())
 	if err := r.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -252,7 +272,7 @@ func TestRestartKeepsEvidence(t *testing.T) {
 func TestWindowAndReload(t *testing.T) {
 	c := start()
 	cfg := testConfig("")
-	cfg.Readiness.Window = 2 * time.Hour
+	cfg.Thresholds.Window = 2 * time.Hour
 	r := newTestRecorder(t, cfg, c)
 	envelopeTraffic(r, 10)
 	c.advance(3 * time.Hour)
@@ -265,9 +285,9 @@ func TestWindowAndReload(t *testing.T) {
 		t.Errorf("verdict with 4 < 10 requests: got %s", s.Verdict.State)
 	}
 	next := testConfig("")
-	next.Readiness.Window = 2 * time.Hour
-	next.Readiness.MinRequests = 4
-	r.Swap(next)
+	next.Thresholds.Window = 2 * time.Hour
+	next.Thresholds.MinRequests = 4
+	r.Swap(next.Settings)
 	if s := summary(t, r, "acme"); s.Verdict.State != verdict.Ready {
 		t.Errorf("verdict after lowering min_requests: got %s %q", s.Verdict.State, s.Verdict.Reasons)
 	}
@@ -297,7 +317,7 @@ func TestSeries(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), c)
 	envelopeTraffic(r, 4)
 	c.advance(2 * time.Minute)
-	r.RecordShadow(ShadowEvent{Client: "acme", Outcome: "mismatch", Route: "GET /"})
+	r.RecordComparison(event.Comparison{Client: "acme", Outcome: event.OutcomeMismatch, Route: "GET /"})
 	d, _ := r.Client("acme")
 	if got := len(d.Recent.Points); got != 60 {
 		t.Fatalf("recent points: got %d; want 60", got)
@@ -325,7 +345,7 @@ func TestBoundsOnUntrustedCodes(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), start())
 	for i := range 200 {
 		code := "code-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		r.Record(&Event{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: ActionRewrite, Unmapped: true, UnmappedCode: code, UnmappedBody: []byte(`{"code":"` + code + `"}`)})
+		r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, Unmapped: true, UnmappedCode: code, UnmappedBody: []byte(`{"code":"` + code + `"}`)})
 	}
 	d, _ := r.Client("acme")
 	if len(d.UnmappedCodes) > maxUnmappedKeys+1 {
@@ -341,34 +361,34 @@ func TestBoundsOnUntrustedCodes(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	r := New(testConfig(""), Options{FlushInterval: time.Hour})
+	r := New(testConfig("").Settings, Options{StateDir: "", FlushInterval: time.Hour})
 	defer r.Close()
-	ev := Event{Client: "acme", Status: 402, LegacyStatus: 403, Action: ActionRewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 400 * time.Microsecond}
-	r.Record(&ev)
+	ev := event.Request{Client: "acme", Status: 402, LegacyStatus: 403, Action: transform.Rewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 400 * time.Microsecond}
+	r.RecordRequest(&ev)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		r.Record(&ev)
+		r.RecordRequest(&ev)
 	}
 }
 
 func BenchmarkRecordParallel(b *testing.B) {
-	r := New(testConfig(""), Options{FlushInterval: time.Hour})
+	r := New(testConfig("").Settings, Options{StateDir: "", FlushInterval: time.Hour})
 	defer r.Close()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		ev := Event{Client: "acme", Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 300 * time.Microsecond}
-		r.Record(&ev)
+		ev := event.Request{Client: "acme", Status: 200, LegacyStatus: 200, Action: transform.Wrap, Added: 300 * time.Microsecond}
+		r.RecordRequest(&ev)
 		for pb.Next() {
-			r.Record(&ev)
+			r.RecordRequest(&ev)
 		}
 	})
 }
 
 func TestUpstreamErrorsHaveNoAddedLatency(t *testing.T) {
 	r := newTestRecorder(t, testConfig(""), start())
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 502, UpstreamError: true, Added: -1})
-	r.Record(&Event{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: ActionWrap, Added: 2 * time.Millisecond})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 502, UpstreamError: true, Added: -1})
+	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 200, LegacyStatus: 200, Action: transform.Wrap, Added: 2 * time.Millisecond})
 	s := summary(t, r, "acme")
 	if s.UpstreamErrors != 1 || s.AddedLatency.Count != 1 || s.AddedLatency.P50Ms < 1.8 || s.AddedLatency.P50Ms > 2.2 {
 		t.Errorf("got %d upstream errors, latency %+v; want 1, one 2 ms sample", s.UpstreamErrors, s.AddedLatency)

@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/transform"
@@ -14,14 +13,8 @@ const maxCodeLen = transform.MaxLegacyCode
 
 // clip cuts s to at most n bytes, on a rune boundary.
 func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
+	cut, _ := transform.CutString(s, n)
+	return cut
 }
 
 // sampleText is the stored form of a legacy body: the dashboard.redact

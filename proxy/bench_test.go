@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
-	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/transform"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -44,8 +42,9 @@ func benchUpstream() http.Handler {
 // BenchmarkProxy measures whole requests over loopback through a plain
 // httputil.ReverseProxy with a buffer pool and a pooled transport
 // (bench/run.sh's baseline-tuned, the stricter of its two baselines) and
-// through envelope-proxy for a legacy and an envelope client, side by side,
-// and for an envelope client with the dashboard's evidence recorded. Its client
+// through envelope-proxy for a legacy and an envelope client, side by side
+// (the evidence package measures the same with the dashboard's evidence
+// recorded). Its client
 // shares the process and both cores with the proxy and the upstream, so it
 // does not show what large copy buffers (copyPool) give on the 1 MiB
 // pass-through: here they cost about 15% more time per request, while with
@@ -64,22 +63,11 @@ func BenchmarkProxy(b *testing.B) {
 	defer baseline.Close()
 	cfg := testConfig(up.URL)
 	cfg.MaxBodyBytes = config.DefaultMaxBodyBytes
-	h, err := New(cfg, Options{})
+	h, err := New(settingsOf(cfg), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	px := serveProxy(b, h)
-	// The same proxy recording the dashboard's evidence (in memory), to
-	// show that recording adds no allocation and no measurable time.
-	evCfg := *cfg
-	evCfg.StateDir = ""
-	rec := evidence.New(&evCfg, evidence.Options{})
-	defer rec.Close()
-	hEv, err := New(cfg, Options{Evidence: rec})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pxEv := serveProxy(b, hEv)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	for _, workload := range []string{"small", "credits", "large"} {
 		for _, tc := range []struct{ target, url, key string }{
@@ -88,7 +76,6 @@ func BenchmarkProxy(b *testing.B) {
 			{"baseline-tuned", baseline.URL, legacyKey},
 			{"legacy", px.URL, legacyKey},
 			{"envelope", px.URL, envelopeKey},
-			{"envelope+evidence", pxEv.URL, envelopeKey},
 		} {
 			b.Run(workload+"/"+tc.target, func(b *testing.B) {
 				b.ReportAllocs()
@@ -122,7 +109,7 @@ func (*benchBody) Close() error { return nil }
 // wraps of the small and 1 MiB success bodies, each identity-encoded and in
 // every Content-Encoding the proxy decodes and re-encodes.
 func BenchmarkModifyResponse(b *testing.B) {
-	h, err := New(testConfig("http://127.0.0.1:1"), Options{})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,11 +145,11 @@ func BenchmarkModifyResponse(b *testing.B) {
 					maps.Copy(resp.Header, header)
 					resp.StatusCode, resp.Body, resp.ContentLength = wb.status, rb, int64(len(body))
 					*ex = exchange{snap: s, decision: ex.decision}
-					if err := s.modifyResponse(resp, ex); err != nil {
+					if err := ex.rewriteResponse(resp); err != nil {
 						b.Fatal(err)
 					}
-					if ex.outcome.Action == transform.Pass {
-						b.Fatalf("%s/%s passed unchanged (%s); want a rewrite", workload, v.name, ex.outcome.Reason)
+					if ex.result.Action == transform.Pass {
+						b.Fatalf("%s/%s passed unchanged (%s); want a rewrite", workload, v.name, ex.result.Reason)
 					}
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -182,49 +169,55 @@ func BenchmarkAccessLog(b *testing.B) {
 	out := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), FlushInterval: time.Second}
 	defer out.Stop()
 	access := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, zap.InfoLevel)).Named("access")
-	h, err := New(testConfig("http://127.0.0.1:1"), Options{AccessLog: access})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{AccessLog: access})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ex := &exchange{
+		snap:           h.current.Load(),
 		method:         "GET",
 		path:           "/v1/orders",
 		decision:       Decision{Client: "acme", Mode: config.ModeEnvelope, HasKey: true, KeyID: [4]byte{0xde, 0xad, 0xbe, 0xef}},
 		upstreamStatus: 403,
 		upstreamTime:   800 * time.Microsecond,
-		outcome: transform.Outcome{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
+		result: transform.Result{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
 			LegacyCode: "insufficient_credits", Code: "insufficient_credits"},
 	}
-	ex.rec.status, ex.rec.bytes = 402, 183
+	ex.w.status, ex.w.bytes = 402, 183
 	b.ReportAllocs()
 	for b.Loop() {
-		h.logAccess(ex, time.Millisecond)
+		ex.logAccess(time.Millisecond)
 	}
 }
 
 // BenchmarkObserve measures the metrics of one finished exchange, which
 // every request pays: a legacy pass, a success wrap and a rewritten error.
 func BenchmarkObserve(b *testing.B) {
-	m := NewMetrics(prometheus.NewRegistry())
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap := h.current.Load()
 	cases := []struct {
 		name string
 		ex   exchange
 	}{
 		{"legacy", exchange{decision: Decision{Client: "acme", Mode: config.ModeLegacy}, upstreamStatus: 200,
-			outcome: transform.Outcome{Action: transform.Pass, Status: 200}}},
+			result: transform.Result{Action: transform.Pass, Status: 200}}},
 		{"wrap", exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}, upstreamStatus: 200,
-			outcome: transform.Outcome{Action: transform.Wrap, Status: 200}}},
+			result: transform.Result{Action: transform.Wrap, Status: 200}}},
 		{"credits", exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}, upstreamStatus: 403,
-			outcome: transform.Outcome{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
+			result: transform.Result{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits",
 				LegacyCode: "insufficient_credits", Code: "insufficient_credits"}}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			ex := c.ex
-			ex.rec.status = ex.outcome.Status
+			ex.snap = snap
+			ex.w.status = ex.result.Status
 			b.ReportAllocs()
 			for b.Loop() {
-				m.observe(&ex, 0.001)
+				ex.observe(time.Millisecond)
 			}
 		})
 	}

@@ -245,10 +245,10 @@ func (h *Handler) ConfigureServer(srv *http.Server) {
 		if prevContext != nil {
 			ctx = prevContext(ctx, c)
 		}
-		return h.watchdog.connContext(ctx, c)
+		return h.services.watchdog.connContext(ctx, c)
 	}
 	srv.ConnState = func(c net.Conn, state http.ConnState) {
-		h.watchdog.connState(c, state)
+		h.services.watchdog.connState(c, state)
 		if prevState != nil {
 			prevState(c, state)
 		}

@@ -113,7 +113,7 @@ func TestUpstreamTimeoutServers(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			h, err := New(cfg, Options{})
+			h, err := New(settingsOf(cfg), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

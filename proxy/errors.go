@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"go.uber.org/zap"
 )
@@ -38,10 +37,16 @@ func statusForError(err error) int {
 	return http.StatusBadGateway
 }
 
-// errorHandler answers the request of ex that the upstream could not
-// serve, in the client's format: an envelope, or the legacy
-// {"error", "code"}.
-func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err error, ex *exchange) {
+// handleError is the ReverseProxy's ErrorHandler: it answers the request
+// the upstream could not serve, in the client's format: an envelope, or
+// the legacy {"error", "code"}.
+func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	s := ex.snap
+	if ex.wait.disarm() {
+		// The watchdog cancelled the connection's context, so the
+		// connection cannot serve another request.
+		w.Header().Set("Connection", "close")
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away (or half-closed its connection): there is
 		// no one to answer, and returning would let net/http send an empty
@@ -63,13 +68,13 @@ func (s *snapshot) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	s.metrics.upstreamErrors.WithLabelValues(client, kind).Inc()
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
-	if ex.decision.Mode == config.ModeEnvelope {
-		*buf = transform.AppendError(*buf, code, msg)
+	if ex.envelope() {
+		*buf = transform.AppendEnvelopeError(*buf, code, msg)
 	} else {
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}
 	ex.upstreamError = kind
-	ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: status, Code: code}
+	ex.result = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
 	h := w.Header()
 	if s.vary != "" {
 		h.Set("Vary", s.vary)

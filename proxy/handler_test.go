@@ -14,7 +14,7 @@ import (
 // last request into the next but what reset keeps on purpose: its bound
 // ReverseProxy, its copy pool and the emptied buffer for unmapped bodies.
 func TestExchangeReset(t *testing.T) {
-	h, err := New(testConfig("http://127.0.0.1:1"), Options{})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,14 +24,14 @@ func TestExchangeReset(t *testing.T) {
 	ex.method, ex.path, ex.rawQuery = "POST", "/v1/orders", "token=secret"
 	ex.start, ex.upstreamStart = time.Now(), time.Now()
 	ex.upstreamStatus, ex.upstreamTime, ex.upstreamError = 403, time.Second, upstreamReset
-	ex.outcome = transform.Outcome{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits"}
-	ex.rec.status, ex.rec.bytes = 402, 99
+	ex.result = transform.Result{Action: transform.Rewrite, Status: 402, Rule: "insufficient_credits"}
+	ex.w.status, ex.w.bytes = 402, 99
 	ex.copyBufs.large = true
 	ex.accessFields[0] = zap.String("method", "POST")
 	ex.keyIDHex[0] = 'f'
 	ex.reqBody = &requestBody{}
 	ex.shadow.active = true
-	ex.evidence.Client = "acme"
+	ex.record.Client = "acme"
 	ex.unmappedCode, ex.unmappedTruncated = "quota", true
 	ex.unmappedBody = append(ex.unmappedBody[:0], `{"error":"x"}`...)
 	ex.wait = upstreamWait{seq: 7}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/transform"
@@ -98,21 +99,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // setModes publishes each configured client's mode, and starts the
 // per-client error counters at zero so that rate() works from the first
 // scrape.
-func (m *Metrics) setModes(cfg *config.Config) {
+func (m *Metrics) setModes(targets []config.Target) {
 	m.clientMode.Reset()
-	set := func(client string, mode config.Mode) {
-		m.clientMode.WithLabelValues(client, string(mode)).Set(1)
+	for _, t := range targets {
+		m.clientMode.WithLabelValues(t.Name, string(t.Mode)).Set(1)
 		for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamOther} {
-			m.upstreamErrors.WithLabelValues(client, k)
+			m.upstreamErrors.WithLabelValues(t.Name, k)
 		}
 	}
-	for _, cl := range cfg.Routing.Clients {
-		set(cl.Name, cl.Mode)
-	}
-	for i, co := range cfg.Routing.Rollout {
-		set(cfg.CohortName(i), co.Mode)
-	}
-	set(config.DefaultClientName, cfg.Routing.Default)
 }
 
 // statusLabel returns the label text of an HTTP status without formatting
@@ -149,12 +143,12 @@ func codeClass(status int) string {
 	return "none"
 }
 
-// observe records one finished exchange.
-func (m *Metrics) observe(ex *exchange, seconds float64) {
-	mode := string(ex.decision.Mode)
-	m.requests.WithLabelValues(ex.decision.Client, mode, codeClass(ex.rec.status)).Inc()
-	m.modeDuration[modeIndex(ex.decision.Mode)].Observe(seconds)
-	o := &ex.outcome
+// observe counts the finished exchange in the metrics.
+func (ex *exchange) observe(elapsed time.Duration) {
+	m := ex.snap.metrics
+	m.requests.WithLabelValues(ex.decision.Client, string(ex.decision.Mode), codeClass(ex.w.status)).Inc()
+	m.modeDuration[modeIndex(ex.decision.Mode)].Observe(elapsed.Seconds())
+	o := &ex.result
 	if ex.upstreamError != "" {
 		// Counted by the error handler, before the client is answered.
 		return

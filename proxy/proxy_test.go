@@ -43,6 +43,23 @@ func testConfig(upstreamURL string) *config.Config {
 	return c
 }
 
+// settingsOf is the proxy's part of cfg, as the serve command hands it
+// over.
+func settingsOf(cfg *config.Config) Settings {
+	return Settings{
+		Upstream:              cfg.Upstream,
+		Routing:               cfg.Routing,
+		Rules:                 cfg.Rules,
+		MigratedPrefixes:      cfg.MigratedPrefixes,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		AccessLog:             cfg.Log.AccessLog,
+		Samples:               cfg.Dashboard.Samples,
+		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
+		ShadowMaxBodyBytes:    cfg.Shadow.MaxBodyBytes,
+		RetireAfter:           cfg.Server.ShutdownTimeout,
+	}
+}
+
 // startProxy starts an upstream with handler and envelope-proxy in front of
 // it, both on real loopback listeners, and returns the proxy's URL.
 func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) string {
@@ -63,7 +80,7 @@ func startHandler(t testing.TB, upstream http.Handler, edit func(*config.Config)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(cfg, Options{})
+	h, err := New(settingsOf(cfg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +398,7 @@ func TestPassthroughStreams(t *testing.T) {
 			if tc.length {
 				wantLarge = 1
 			}
-			if got := h.copyBufs.largeInUse.Load(); got != wantLarge {
+			if got := h.services.copies.largeInUse.Load(); got != wantLarge {
 				t.Errorf("large copy buffers in use mid-body: got %d; want %d", got, wantLarge)
 			}
 			close(clientGotFirst)
@@ -390,7 +407,7 @@ func TestPassthroughStreams(t *testing.T) {
 				t.Errorf("rest: got %d bytes, %v; want %d bytes", len(tail), err, len(rest))
 			}
 			px.Close() // waits for the handler to return
-			if got := h.copyBufs.largeInUse.Load(); got != 0 {
+			if got := h.services.copies.largeInUse.Load(); got != 0 {
 				t.Errorf("large copy buffers in use after the response: got %d; want 0", got)
 			}
 		})

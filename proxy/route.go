@@ -72,9 +72,8 @@ type cohort struct {
 	route
 }
 
-// NewRouter builds a Router from a validated config.
-func NewRouter(c *config.Config) *Router {
-	rc := &c.Routing
+// NewRouter builds a Router from a validated routing config.
+func NewRouter(rc *config.Routing) *Router {
 	r := &Router{
 		header:   http.CanonicalHeaderKey(rc.Header),
 		clients:  make(map[[sha256.Size]byte]*route, len(rc.Clients)),
@@ -94,7 +93,7 @@ func NewRouter(c *config.Config) *Router {
 	var cum float64
 	for i, co := range rc.Rollout {
 		cum += co.Percent
-		r.cohorts = append(r.cohorts, cohort{upTo: cohortBound(cum), route: route{name: c.CohortName(i), mode: co.Mode}})
+		r.cohorts = append(r.cohorts, cohort{upTo: cohortBound(cum), route: route{name: rc.CohortName(i), mode: co.Mode}})
 		modes[co.Mode] = true
 	}
 	if rc.OverrideHeader != "" {

@@ -12,7 +12,7 @@ func TestRouterOrder(t *testing.T) {
 	c := testConfig("http://127.0.0.1:1")
 	c.Routing.OverrideHeader = "X-Response-Format"
 	c.Routing.Rollout = []config.Cohort{{Name: "all-in", Percent: 100, Mode: config.ModeShadow}}
-	r := NewRouter(c)
+	r := NewRouter(&c.Routing)
 	tests := []struct {
 		name       string
 		key        string
@@ -52,7 +52,7 @@ func TestRouterOrder(t *testing.T) {
 func TestCohortsAreStable(t *testing.T) {
 	c := testConfig("http://127.0.0.1:1")
 	c.Routing.Rollout = []config.Cohort{{Percent: 10, Mode: config.ModeEnvelope}, {Percent: 25, Mode: config.ModeShadow}}
-	a, b := NewRouter(c), NewRouter(c)
+	a, b := NewRouter(&c.Routing), NewRouter(&c.Routing)
 	counts := map[string]int{}
 	const n = 20000
 	for i := range n {
@@ -87,7 +87,7 @@ func BenchmarkRoute(b *testing.B) {
 		}
 		c.Routing.Rollout = []config.Cohort{{Percent: 10, Mode: config.ModeEnvelope}}
 		c.Routing.OverrideHeader = "X-Response-Format"
-		r := NewRouter(c)
+		r := NewRouter(&c.Routing)
 		for _, key := range []string{"k5", "unlisted-key"} {
 			req, _ := http.NewRequest("GET", "/", nil)
 			req.Header.Set("X-API-Key", "sk_live_0123456789abcdefghijklmnopqrstuv"+key)

@@ -7,16 +7,8 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
-	"github.com/envelope-proxy/envelope-proxy/shadow"
+	"github.com/envelope-proxy/envelope-proxy/event"
 )
-
-// Shadower is what the proxy needs of the shadow comparison: a cheap
-// admission check on the request path, and a hand-over that never blocks.
-// Nothing flows back: the proxy never waits on a comparison.
-type Shadower interface {
-	Admit(client, method string, keyHash uint64) bool
-	Submit(ex *shadow.Exchange)
-}
 
 // shadowCapture holds what a shadowed exchange tees aside, each part
 // bounded by the shadow config.
@@ -33,14 +25,15 @@ type shadowCapture struct {
 // admitShadow decides, once per request, whether a shadow-mode exchange is
 // captured: never CONNECT or protocol upgrades, and only what the
 // comparison admits (method, sample).
-func (h *Handler) admitShadow(s *snapshot, ex *exchange, r *http.Request) {
-	if h.shadow == nil || ex.decision.Mode != config.ModeShadow || r.Method == http.MethodConnect || isUpgrade(r) {
+func (ex *exchange) admitShadow(r *http.Request) {
+	s := ex.snap
+	if s.shadow == nil || ex.decision.Mode != config.ModeShadow || r.Method == http.MethodConnect || isUpgrade(r) {
 		return
 	}
-	if !h.shadow.Admit(ex.decision.Client, r.Method, ex.decision.KeyHash) {
+	if !s.shadow.Admit(ex.decision.Client, r.Method, ex.decision.KeyHash) {
 		return
 	}
-	ex.shadow = shadowCapture{active: true, maxRequestBytes: s.cfg.Shadow.MaxRequestBytes, maxBodyBytes: s.cfg.Shadow.MaxBodyBytes}
+	ex.shadow = shadowCapture{active: true, maxRequestBytes: s.settings.ShadowMaxRequestBytes, maxBodyBytes: s.settings.ShadowMaxBodyBytes}
 }
 
 // capture appends p to *buf while it stays within limit, and reports
@@ -73,14 +66,15 @@ func (t *teeBody) Read(p []byte) (int, error) {
 
 // submitShadow hands a finished shadowed exchange to the comparison. It
 // runs after the client's response is complete.
-func (h *Handler) submitShadow(s *snapshot, ex *exchange, elapsed time.Duration) {
+func (ex *exchange) submitShadow(elapsed time.Duration) {
+	s := ex.snap
 	c := &ex.shadow
 	var body []byte
 	var truncated bool
 	if ex.reqBody != nil {
 		body, truncated = ex.reqBody.take()
 	}
-	h.shadow.Submit(&shadow.Exchange{
+	s.shadow.Submit(&event.Capture{
 		Client:          ex.decision.Client,
 		KeyHash:         ex.decision.KeyHash,
 		Method:          ex.method,

@@ -4,10 +4,89 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strconv"
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
+
+// streamWrap wraps a body too large to buffer. head, when not nil, holds
+// bytes already read from the upstream by readHead: still encoded when c is
+// set, and after the envelope's prefix when not. rest is the remainder.
+// length is the upstream's Content-Length when known and not encoded, else
+// -1.
+func (ex *exchange) streamWrap(resp *http.Response, c codec.Codec, head *[]byte, rest io.Reader, length int64) error {
+	s := ex.snap
+	upstream := resp.Body
+	var w *wrapReader
+	if c == nil {
+		// Identity: the head is checked before anything is sent, so an
+		// invalid head still passes unchanged instead of aborting.
+		skip := len(transform.SuccessPrefix())
+		var read []byte
+		if head != nil {
+			read = (*head)[skip:]
+		}
+		var err error
+		w, err = newWrapReader(read, rest, upstream)
+		if err != nil {
+			if head != nil {
+				resp.Body = &replayBody{head: ex.body(head, skip), rest: upstream}
+			}
+			ex.pass(resp, transform.ReasonNotJSON)
+			return nil
+		}
+		if head != nil {
+			s.buffers.put(head)
+		}
+	} else {
+		// Encoded: the head is still compressed; decode head and rest as
+		// one stream and check it as it goes.
+		var src io.Reader = rest
+		if head != nil {
+			h := append([]byte(nil), *head...)
+			s.buffers.put(head)
+			src = io.MultiReader(&byteReader{b: h}, rest)
+		}
+		zr, err := c.NewReader(src)
+		if err != nil {
+			return fmt.Errorf("decoding upstream body: %w", err)
+		}
+		if w, err = newWrapReader(nil, zr, multiCloser{zr, upstream}); err != nil {
+			return err
+		}
+	}
+	var body io.ReadCloser = w
+	if c != nil {
+		body = newEncodeReader(c, w)
+		length = -1
+	}
+	resp.Body = body
+	if length >= 0 {
+		length += int64(transform.WrapOverhead)
+	}
+	resp.ContentLength = length
+	transform.SetRewrittenHeaders(resp.Header, int(length))
+	if length < 0 {
+		resp.Header.Del("Content-Length")
+	} else {
+		resp.Header.Set("Content-Length", strconv.FormatInt(length, 10))
+	}
+	return nil
+}
+
+// byteReader reads a byte slice; unlike bytes.Reader it keeps no seek state.
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
 
 // errInvalidStream aborts a streamed wrap whose body turned out not to be
 // one JSON value: the client's connection is cut rather than finished as a

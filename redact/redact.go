@@ -48,6 +48,8 @@ type token struct {
 // is never modified afterwards, so it is safe for concurrent use. The zero
 // value masks nothing.
 type Paths struct {
+	// pointers are the pointers as written, in order.
+	pointers []string
 	// envelope holds the pointers as configured.
 	envelope [][]token
 	// legacy holds them too, plus those starting with /data without that
@@ -55,15 +57,31 @@ type Paths struct {
 	legacy [][]token
 }
 
+// PointerError is Compile's error: the first pointer that does not parse,
+// by its position in the list, so that config validation can name the
+// field.
+type PointerError struct {
+	Index   int
+	Pointer string
+	Err     error
+}
+
+func (e *PointerError) Error() string { return fmt.Sprintf("redact path %q: %v", e.Pointer, e.Err) }
+
+func (e *PointerError) Unwrap() error { return e.Err }
+
 // Compile parses pointers into Paths, so that a bad one is reported when
-// the config is loaded rather than silently matching nothing. The error
-// names the first bad pointer.
+// the config is loaded rather than silently matching nothing. The error is
+// a *PointerError naming the first bad pointer.
 func Compile(pointers []string) (Paths, error) {
 	var p Paths
-	for _, s := range pointers {
+	if len(pointers) > 0 {
+		p.pointers = slices.Clone(pointers)
+	}
+	for i, s := range pointers {
 		toks, err := parse(s)
 		if err != nil {
-			return Paths{}, fmt.Errorf("redact path %q: %w", s, err)
+			return Paths{}, &PointerError{Index: i, Pointer: s, Err: err}
 		}
 		p.envelope = append(p.envelope, toks)
 		p.legacy = append(p.legacy, toks)
@@ -73,6 +91,13 @@ func Compile(pointers []string) (Paths, error) {
 	}
 	return p, nil
 }
+
+// Pointers returns the pointers Paths was compiled from, in order.
+func (p Paths) Pointers() []string { return slices.Clone(p.pointers) }
+
+// Equal reports whether p and q were compiled from the same pointers in the
+// same order, and so mask alike.
+func (p Paths) Equal(q Paths) bool { return slices.Equal(p.pointers, q.pointers) }
 
 // parse splits a pointer into its unescaped reference tokens; the root
 // pointer "" has none.

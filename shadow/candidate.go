@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
+	"github.com/envelope-proxy/envelope-proxy/event"
 )
 
 // ShadowRequestHeader marks every request replayed to the candidate, so
@@ -98,7 +99,7 @@ var hopHeaders = [...]string{
 // the candidate URL's own path), query, end-to-end headers (the key
 // included: the candidate authenticates the client like the legacy API
 // does) and body, plus X-Shadow-Request: 1.
-func (cd *candidate) request(ctx context.Context, ex *Exchange) (*http.Request, error) {
+func (cd *candidate) request(ctx context.Context, ex *event.Capture) (*http.Request, error) {
 	u := *cd.base
 	path := ex.Path
 	if !strings.HasPrefix(path, "/") {
@@ -137,12 +138,12 @@ func (cd *candidate) request(ctx context.Context, ex *Exchange) (*http.Request, 
 // Comparator's, never the client's), and reads the answer up to maxBody
 // decoded bytes. On failure it returns the outcome that names it:
 // candidate_timeout, candidate_error or skipped_too_large.
-func (cd *candidate) replay(ctx context.Context, ex *Exchange, codecs *codec.Set, maxBody int64) (candidateResponse, Outcome, error) {
+func (cd *candidate) replay(ctx context.Context, ex *event.Capture, codecs *codec.Set, maxBody int64) (candidateResponse, event.Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, cd.timeout)
 	defer cancel()
 	req, err := cd.request(ctx, ex)
 	if err != nil {
-		return candidateResponse{}, OutcomeCandidateError, err
+		return candidateResponse{}, event.OutcomeCandidateError, err
 	}
 	start := time.Now()
 	resp, err := cd.client.Do(req)
@@ -151,7 +152,7 @@ func (cd *candidate) replay(ctx context.Context, ex *Exchange, codecs *codec.Set
 	}
 	defer resp.Body.Close()
 	if req.Method != http.MethodHead && resp.ContentLength > maxBody && resp.Header.Get("Content-Encoding") == "" {
-		return candidateResponse{status: resp.StatusCode}, OutcomeSkippedTooLarge, nil
+		return candidateResponse{status: resp.StatusCode}, event.OutcomeSkippedTooLarge, nil
 	}
 	var raw []byte
 	complete, err := codec.ReadUpTo(resp.Body, &raw, maxBody)
@@ -159,23 +160,23 @@ func (cd *candidate) replay(ctx context.Context, ex *Exchange, codecs *codec.Set
 		return candidateResponse{status: resp.StatusCode}, failureOutcome(err), fmt.Errorf("reading candidate body: %w", err)
 	}
 	if !complete {
-		return candidateResponse{status: resp.StatusCode}, OutcomeSkippedTooLarge, nil
+		return candidateResponse{status: resp.StatusCode}, event.OutcomeSkippedTooLarge, nil
 	}
 	latency := time.Since(start)
 	body := raw
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !resp.Uncompressed {
 		c, err := codecs.Lookup(ce)
 		if err != nil {
-			return candidateResponse{status: resp.StatusCode}, OutcomeCandidateError, fmt.Errorf("candidate body: %w", err)
+			return candidateResponse{status: resp.StatusCode}, event.OutcomeCandidateError, fmt.Errorf("candidate body: %w", err)
 		}
 		if c != nil {
 			body = nil
 			fit, err := codec.DecodeAll(c, raw, &body, maxBody)
 			if err != nil {
-				return candidateResponse{status: resp.StatusCode}, OutcomeCandidateError, fmt.Errorf("decoding candidate body: %w", err)
+				return candidateResponse{status: resp.StatusCode}, event.OutcomeCandidateError, fmt.Errorf("decoding candidate body: %w", err)
 			}
 			if !fit {
-				return candidateResponse{status: resp.StatusCode}, OutcomeSkippedTooLarge, nil
+				return candidateResponse{status: resp.StatusCode}, event.OutcomeSkippedTooLarge, nil
 			}
 		}
 	}
@@ -185,10 +186,10 @@ func (cd *candidate) replay(ctx context.Context, ex *Exchange, codecs *codec.Set
 // failureOutcome classifies a failed exchange with the candidate: a
 // deadline or a network timeout is candidate_timeout, anything else
 // (refused, reset, canceled at shutdown) candidate_error.
-func failureOutcome(err error) Outcome {
+func failureOutcome(err error) event.Outcome {
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return OutcomeCandidateTimeout
+		return event.OutcomeCandidateTimeout
 	}
-	return OutcomeCandidateError
+	return event.OutcomeCandidateError
 }

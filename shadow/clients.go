@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,13 +25,13 @@ const maxAliases = 4 * maxClients
 // resolved once so that counting never hashes label values.
 type clientStats struct {
 	name   string
-	counts [numOutcomes]atomic.Uint64
-	prom   [numOutcomes]prometheus.Counter
+	counts [event.NumOutcomes]atomic.Uint64
+	prom   [event.NumOutcomes]prometheus.Counter
 }
 
 // count adds one exchange with outcome o.
-func (cs *clientStats) count(o Outcome) {
-	i := o.index()
+func (cs *clientStats) count(o event.Outcome) {
+	i := o.Index()
 	if i < 0 {
 		return
 	}
@@ -101,7 +102,7 @@ func (t *clientTable) get(name string) *clientStats {
 // newStats builds a client's stats and resolves its counters.
 func (t *clientTable) newStats(name string) *clientStats {
 	cs := &clientStats{name: name}
-	for i, o := range outcomes {
+	for i, o := range event.Outcomes {
 		cs.prom[i] = t.total.WithLabelValues(name, string(o))
 	}
 	return cs

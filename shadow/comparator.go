@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
-	"github.com/envelope-proxy/envelope-proxy/config"
-	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -26,15 +25,16 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Codecs decode compressed bodies; nil uses a new set.
 	Codecs *codec.Set
-	// Evidence receives every outcome for the migration dashboard; nil
+	// Recorder receives every outcome for the migration dashboard; nil
 	// records nothing.
-	Evidence Evidence
+	Recorder Recorder
 }
 
-// Evidence is what the comparison needs of the migration dashboard: one
-// call per outcome that never blocks on storage. Nothing flows back.
-type Evidence interface {
-	RecordShadow(ev evidence.ShadowEvent)
+// Recorder is what the comparison needs of the migration dashboard's
+// evidence: one call per outcome that never blocks on storage. Nothing
+// flows back.
+type Recorder interface {
+	RecordComparison(ev event.Comparison)
 }
 
 // Comparator runs the shadow comparison: it admits shadow-mode requests on
@@ -44,7 +44,7 @@ type Evidence interface {
 type Comparator struct {
 	logger   *zap.Logger
 	codecs   *codec.Set
-	evidence Evidence
+	recorder Recorder
 	metrics  *metrics
 	clients  *clientTable
 	store    *store
@@ -53,7 +53,7 @@ type Comparator struct {
 	transformer *transform.Transformer
 
 	// cur is the settings in force, replaced whole by Swap.
-	cur    atomic.Pointer[settings]
+	cur    atomic.Pointer[compiled]
 	swapMu sync.Mutex
 
 	// inflight counts the running comparisons; it is both the
@@ -70,13 +70,10 @@ type Comparator struct {
 	cancel context.CancelFunc
 }
 
-// New builds a Comparator for cfg (the defaults when nil). It never fails:
-// a counter that cannot be registered or a candidate URL that cannot be
-// used is logged, and the comparison runs without it.
-func New(cfg *config.Config, opts Options) *Comparator {
-	if cfg == nil {
-		cfg = config.Default()
-	}
+// New builds a Comparator with settings s. It never fails: a counter that
+// cannot be registered or a candidate URL that cannot be used is logged,
+// and the comparison runs without it.
+func New(s Settings, opts Options) *Comparator {
 	logger := opts.Logger
 	if logger == nil {
 		logger = zap.NewNop()
@@ -102,7 +99,7 @@ func New(cfg *config.Config, opts Options) *Comparator {
 	c := &Comparator{
 		logger:      logger,
 		codecs:      codecs,
-		evidence:    opts.Evidence,
+		recorder:    opts.Recorder,
 		metrics:     m,
 		clients:     newClientTable(m.total),
 		store:       newStore(),
@@ -111,22 +108,19 @@ func New(cfg *config.Config, opts Options) *Comparator {
 		ctx:         ctx,
 		cancel:      cancel,
 	}
-	c.Swap(cfg)
+	c.Swap(s)
 	return c
 }
 
-// Swap puts cfg's shadow and candidate settings in force: sample, methods,
-// ignore, compare_messages, max_in_flight, the size limits, routes and the
+// Swap puts new settings in force: sample, methods, ignore,
+// compare_messages, max_in_flight, the size limits, routes and the
 // candidate. Comparisons already running finish with the settings they
 // started with; a smaller max_in_flight applies to the next Submit.
-func (c *Comparator) Swap(cfg *config.Config) {
-	if cfg == nil {
-		return
-	}
+func (c *Comparator) Swap(in Settings) {
 	c.swapMu.Lock()
 	defer c.swapMu.Unlock()
 	old := c.cur.Load()
-	s, replaced, invalid, err := newSettings(cfg, old)
+	s, replaced, invalid, err := compile(in, old)
 	for _, p := range invalid {
 		c.logger.Warn("shadow.ignore entry is not a JSON Pointer; left out", zap.String("pointer", p))
 	}
@@ -151,7 +145,7 @@ func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
 		return false
 	}
 	if method == http.MethodConnect || !s.mirrors(method) {
-		c.count(c.clients.get(client), OutcomeSkippedMethod)
+		c.count(c.clients.get(client), event.OutcomeSkippedMethod)
 		return false
 	}
 	return true
@@ -161,7 +155,7 @@ func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
 // then on. It never blocks: when max_in_flight comparisons are running,
 // or the Comparator is closed, the exchange is counted as dropped. The
 // comparison runs on its own goroutine.
-func (c *Comparator) Submit(ex *Exchange) {
+func (c *Comparator) Submit(ex *event.Capture) {
 	if ex == nil {
 		return
 	}
@@ -170,12 +164,12 @@ func (c *Comparator) Submit(ex *Exchange) {
 	if ex.Method == http.MethodConnect || ex.Header.Get("Upgrade") != "" || !s.mirrors(ex.Method) {
 		// The proxy never captures CONNECT or protocol upgrades; they are
 		// refused here too, since replaying either would open a tunnel.
-		c.count(cs, OutcomeSkippedMethod)
+		c.count(cs, event.OutcomeSkippedMethod)
 		return
 	}
 	if c.inflight.Add(1) > s.maxInFlight || c.closed.Load() {
 		c.release()
-		c.count(cs, OutcomeDropped)
+		c.count(cs, event.OutcomeDropped)
 		return
 	}
 	go c.run(s, cs, ex)
@@ -215,9 +209,9 @@ func (c *Comparator) Close() {
 	}
 }
 
-// result is how one comparison ended.
-type result struct {
-	outcome Outcome
+// comparison is how one comparison ended.
+type comparison struct {
+	outcome event.Outcome
 	// dry is the dry run, nil when it could not run (no legacy body).
 	dry *dryRun
 	// cand is the candidate's answer, nil when there was none.
@@ -228,15 +222,15 @@ type result struct {
 // run compares one exchange and records it. A panic (a bug, never an
 // input: bodies are untrusted and handled as data) is logged and recorded
 // as candidate_error rather than taking the proxy down.
-func (c *Comparator) run(s *settings, cs *clientStats, ex *Exchange) {
+func (c *Comparator) run(s *compiled, cs *clientStats, ex *event.Capture) {
 	defer c.release()
 	recorded := false
 	defer func() {
 		if p := recover(); p != nil {
-			msg, _ := truncate(fmt.Sprint(p), 200)
+			msg, _ := transform.CutString(fmt.Sprint(p), 200)
 			c.logger.Error("shadow comparison failed", zap.String("client", cs.name), zap.String("panic", msg))
 			if !recorded {
-				c.count(cs, OutcomeCandidateError)
+				c.count(cs, event.OutcomeCandidateError)
 			}
 		}
 	}()
@@ -246,21 +240,21 @@ func (c *Comparator) run(s *settings, cs *clientStats, ex *Exchange) {
 }
 
 // compare runs the dry run and, with a candidate, the replay and the diff.
-func (c *Comparator) compare(s *settings, ex *Exchange) result {
+func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 	if ex.UpstreamError != "" {
-		return result{outcome: OutcomeUpstreamError}
+		return comparison{outcome: event.OutcomeUpstreamError}
 	}
 	if ex.LegacyTruncated {
-		return result{outcome: OutcomeSkippedTooLarge}
+		return comparison{outcome: event.OutcomeSkippedTooLarge}
 	}
 	dry := c.dryRun(s, ex)
-	r := result{dry: &dry}
+	r := comparison{dry: &dry}
 	if s.candidate == nil {
-		r.outcome = OutcomeDryRun
+		r.outcome = event.OutcomeDryRun
 		return r
 	}
 	if ex.BodyTruncated || int64(len(ex.Body)) > s.maxRequestBytes {
-		r.outcome = OutcomeSkippedTooLarge
+		r.outcome = event.OutcomeSkippedTooLarge
 		return r
 	}
 	resp, failed, err := s.candidate.replay(c.ctx, ex, c.codecs, s.maxBodyBytes)
@@ -277,18 +271,18 @@ func (c *Comparator) compare(s *settings, ex *Exchange) result {
 	r.diff = s.diff.compare(dry.body, resp.body)
 	switch {
 	case resp.status != dry.status, len(r.diff.ops) > 0:
-		r.outcome = OutcomeMismatch
+		r.outcome = event.OutcomeMismatch
 	case r.diff.ignored:
-		r.outcome = OutcomeIgnored
+		r.outcome = event.OutcomeIgnored
 	default:
-		r.outcome = OutcomeMatch
+		r.outcome = event.OutcomeMatch
 	}
 	return r
 }
 
 // record counts the result in the client's totals and the counters, and
 // aggregates it in the report.
-func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *result) {
+func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *comparison) {
 	cs.count(r.outcome)
 	o := observation{
 		outcome:       r.outcome,
@@ -326,7 +320,7 @@ func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *resul
 			o.paths = append(o.paths, p)
 		}
 	}
-	if r.outcome == OutcomeMismatch {
+	if r.outcome == event.OutcomeMismatch {
 		o.sample = newSample(s, ex, r)
 		if ce := c.logger.Check(zap.DebugLevel, "shadow mismatch"); ce != nil {
 			ce.Write(zap.String("client", cs.name), zap.String("method", ex.Method), zap.String("route", o.key.route),
@@ -334,26 +328,26 @@ func (c *Comparator) record(s *settings, cs *clientStats, ex *Exchange, r *resul
 		}
 	}
 	c.store.add(&o)
-	if c.evidence != nil {
+	if c.recorder != nil {
 		c.recordEvidence(s, cs, ex, r, o.sample)
 	}
 }
 
 // count counts an outcome decided before the exchange had a route or a
 // status (skipped_method, dropped, a failed comparison).
-func (c *Comparator) count(cs *clientStats, o Outcome) {
+func (c *Comparator) count(cs *clientStats, o event.Outcome) {
 	cs.count(o)
-	if c.evidence != nil {
-		c.evidence.RecordShadow(evidence.ShadowEvent{Client: cs.name, Outcome: string(o)})
+	if c.recorder != nil {
+		c.recorder.RecordComparison(event.Comparison{Client: cs.name, Outcome: o})
 	}
 }
 
 // recordEvidence hands a finished comparison to the dashboard, with its
 // route, differing paths, dry-run blind spot and sample, all redacted.
-func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, r *result, smp *Sample) {
-	ev := evidence.ShadowEvent{
+func (c *Comparator) recordEvidence(s *compiled, cs *clientStats, ex *event.Capture, r *comparison, smp *ReportSample) {
+	ev := event.Comparison{
 		Client:       cs.name,
-		Outcome:      string(r.outcome),
+		Outcome:      r.outcome,
 		Route:        ex.Method + " " + s.routes.template(ex.Path),
 		LegacyStatus: ex.LegacyStatus,
 	}
@@ -374,12 +368,12 @@ func (c *Comparator) recordEvidence(s *settings, cs *clientStats, ex *Exchange, 
 	if smp != nil {
 		ev.Sample = smp.evidence()
 	}
-	c.evidence.RecordShadow(ev)
+	c.recorder.RecordComparison(ev)
 }
 
 // evidence returns the dashboard's part of a report sample: all of it
 // but the request headers.
-func (smp *Sample) evidence() *evidence.Sample {
+func (smp *ReportSample) evidence() *event.Sample {
 	out := smp.Sample
 	out.Diff = slices.Clone(smp.Diff)
 	return &out

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,50 +28,50 @@ func TestCompareWithCandidate(t *testing.T) {
 		otherMessage = `{"data":null,"success":false,"message":"Not enough credits.","errors":[{"insufficient_credits":["Not enough credits."]}]}`
 		otherCode    = `{"data":null,"success":false,"message":"Insufficient credits. Required: 120, available: 50","errors":[{"payment_required":["Insufficient credits. Required: 120, available: 50"]}]}`
 	)
-	ignoreTimes := func(c *config.Config) { c.Shadow.Ignore = []string{"/data/items/*/updated_at"} }
+	ignoreTimes := func(c *Settings) { c.Shadow.Ignore = []string{"/data/items/*/updated_at"} }
 	tests := []struct {
 		name         string
-		mod          func(*config.Config)
+		mod          func(*Settings)
 		legacyStatus int
 		legacyBody   string
 		candStatus   int
 		candBody     string
-		want         Outcome
+		want         event.Outcome
 		wantPaths    []string // the report's collapsed paths
 		wantOps      []string // the sample's operation paths
 	}{
-		{name: "success envelope matches", legacyStatus: 200, legacyBody: items, candStatus: 200, candBody: itemsEnv, want: OutcomeMatch},
-		{name: "error envelope matches", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 402, candBody: creditsEnvelope, want: OutcomeMatch},
+		{name: "success envelope matches", legacyStatus: 200, legacyBody: items, candStatus: 200, candBody: itemsEnv, want: event.OutcomeMatch},
+		{name: "error envelope matches", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 402, candBody: creditsEnvelope, want: event.OutcomeMatch},
 		{name: "key order and spacing do not matter", legacyStatus: 200, legacyBody: `{"a":1,"b":2}`, candStatus: 200,
-			candBody: `{ "message": "OK", "success": true, "data": {"b": 2, "a": 1} }`, want: OutcomeMatch},
+			candBody: `{ "message": "OK", "success": true, "data": {"b": 2, "a": 1} }`, want: event.OutcomeMatch},
 		{name: "one field differs", legacyStatus: 200, legacyBody: items, candStatus: 200, candBody: itemsPrice,
-			want: OutcomeMismatch, wantPaths: []string{"/data/items/*/price"}, wantOps: []string{"/data/items/0/price"}},
+			want: event.OutcomeMismatch, wantPaths: []string{"/data/items/*/price"}, wantOps: []string{"/data/items/0/price"}},
 		{name: "wildcard ignore hides the only difference", mod: ignoreTimes, legacyStatus: 200, legacyBody: items, candStatus: 200,
-			candBody: itemsNewTime, want: OutcomeIgnored},
+			candBody: itemsNewTime, want: event.OutcomeIgnored},
 		{name: "wildcard ignore with equal values", mod: ignoreTimes, legacyStatus: 200, legacyBody: items, candStatus: 200,
-			candBody: itemsEnv, want: OutcomeMatch},
+			candBody: itemsEnv, want: event.OutcomeMatch},
 		{name: "wildcard ignore leaves other differences", mod: ignoreTimes, legacyStatus: 200, legacyBody: items, candStatus: 200,
-			candBody: itemsPrice, want: OutcomeMismatch, wantPaths: []string{"/data/items/*/price"}, wantOps: []string{"/data/items/0/price"}},
+			candBody: itemsPrice, want: event.OutcomeMismatch, wantPaths: []string{"/data/items/*/price"}, wantOps: []string{"/data/items/0/price"}},
 		{name: "status differs", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 403, candBody: creditsEnvelope,
-			want: OutcomeMismatch, wantOps: []string{}},
+			want: event.OutcomeMismatch, wantOps: []string{}},
 		{name: "messages differ, not compared by default", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 402,
-			candBody: otherMessage, want: OutcomeMatch},
-		{name: "messages differ, compared", mod: func(c *config.Config) { c.Shadow.CompareMessages = true }, legacyStatus: 403,
-			legacyBody: creditsLegacy, candStatus: 402, candBody: otherMessage, want: OutcomeMismatch,
+			candBody: otherMessage, want: event.OutcomeMatch},
+		{name: "messages differ, compared", mod: func(c *Settings) { c.Shadow.CompareMessages = true }, legacyStatus: 403,
+			legacyBody: creditsLegacy, candStatus: 402, candBody: otherMessage, want: event.OutcomeMismatch,
 			wantPaths: []string{"/errors/*/insufficient_credits/*", "/message"}, wantOps: []string{"/message", "/errors/0/insufficient_credits/0"}},
-		{name: "codes differ", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 402, candBody: otherCode, want: OutcomeMismatch,
+		{name: "codes differ", legacyStatus: 403, legacyBody: creditsLegacy, candStatus: 402, candBody: otherCode, want: event.OutcomeMismatch,
 			wantPaths: []string{"/errors/*/insufficient_credits", "/errors/*/payment_required"}, wantOps: []string{"/errors/0/insufficient_credits", "/errors/0/payment_required"}},
 		{name: "big integers compared digit for digit", legacyStatus: 200, legacyBody: `{"id":12345678901234567890}`, candStatus: 200,
-			candBody: `{"data":{"id":12345678901234567891},"success":true,"message":"OK"}`, want: OutcomeMismatch,
+			candBody: `{"data":{"id":12345678901234567891},"success":true,"message":"OK"}`, want: event.OutcomeMismatch,
 			wantPaths: []string{"/data/id"}, wantOps: []string{"/data/id"}},
 		{name: "candidate body not JSON", legacyStatus: 200, legacyBody: items, candStatus: 200, candBody: `<html>oops`,
-			want: OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
+			want: event.OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
 		{name: "candidate JSON truncated", legacyStatus: 200, legacyBody: items, candStatus: 200, candBody: `{"data":{"items":[`,
-			want: OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
+			want: event.OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
 		{name: "legacy body not JSON either", legacyStatus: 200, legacyBody: `{"a":`, candStatus: 200, candBody: `{"data":{}}`,
-			want: OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
-		{name: "candidate body too large", mod: func(c *config.Config) { c.Shadow.MaxBodyBytes = 64 }, legacyStatus: 200,
-			legacyBody: `{"a":1}`, candStatus: 200, candBody: `{"data":"` + strings.Repeat("x", 100) + `"}`, want: OutcomeSkippedTooLarge},
+			want: event.OutcomeMismatch, wantPaths: []string{""}, wantOps: []string{""}},
+		{name: "candidate body too large", mod: func(c *Settings) { c.Shadow.MaxBodyBytes = 64 }, legacyStatus: 200,
+			legacyBody: `{"a":1}`, candStatus: 200, candBody: `{"data":"` + strings.Repeat("x", 100) + `"}`, want: event.OutcomeSkippedTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestCompareWithCandidate(t *testing.T) {
 			if !slices.Equal(paths, want) {
 				t.Errorf("paths: got %q; want %q", paths, want)
 			}
-			if tt.want != OutcomeMismatch {
+			if tt.want != event.OutcomeMismatch {
 				if len(g.Samples) != 0 {
 					t.Errorf("got %d samples; want none", len(g.Samples))
 				}
@@ -162,7 +162,7 @@ func TestCandidateReceivesTheRequest(t *testing.T) {
 		zw.Close()
 	}))
 	defer srv.Close()
-	cfg := testConfig(srv.URL+"/base/", func(c *config.Config) { c.Shadow.Methods = []string{"GET", "POST"} })
+	cfg := testConfig(srv.URL+"/base/", func(c *Settings) { c.Shadow.Methods = []string{"GET", "POST"} })
 	ex := newExchange(t, "POST", "/v1/jobs", 200, `{"ok":true}`)
 	ex.RawQuery = "a=1&b=two"
 	ex.Body = []byte(`{"name":"job"}`)
@@ -171,8 +171,8 @@ func TestCandidateReceivesTheRequest(t *testing.T) {
 	ex.Header.Set("X-Hop", "secret-hop")
 	ex.Header.Set("Content-Type", "application/json")
 	rep := runOne(t, cfg, ex)
-	if o := outcomeOf(t, rep); o != OutcomeMatch {
-		t.Errorf("outcome: got %q; want %q", o, OutcomeMatch)
+	if o := outcomeOf(t, rep); o != event.OutcomeMatch {
+		t.Errorf("outcome: got %q; want %q", o, event.OutcomeMatch)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -208,15 +208,15 @@ func TestCandidateFailures(t *testing.T) {
 	tests := []struct {
 		name string
 		url  string
-		mod  func(*config.Config)
-		ex   func(*Exchange)
-		want Outcome
+		mod  func(*Settings)
+		ex   func(*event.Capture)
+		want event.Outcome
 	}{
-		{name: "timeout", url: slow.URL, mod: func(c *config.Config) { c.Candidate.Timeout = 50 * time.Millisecond }, want: OutcomeCandidateTimeout},
-		{name: "connection refused", url: loopback.RefusedURL(t), want: OutcomeCandidateError},
-		{name: "legacy body truncated", url: slow.URL, ex: func(e *Exchange) { e.LegacyTruncated, e.LegacyBody = true, nil }, want: OutcomeSkippedTooLarge},
-		{name: "request body truncated", url: slow.URL, ex: func(e *Exchange) { e.BodyTruncated = true }, want: OutcomeSkippedTooLarge},
-		{name: "upstream failed", url: slow.URL, ex: func(e *Exchange) { e.UpstreamError, e.LegacyStatus = "refused", 0 }, want: OutcomeUpstreamError},
+		{name: "timeout", url: slow.URL, mod: func(c *Settings) { c.Candidate.Timeout = 50 * time.Millisecond }, want: event.OutcomeCandidateTimeout},
+		{name: "connection refused", url: loopback.RefusedURL(t), want: event.OutcomeCandidateError},
+		{name: "legacy body truncated", url: slow.URL, ex: func(e *event.Capture) { e.LegacyTruncated, e.LegacyBody = true, nil }, want: event.OutcomeSkippedTooLarge},
+		{name: "request body truncated", url: slow.URL, ex: func(e *event.Capture) { e.BodyTruncated = true }, want: event.OutcomeSkippedTooLarge},
+		{name: "upstream failed", url: slow.URL, ex: func(e *event.Capture) { e.UpstreamError, e.LegacyStatus = "refused", 0 }, want: event.OutcomeUpstreamError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,16 +239,16 @@ func TestMethods(t *testing.T) {
 		methods []string
 		method  string
 		admit   bool
-		want    Outcome
+		want    event.Outcome
 	}{
-		{name: "GET by default", method: "GET", admit: true, want: OutcomeMatch},
-		{name: "POST not by default", method: "POST", admit: false, want: OutcomeSkippedMethod},
-		{name: "POST when listed", methods: []string{"get", "post"}, method: "POST", admit: true, want: OutcomeMatch},
-		{name: "CONNECT never", methods: []string{"GET", "CONNECT"}, method: "CONNECT", admit: false, want: OutcomeSkippedMethod},
+		{name: "GET by default", method: "GET", admit: true, want: event.OutcomeMatch},
+		{name: "POST not by default", method: "POST", admit: false, want: event.OutcomeSkippedMethod},
+		{name: "POST when listed", methods: []string{"get", "post"}, method: "POST", admit: true, want: event.OutcomeMatch},
+		{name: "CONNECT never", methods: []string{"GET", "CONNECT"}, method: "CONNECT", admit: false, want: event.OutcomeSkippedMethod},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(srv.URL, func(c *config.Config) {
+			cfg := testConfig(srv.URL, func(c *Settings) {
 				if tt.methods != nil {
 					c.Shadow.Methods = tt.methods
 				}
@@ -260,8 +260,8 @@ func TestMethods(t *testing.T) {
 				}
 				c.Close()
 				if !tt.admit {
-					if got := outcomeOf(t, c.Report("")); got != OutcomeSkippedMethod {
-						t.Errorf("got %q; want %q", got, OutcomeSkippedMethod)
+					if got := outcomeOf(t, c.Report("")); got != event.OutcomeSkippedMethod {
+						t.Errorf("got %q; want %q", got, event.OutcomeSkippedMethod)
 					}
 				}
 			})
@@ -289,7 +289,7 @@ func TestSaturationDropsWithoutBlocking(t *testing.T) {
 	defer releaseOnce() // before srv.Close, if the test fails first
 	// The candidate's timeout outlasts the test: the two comparisons must
 	// stay blocked, whatever the machine's load, until release.
-	c := New(testConfig(srv.URL, func(c *config.Config) {
+	c := New(testConfig(srv.URL, func(c *Settings) {
 		c.Shadow.MaxInFlight = maxInFlight
 		c.Candidate.Timeout = 10 * time.Minute
 	}), Options{})
@@ -301,25 +301,25 @@ func TestSaturationDropsWithoutBlocking(t *testing.T) {
 	for i := range maxInFlight {
 		await.Receive(t, fmt.Sprintf("comparison %d of %d at the candidate", i+1, maxInFlight), arrived)
 	}
-	if got := c.Report("acme").Clients[0].Outcomes[OutcomeDropped]; got != submitted-maxInFlight {
+	if got := c.Report("acme").Clients[0].Outcomes[event.OutcomeDropped]; got != submitted-maxInFlight {
 		t.Errorf("dropped while blocked: got %d; want %d", got, submitted-maxInFlight)
 	}
 	releaseOnce()
 	c.Close()
 	rep := c.Report("acme")
-	want := map[Outcome]uint64{OutcomeDropped: submitted - maxInFlight, OutcomeMatch: maxInFlight}
+	want := map[event.Outcome]uint64{event.OutcomeDropped: submitted - maxInFlight, event.OutcomeMatch: maxInFlight}
 	if got := rep.Clients[0].Outcomes; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v; want %v", got, want)
 	}
 	c.Submit(newExchange(t, "GET", "/v1/a", 200, `{"a":1}`))
-	if got := c.Report("acme").Clients[0].Outcomes[OutcomeDropped]; got != submitted-maxInFlight+1 {
+	if got := c.Report("acme").Clients[0].Outcomes[event.OutcomeDropped]; got != submitted-maxInFlight+1 {
 		t.Errorf("dropped after Close: got %d; want %d", got, submitted-maxInFlight+1)
 	}
 }
 
 func TestSamplingIsDeterministic(t *testing.T) {
 	const sample, keys = 0.25, 20000
-	c := New(testConfig("", func(c *config.Config) { c.Shadow.Sample = sample }), Options{})
+	c := New(testConfig("", func(c *Settings) { c.Shadow.Sample = sample }), Options{})
 	defer c.Close()
 	in := 0
 	for i := range keys {
@@ -350,7 +350,7 @@ func TestSamplingIsDeterministic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.Swap(testConfig("", func(c *config.Config) { c.Shadow.Sample = tt.sample }))
+			c.Swap(testConfig("", func(c *Settings) { c.Shadow.Sample = tt.sample }))
 			if got := c.Admit("acme", "GET", tt.hash); got != tt.want {
 				t.Errorf("got %v; want %v", got, tt.want)
 			}
@@ -359,7 +359,7 @@ func TestSamplingIsDeterministic(t *testing.T) {
 }
 
 func TestAdmitDoesNotAllocate(t *testing.T) {
-	c := New(testConfig("", func(c *config.Config) { c.Shadow.Sample = 0.5 }), Options{})
+	c := New(testConfig("", func(c *Settings) { c.Shadow.Sample = 0.5 }), Options{})
 	defer c.Close()
 	in, out := uint64(1), ^uint64(0)
 	c.Admit("acme", "POST", in) // the client's first count creates its stats
@@ -377,7 +377,7 @@ func TestSwap(t *testing.T) {
 	srv := jsonServer(t, 200, `{"data":{"a":1},"success":true,"message":"OK"}`)
 	c := New(testConfig("", nil), Options{})
 	c.compareNow(newExchange(t, "GET", "/v1/a", 200, `{"a":1}`))
-	c.Swap(testConfig(srv.URL, func(c *config.Config) {
+	c.Swap(testConfig(srv.URL, func(c *Settings) {
 		c.Shadow.Methods = []string{"POST"}
 		c.Shadow.Routes = []string{"/v1/{name}"}
 	}))
@@ -387,7 +387,7 @@ func TestSwap(t *testing.T) {
 	c.Submit(newExchange(t, "POST", "/v1/a", 200, `{"a":1}`))
 	c.Close()
 	rep := c.Report("acme")
-	want := map[Outcome]uint64{OutcomeDryRun: 1, OutcomeMatch: 1, OutcomeSkippedMethod: 1}
+	want := map[event.Outcome]uint64{event.OutcomeDryRun: 1, event.OutcomeMatch: 1, event.OutcomeSkippedMethod: 1}
 	if got := rep.Clients[0].Outcomes; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %v; want %v", got, want)
 	}

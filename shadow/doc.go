@@ -4,7 +4,7 @@
 //
 // A shadow-mode client always gets the legacy bytes; the proxy tees the
 // request and the legacy response into bounded buffers and, once the
-// client's response is complete, hands them to a Comparator as an Exchange.
+// client's response is complete, hands them to a Comparator as an event.Capture.
 // Nothing flows back: the client can never be slowed down or affected by a
 // comparison, which is why Admit only does atomic loads and Submit never
 // waits.
@@ -22,7 +22,7 @@
 // configured ignore paths (with "*" wildcards) and, unless
 // compare_messages is set, the human messages have been removed from both.
 //
-// Every exchange ends with exactly one Outcome. Besides the outcomes of a
+// Every exchange ends with exactly one event.Outcome. Besides the outcomes of a
 // comparison (match, mismatch, ignored, candidate_error, candidate_timeout)
 // and of the safety limits (dropped, skipped_too_large, skipped_method),
 // two are specific: dry_run, when no candidate is configured and the dry

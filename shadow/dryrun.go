@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/tidwall/gjson"
 )
@@ -11,7 +12,7 @@ import (
 // dryRun is what envelope mode would have sent for one legacy response.
 type dryRun struct {
 	// outcome is the transform's outcome: action, rule, codes, unmapped.
-	outcome transform.Outcome
+	outcome transform.Result
 	// status and body are the envelope response: the rewritten one, or
 	// the legacy one (decoded) when envelope mode would pass it.
 	status int
@@ -32,11 +33,11 @@ type dryRun struct {
 // reason "encoding", a corrupt one is rewritten like an unreadable error
 // body or passed for a success, as envelope mode does); an error body
 // larger than max_body_bytes passes with reason "oversize".
-func (c *Comparator) dryRun(s *settings, ex *Exchange) dryRun {
+func (c *Comparator) dryRun(s *compiled, ex *event.Capture) dryRun {
 	status := ex.LegacyStatus
 	d := dryRun{status: status, body: ex.LegacyBody, legacy: ex.LegacyBody}
 	pass := func(reason transform.Reason) dryRun {
-		d.outcome = transform.Outcome{Action: transform.Pass, Reason: reason, Status: status}
+		d.outcome = transform.Result{Action: transform.Pass, Reason: reason, Status: status}
 		return d
 	}
 	if ex.Method == http.MethodHead {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -60,8 +61,8 @@ func TestDryRunWithoutCandidate(t *testing.T) {
 			if rep.CandidateConfigured {
 				t.Errorf("candidate_configured: got true; want false")
 			}
-			if got := outcomeOf(t, rep); got != OutcomeDryRun {
-				t.Errorf("got %q; want %q", got, OutcomeDryRun)
+			if got := outcomeOf(t, rep); got != event.OutcomeDryRun {
+				t.Errorf("got %q; want %q", got, event.OutcomeDryRun)
 			}
 			g := onlyGroup(t, rep)
 			if g.LegacyCode != tt.wantCode {
@@ -92,7 +93,7 @@ func TestDryRunWithoutCandidate(t *testing.T) {
 			if g.LegacyLatency.Count != 1 || g.LegacyLatency.P50Ms < 11 || g.LegacyLatency.P50Ms > 13 {
 				t.Errorf("legacy latency: got %+v; want 1 value near 12 ms", g.LegacyLatency)
 			}
-			if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", string(OutcomeDryRun))); got != 1 {
+			if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", string(event.OutcomeDryRun))); got != 1 {
 				t.Errorf("envelope_proxy_shadow_total{acme,dry_run}: got %v; want 1", got)
 			}
 			wantChanges := 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
@@ -20,16 +21,21 @@ const (
 	creditsEnvelope = `{"data":null,"success":false,"message":"Insufficient credits. Required: 120, available: 50","errors":[{"insufficient_credits":["Insufficient credits. Required: 120, available: 50"]}]}`
 )
 
-// testConfig returns the defaults with a candidate at url (none when ""),
-// edited by mod.
-func testConfig(url string, mod func(*config.Config)) *config.Config {
-	cfg := config.Default()
-	cfg.Candidate.URL = url
-	cfg.Candidate.Timeout = 5 * time.Second
-	if mod != nil {
-		mod(cfg)
+// testConfig returns the default settings with a candidate at url (none
+// when ""), edited by mod.
+func testConfig(url string, mod func(*Settings)) Settings {
+	d := config.Default()
+	s := Settings{
+		Shadow:          d.Shadow,
+		Candidate:       config.Candidate{URL: url, Timeout: 5 * time.Second},
+		EnvelopeMaxBody: d.MaxBodyBytes,
+		KeyHeader:       d.Routing.Header,
+		Samples:         d.Dashboard.Samples,
 	}
-	return cfg
+	if mod != nil {
+		mod(&s)
+	}
+	return s
 }
 
 // testTransformer is the built-in rule set, as the proxy hands it over.
@@ -44,9 +50,9 @@ func testTransformer(t *testing.T) *transform.Transformer {
 
 // newExchange returns a GET exchange of client acme with a JSON legacy
 // response.
-func newExchange(t *testing.T, method, path string, status int, body string) *Exchange {
+func newExchange(t *testing.T, method, path string, status int, body string) *event.Capture {
 	t.Helper()
-	return &Exchange{
+	return &event.Capture{
 		Client:        "acme",
 		KeyHash:       keyHash("acme-key"),
 		Method:        method,
@@ -80,7 +86,7 @@ func jsonServer(t *testing.T, status int, body string) *httptest.Server {
 }
 
 // runOne compares one exchange with cfg and returns the finished report.
-func runOne(t *testing.T, cfg *config.Config, ex *Exchange) Report {
+func runOne(t *testing.T, cfg Settings, ex *event.Capture) Report {
 	t.Helper()
 	c := New(cfg, Options{})
 	c.Submit(ex)
@@ -89,7 +95,7 @@ func runOne(t *testing.T, cfg *config.Config, ex *Exchange) Report {
 }
 
 // outcomeOf returns the one outcome a report recorded for client acme.
-func outcomeOf(t *testing.T, rep Report) Outcome {
+func outcomeOf(t *testing.T, rep Report) event.Outcome {
 	t.Helper()
 	for _, ct := range rep.Clients {
 		if ct.Client != "acme" {
@@ -130,7 +136,7 @@ func gzipped(t *testing.T, s string) []byte {
 }
 
 // compareNow runs one comparison synchronously, as a worker would.
-func (c *Comparator) compareNow(ex *Exchange) {
+func (c *Comparator) compareNow(ex *event.Capture) {
 	c.inflight.Add(1)
 	c.run(c.cur.Load(), c.clients.get(ex.Client), ex)
 }

@@ -6,10 +6,10 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -60,7 +60,7 @@ func (r *redactor) body(b []byte) (string, bool) {
 		window = limit
 	}
 	s := r.text(string(b[:window]))
-	out, cut := truncate(s, maxSampleBody)
+	out, cut := transform.CutString(s, maxSampleBody)
 	return out, cut || window < len(b)
 }
 
@@ -83,12 +83,12 @@ func (r *redactor) header(h http.Header) map[string]string {
 	}
 	out := make(map[string]string, len(names))
 	for _, name := range names {
-		key, _ := truncate(name, maxSampleHeaderValue)
+		key, _ := transform.CutString(name, maxSampleHeaderValue)
 		if r.sensitive(name) {
 			out[key] = redacted
 			continue
 		}
-		v, _ := truncate(r.text(strings.Join(h[name], ", ")), maxSampleHeaderValue)
+		v, _ := transform.CutString(r.text(strings.Join(h[name], ", ")), maxSampleHeaderValue)
 		out[key] = v
 	}
 	return out
@@ -99,7 +99,7 @@ func (r *redactor) header(h http.Header) map[string]string {
 // scrubbed, and the line is at most maxSampleRequestLine bytes.
 func (r *redactor) requestLine(method, path, rawQuery string) string {
 	var b strings.Builder
-	m, _ := truncate(method, 32)
+	m, _ := transform.CutString(method, 32)
 	b.WriteString(m)
 	b.WriteByte(' ')
 	b.WriteString(r.text(path))
@@ -107,7 +107,7 @@ func (r *redactor) requestLine(method, path, rawQuery string) string {
 		b.WriteByte('?')
 		b.WriteString(r.query(rawQuery))
 	}
-	out, _ := truncate(b.String(), maxSampleRequestLine)
+	out, _ := transform.CutString(b.String(), maxSampleRequestLine)
 	return out
 }
 
@@ -129,7 +129,7 @@ func (r *redactor) query(raw string) string {
 			b.WriteString(redacted)
 			continue
 		}
-		name, _ = truncate(r.text(name), 64)
+		name, _ = transform.CutString(r.text(name), 64)
 		b.WriteString(name)
 		b.WriteByte('=')
 		b.WriteString(redacted)
@@ -137,34 +137,21 @@ func (r *redactor) query(raw string) string {
 	return b.String()
 }
 
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
-// and reports whether it cut.
-func truncate(s string, n int) (string, bool) {
-	if len(s) <= n {
-		return s, false
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut], true
-}
-
 // newSample builds the redacted sample of a mismatching exchange, nil when
 // dashboard.samples is off. The dashboard.redact paths are masked over
 // each whole body before it is scrubbed of credentials and cut, and a diff
 // value at, above or under a masked path is withheld.
-func newSample(s *settings, ex *Exchange, r *result) *Sample {
+func newSample(s *compiled, ex *event.Capture, r *comparison) *ReportSample {
 	if !s.samples {
 		return nil
 	}
 	rd := newRedactor(s.keyHeader, ex.Header)
-	smp := &Sample{
-		Sample: evidence.Sample{
+	smp := &ReportSample{
+		Sample: event.Sample{
 			Time:         time.Now().UTC(),
 			Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
 			LegacyStatus: ex.LegacyStatus,
-			Diff:         make([]DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
+			Diff:         make([]event.DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
 		},
 		Header: rd.header(ex.Header),
 	}
@@ -187,13 +174,13 @@ func newSample(s *settings, ex *Exchange, r *result) *Sample {
 			smp.DiffTruncated = true
 			break
 		}
-		d := DiffOp{Op: op.Type}
-		d.Path, _ = truncate(rd.text(op.Path), maxSampleHeaderValue)
+		d := event.DiffOp{Op: op.Type}
+		d.Path, _ = transform.CutString(rd.text(op.Path), maxSampleHeaderValue)
 		if op.Value != nil && op.Type != jsondiff.OperationRemove {
 			if s.mask.Touches(op.Path) {
 				d.Value = redactedValue
 			} else if b, err := json.Marshal(op.Value); err == nil {
-				d.Value, _ = truncate(rd.text(string(b)), maxOpValue)
+				d.Value, _ = transform.CutString(rd.text(string(b)), maxOpValue)
 			}
 		}
 		smp.Diff = append(smp.Diff, d)
@@ -206,7 +193,7 @@ const redactedValue = `"` + redact.Mask + `"`
 
 // unmappedSample is the redacted sample of a dry run's unmapped error
 // body, "" when dashboard.samples is off.
-func unmappedSample(s *settings, rd *redactor, legacy []byte) string {
+func unmappedSample(s *compiled, rd *redactor, legacy []byte) string {
 	if !s.samples {
 		return ""
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"go.uber.org/zap"
 )
 
@@ -74,7 +74,7 @@ type ClientTotals struct {
 	// Total is the sum of Outcomes.
 	Total uint64 `json:"total"`
 	// Outcomes count exchanges by outcome; zero counts are left out.
-	Outcomes map[Outcome]uint64 `json:"outcomes"`
+	Outcomes map[event.Outcome]uint64 `json:"outcomes"`
 }
 
 // Group aggregates the exchanges of one client, method, route template,
@@ -96,7 +96,7 @@ type Group struct {
 	// Total is the number of exchanges in the group.
 	Total uint64 `json:"total"`
 	// Outcomes count exchanges by outcome; zero counts are left out.
-	Outcomes map[Outcome]uint64 `json:"outcomes"`
+	Outcomes map[event.Outcome]uint64 `json:"outcomes"`
 	// Paths count the JSON Pointers at which the envelope and the
 	// candidate differed (outside ignored paths), array indices and id
 	// keys collapsed to "*"; "" is the whole document (a body that is not
@@ -120,7 +120,7 @@ type Group struct {
 	// answered.
 	CandidateLatency Latency `json:"candidate_latency"`
 	// Samples are the group's most recent mismatches, oldest first.
-	Samples []Sample `json:"samples,omitempty"`
+	Samples []ReportSample `json:"samples,omitempty"`
 }
 
 // StatusChange counts one status pair.
@@ -143,23 +143,26 @@ const (
 )
 
 // Latency summarises durations with a quantile sketch (DDSketch, 2%
-// relative accuracy), in the dashboard's form.
-type Latency = evidence.Latency
+// relative accuracy).
+type Latency struct {
+	// Count is the number of durations recorded.
+	Count uint64 `json:"count"`
+	// P50Ms and P99Ms are the median and the 99th percentile, in
+	// milliseconds.
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+}
 
-// Sample is one mismatching exchange, redacted: the key header,
+// ReportSample is one mismatching exchange, redacted: the key header,
 // Authorization, Cookie and other credential headers read [redacted], as
 // does every query value, and those credentials are scrubbed from the
 // path and the bodies too. Bodies are cut to 4 KiB. It is the dashboard's
 // sample with the request's (redacted) headers.
-type Sample struct {
-	evidence.Sample
+type ReportSample struct {
+	event.Sample
 	// Header holds the request headers, redacted.
 	Header map[string]string `json:"header,omitempty"`
 }
-
-// DiffOp is one RFC 6902 operation turning the envelope into the
-// candidate's body.
-type DiffOp = evidence.DiffOp
 
 // Limits are the report's memory bounds.
 type Limits struct {
@@ -194,7 +197,7 @@ type statusChangeKey struct {
 type group struct {
 	key              groupKey
 	total            uint64
-	outcomes         [numOutcomes]uint64
+	outcomes         [event.NumOutcomes]uint64
 	paths            map[string]uint64
 	statusChanges    map[statusChangeKey]uint64
 	rules            map[string]uint64
@@ -205,18 +208,18 @@ type group struct {
 	samples          []*storedSample
 }
 
-// storedSample is a Sample held by its group and by the store's ring of
+// storedSample is a ReportSample held by its group and by the store's ring of
 // all samples, which evicts the oldest.
 type storedSample struct {
 	g    *group
-	s    Sample
+	s    ReportSample
 	live bool
 }
 
 // observation is one compared exchange, ready to be aggregated.
 type observation struct {
 	key     groupKey
-	outcome Outcome
+	outcome event.Outcome
 	// statusChanges are the exchange's status changes (at most two).
 	statusChanges []statusChangeKey
 	rule          string
@@ -228,7 +231,7 @@ type observation struct {
 	hasCandidateLatency bool
 	// paths are the collapsed differing paths, each once.
 	paths  []string
-	sample *Sample
+	sample *ReportSample
 }
 
 // store aggregates observations in bounded memory. Its lock is taken by
@@ -254,7 +257,7 @@ func (st *store) add(o *observation) {
 	defer st.mu.Unlock()
 	g := st.group(o.key)
 	g.total++
-	if i := o.outcome.index(); i >= 0 {
+	if i := o.outcome.Index(); i >= 0 {
 		g.outcomes[i]++
 	}
 	for _, sc := range o.statusChanges {
@@ -322,7 +325,7 @@ func bumpBounded(m map[string]uint64, k string, limit int) {
 
 // addSample keeps s as g's most recent sample, evicting g's oldest past
 // maxSamplesPerGroup and the store's oldest past maxSamples.
-func (st *store) addSample(g *group, s *Sample) {
+func (st *store) addSample(g *group, s *ReportSample) {
 	ss := &storedSample{g: g, s: *s, live: true}
 	g.samples = append(g.samples, ss)
 	if len(g.samples) > maxSamplesPerGroup {
@@ -344,7 +347,7 @@ func (st *store) addSample(g *group, s *Sample) {
 // kill marks an evicted sample and frees its bodies at once.
 func (ss *storedSample) kill() {
 	ss.live = false
-	ss.s = Sample{}
+	ss.s = ReportSample{}
 }
 
 // newSketch returns a latency sketch of bounded size, or nil if the sketch
@@ -449,11 +452,11 @@ func copyCounts(m map[string]uint64) map[string]uint64 {
 }
 
 // outcomeMap turns per-outcome counts into a map without the zeros.
-func outcomeMap(counts []uint64) map[Outcome]uint64 {
-	out := make(map[Outcome]uint64)
+func outcomeMap(counts []uint64) map[event.Outcome]uint64 {
+	out := make(map[event.Outcome]uint64)
 	for i, n := range counts {
 		if n > 0 {
-			out[outcomes[i]] = n
+			out[event.Outcomes[i]] = n
 		}
 	}
 	return out
@@ -480,7 +483,7 @@ func (c *Comparator) Report(client string) Report {
 		if client != "" && cs.name != client {
 			continue
 		}
-		var counts [numOutcomes]uint64
+		var counts [event.NumOutcomes]uint64
 		var total uint64
 		for i := range cs.counts {
 			counts[i] = cs.counts[i].Load()

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -74,14 +74,14 @@ func TestGroupBounds(t *testing.T) {
 	for i := range 100_000 {
 		st.add(&observation{
 			key:     key,
-			outcome: OutcomeMismatch,
+			outcome: event.OutcomeMismatch,
 			paths:   []string{fmt.Sprintf("/data/f%d", i)},
-			sample:  &Sample{Sample: evidence.Sample{Request: fmt.Sprintf("GET /v1/a/%d", i)}},
+			sample:  &ReportSample{Sample: event.Sample{Request: fmt.Sprintf("GET /v1/a/%d", i)}},
 		})
 	}
 	// Samples of other groups evict the oldest, whatever their group.
 	for i := range maxSamples {
-		st.add(&observation{key: groupKey{client: "acme", method: "GET", route: fmt.Sprintf("/v1/b%d", i)}, outcome: OutcomeMismatch, sample: &Sample{}})
+		st.add(&observation{key: groupKey{client: "acme", method: "GET", route: fmt.Sprintf("/v1/b%d", i)}, outcome: event.OutcomeMismatch, sample: &ReportSample{}})
 	}
 	groups, _ := st.snapshot("")
 	live := 0
@@ -124,8 +124,8 @@ func TestReportNeverHoldsSecrets(t *testing.T) {
 	}
 	ex.RawQuery = "api_key=" + key + "&token=" + qtoken + "&page=2"
 	rep := runOne(t, testConfig(srv.URL, nil), ex)
-	if got := outcomeOf(t, rep); got != OutcomeMismatch {
-		t.Fatalf("got %q; want %q", got, OutcomeMismatch)
+	if got := outcomeOf(t, rep); got != event.OutcomeMismatch {
+		t.Fatalf("got %q; want %q", got, event.OutcomeMismatch)
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -164,7 +164,7 @@ func TestSampleBodiesAreCut(t *testing.T) {
 	if strings.Contains(got, "KKKKK") {
 		t.Errorf("got a part of the key at the cut: %q", got[len(got)-20:])
 	}
-	smp := newSample(&settings{keyHeader: "X-Api-Key", samples: true}, &Exchange{Method: "GET", Path: "/"}, &result{diff: diffResult{ops: make(jsondiff.Patch, 40)}})
+	smp := newSample(&compiled{keyHeader: "X-Api-Key", samples: true}, &event.Capture{Method: "GET", Path: "/"}, &comparison{diff: diffResult{ops: make(jsondiff.Patch, 40)}})
 	if len(smp.Diff) != maxSampleOps || !smp.DiffTruncated {
 		t.Errorf("got %d ops (truncated %v); want %d, truncated", len(smp.Diff), smp.DiffTruncated, maxSampleOps)
 	}

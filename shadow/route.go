@@ -20,10 +20,10 @@ const (
 	otherRoute = "{other}"
 )
 
-// router names a request path by its route template: the first explicit
-// template (shadow.routes) that matches, else the path with id-like
-// segments collapsed to {id}. It is immutable once built.
-type router struct {
+// routeTemplates name a request path by its route template: the first
+// explicit template (shadow.routes) that matches, else the path with
+// id-like segments collapsed to {id}. It is immutable once built.
+type routeTemplates struct {
 	templates []routeTemplate
 }
 
@@ -35,11 +35,11 @@ type routeTemplate struct {
 	wild []bool
 }
 
-// newRouter compiles the shadow.routes templates. A template without a
+// newRouteTemplates compiles the shadow.routes templates. A template without a
 // leading slash gets one, so that "v1/jobs/{id}" and "/v1/jobs/{id}" mean
 // the same.
-func newRouter(templates []string) *router {
-	r := &router{templates: make([]routeTemplate, 0, len(templates))}
+func newRouteTemplates(templates []string) *routeTemplates {
+	r := &routeTemplates{templates: make([]routeTemplate, 0, len(templates))}
 	for _, t := range templates {
 		t = strings.TrimSpace(t)
 		if t == "" {
@@ -61,7 +61,7 @@ func newRouter(templates []string) *router {
 // template returns path's route template. An explicit template matches a
 // path with the same number of segments whose literal segments are equal;
 // the first such template wins over the heuristic.
-func (r *router) template(path string) string {
+func (r *routeTemplates) template(path string) string {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}

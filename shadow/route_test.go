@@ -6,7 +6,7 @@ import (
 )
 
 func TestRouteTemplate(t *testing.T) {
-	r := newRouter([]string{"/v1/jobs/{job}/logs", "v1/users/{name}", "/v1/files/{path}/{version}"})
+	r := newRouteTemplates([]string{"/v1/jobs/{job}/logs", "v1/users/{name}", "/v1/files/{path}/{version}"})
 	tests := []struct {
 		name, path, want string
 	}{

@@ -10,11 +10,30 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/redact"
 )
 
-// settings is one config's view of the comparison. Swap builds a new one
-// and publishes it atomically; it is never modified once published, so the
+// Settings are what the comparison takes from one config.
+type Settings struct {
+	// Shadow is the shadow block: sample, methods, ignore,
+	// compare_messages, the bounds and the route templates.
+	Shadow config.Shadow
+	// Candidate is the new service to replay to; an empty URL means dry
+	// runs only.
+	Candidate config.Candidate
+	// EnvelopeMaxBody is max_body_bytes: envelope mode passes larger error
+	// bodies unchanged, and so does the dry run.
+	EnvelopeMaxBody int64
+	// KeyHeader is routing.header, whose values are redacted.
+	KeyHeader string
+	// Samples is dashboard.samples: false keeps no bodies at all; Redact
+	// is dashboard.redact, applied to bodies before they are kept.
+	Samples bool
+	Redact  redact.Paths
+}
+
+// compiled is Settings made ready for use. Swap builds a new one and
+// publishes it atomically; it is never modified once published, so the
 // request path reads it with one atomic load and a comparison keeps the
 // settings it started with.
-type settings struct {
+type compiled struct {
 	// sampleAll and sampleNone short-cut sample 1 and sample 0; otherwise
 	// a key is sampled when its hash is below threshold.
 	sampleAll, sampleNone bool
@@ -33,7 +52,7 @@ type settings struct {
 	// passes larger error bodies unchanged.
 	envelopeMaxBody int64
 
-	routes *router
+	routes *routeTemplates
 	// keyHeader is routing.header, canonical; its values are redacted.
 	keyHeader string
 
@@ -57,30 +76,24 @@ const (
 	defaultCandidateTimeout = 5 * time.Second
 )
 
-// newSettings builds the settings of cfg. The candidate's client is kept
-// from old when its URL and timeout are unchanged, so that a reload keeps
-// the candidate's warm connections. invalid lists what had to be left
-// out, for the caller to log.
-func newSettings(cfg *config.Config, old *settings) (s *settings, replaced *candidate, invalid []string, err error) {
-	sh := cfg.Shadow
-	s = &settings{
+// compile builds the comparison's view of in. The candidate's client is
+// kept from old when its URL and timeout are unchanged, so that a reload
+// keeps the candidate's warm connections. invalid lists what had to be
+// left out, for the caller to log.
+func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, invalid []string, err error) {
+	sh := in.Shadow
+	s = &compiled{
 		sample:           sh.Sample,
 		maxInFlight:      int64(sh.MaxInFlight),
 		maxBodyBytes:     sh.MaxBodyBytes,
 		maxRequestBytes:  sh.MaxRequestBytes,
-		envelopeMaxBody:  cfg.MaxBodyBytes,
-		routes:           newRouter(sh.Routes),
-		keyHeader:        http.CanonicalHeaderKey(cfg.Routing.Header),
-		candidateURL:     strings.TrimSpace(cfg.Candidate.URL),
-		candidateTimeout: cfg.Candidate.Timeout,
-		samples:          cfg.Dashboard.Samples,
-	}
-	if mask, merr := redact.Compile(cfg.Dashboard.Redact); merr != nil {
-		// Validate refuses such configs; keeping no bodies is the safe
-		// way to carry on with one that slipped through.
-		s.samples = false
-	} else {
-		s.mask = mask
+		envelopeMaxBody:  in.EnvelopeMaxBody,
+		routes:           newRouteTemplates(sh.Routes),
+		keyHeader:        http.CanonicalHeaderKey(in.KeyHeader),
+		candidateURL:     strings.TrimSpace(in.Candidate.URL),
+		candidateTimeout: in.Candidate.Timeout,
+		samples:          in.Samples,
+		mask:             in.Redact,
 	}
 	switch {
 	case !(sh.Sample > 0): // NaN included
@@ -138,7 +151,7 @@ func newSettings(cfg *config.Config, old *settings) (s *settings, replaced *cand
 
 // mirrors reports whether method is mirrored. It is a linear scan of a
 // handful of strings: no allocation, no map hashing.
-func (s *settings) mirrors(method string) bool {
+func (s *compiled) mirrors(method string) bool {
 	return containsString(s.methods, method)
 }
 
@@ -146,7 +159,7 @@ func (s *settings) mirrors(method string) bool {
 // only on the key's hash, so a key is sampled consistently on every
 // replica and across restarts. Requests without a key (hash 0) are
 // sampled whenever the sample is not empty.
-func (s *settings) sampled(keyHash uint64) bool {
+func (s *compiled) sampled(keyHash uint64) bool {
 	switch {
 	case s.sampleNone:
 		return false

@@ -13,19 +13,27 @@ const MaxLegacyCode = 64
 // it (a string), copied so that it outlives the body and cut to
 // MaxLegacyCode bytes on a character boundary; "" when the body is not a
 // JSON object or has no string code. It names an unmapped error, whose
-// Outcome.LegacyCode is the bounded "other".
+// Result.LegacyCode is the bounded "other".
 func LegacyCode(body []byte) string {
 	lb := parseLegacy(body)
 	if !lb.hasCode {
 		return ""
 	}
-	code := lb.code
-	if len(code) > MaxLegacyCode {
-		cut := MaxLegacyCode
-		for cut > 0 && !utf8.RuneStart(code[cut]) {
-			cut--
-		}
-		code = code[:cut]
-	}
+	code, _ := CutString(lb.code, MaxLegacyCode)
 	return strings.Clone(code)
+}
+
+// CutString cuts s to at most n bytes without splitting a UTF-8 sequence,
+// and reports whether it cut. Every text the proxy keeps from untrusted
+// traffic (codes, sample bodies, header values) is bounded with it, so a
+// kept text is always valid where the original was.
+func CutString(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	cut := max(n, 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
 }

@@ -92,9 +92,10 @@ func AppendLegacyError(dst []byte, code, message string) []byte {
 	return append(dst, '}')
 }
 
-// AppendError appends a complete error envelope with a single entry
-// {code: [message]}, used when the proxy itself must answer an envelope
-// client (upstream unreachable or timed out).
-func AppendError(dst []byte, code, message string) []byte {
+// AppendEnvelopeError appends a complete error envelope with a single
+// entry {code: [message]}, used when the proxy itself must answer an
+// envelope client (upstream unreachable or timed out); AppendLegacyError is
+// its legacy counterpart.
+func AppendEnvelopeError(dst []byte, code, message string) []byte {
 	return appendCodeError(dst, code, message)
 }

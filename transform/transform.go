@@ -35,10 +35,10 @@ const (
 	ReasonEncoding Reason = "encoding"
 )
 
-// Outcome describes what a rewrite did, for metrics, logs and the shadow
+// Result describes what a rewrite did, for metrics, logs and the shadow
 // comparison. Its strings never point into a body: codes a rule does not
 // name are reported as "other".
-type Outcome struct {
+type Result struct {
 	Action Action
 	Reason Reason
 	// Status is the status sent to the client.
@@ -141,9 +141,9 @@ func IsJSON(contentType string) bool {
 // AppendError appends the error envelope for a legacy error response to
 // dst. When the body is already an envelope (a partly migrated backend) it
 // appends nothing and reports Pass with ReasonMigrated.
-func (t *Transformer) AppendError(dst []byte, status int, body []byte) ([]byte, Outcome) {
+func (t *Transformer) AppendError(dst []byte, status int, body []byte) ([]byte, Result) {
 	lb := parseLegacy(body)
-	o := Outcome{Action: Rewrite, Status: status}
+	o := Result{Action: Rewrite, Status: status}
 	if lb.hasCode {
 		o.LegacyCode = t.intern(lb.code)
 	}
@@ -260,7 +260,7 @@ func getPath(lb *legacyBody, path string) gjson.Result {
 // h in place (Content-Type, Content-Length, validators) and returns the new
 // status and body; a passed body is returned as given. Bodies with a
 // Content-Encoding other than identity are passed: decode them first.
-func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []byte) (int, []byte, Outcome) {
+func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []byte) (int, []byte, Result) {
 	action, reason := Decide(status, h.Get("Content-Type"))
 	if action != Pass {
 		if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
@@ -270,11 +270,11 @@ func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []by
 	switch action {
 	case Wrap:
 		if !Valid(body) {
-			return status, body, Outcome{Action: Pass, Reason: ReasonNotJSON, Status: status}
+			return status, body, Result{Action: Pass, Reason: ReasonNotJSON, Status: status}
 		}
 		dst = AppendSuccess(dst, body)
 		SetRewrittenHeaders(h, len(dst))
-		return status, dst, Outcome{Action: Wrap, Status: status}
+		return status, dst, Result{Action: Wrap, Status: status}
 	case Rewrite:
 		out, o := t.AppendError(dst, status, body)
 		if o.Action == Pass {
@@ -283,7 +283,7 @@ func (t *Transformer) Transform(dst []byte, status int, h http.Header, body []by
 		SetRewrittenHeaders(h, len(out))
 		return o.Status, out, o
 	}
-	return status, body, Outcome{Action: Pass, Reason: reason, Status: status}
+	return status, body, Result{Action: Pass, Reason: reason, Status: status}
 }
 
 // SetRewrittenHeaders fixes the headers of a response whose body was

@@ -22,8 +22,8 @@ type goldenCase struct {
 	status      int
 	contentType string
 	wantStatus  int
-	wantCode    string // Outcome.Code
-	wantRule    string // Outcome.Rule, "" for the fallback
+	wantCode    string // Result.Code
+	wantRule    string // Result.Rule, "" for the fallback
 	wantAction  Action
 }
 

@@ -1,11 +1,11 @@
-package shadow
+package event
 
-// Outcome is how one shadowed exchange ended. Every exchange submitted or
-// refused by Admit gets exactly one; it is the outcome label of
-// envelope_proxy_shadow_total.
+// Outcome is how one shadowed exchange ended. Every exchange the comparison
+// admits or refuses gets exactly one; it is the outcome label of
+// envelope_proxy_shadow_total, and the evidence counts exchanges by it.
 type Outcome string
 
-// The outcomes.
+// The outcomes, in the order of Outcomes.
 const (
 	// OutcomeMatch means the candidate answered the envelope's status and
 	// an equal body, after the configured normalisation.
@@ -23,7 +23,7 @@ const (
 	// candidate.timeout.
 	OutcomeCandidateTimeout Outcome = "candidate_timeout"
 	// OutcomeDropped means max_in_flight comparisons were already running
-	// (or the Comparator was closed), so the exchange was not compared.
+	// (or the comparison was closed), so the exchange was not compared.
 	OutcomeDropped Outcome = "dropped"
 	// OutcomeSkippedTooLarge means the legacy response was larger than
 	// shadow.max_body_bytes, the request body larger than
@@ -36,15 +36,15 @@ const (
 	// OutcomeDryRun means no candidate is configured: the dry run was
 	// recorded and there was nothing to compare it with.
 	OutcomeDryRun Outcome = "dry_run"
-	// OutcomeUpstreamError means the legacy upstream failed (the client got the
-	// proxy's 502 or 504), so there is no legacy answer to rewrite or
+	// OutcomeUpstreamError means the legacy upstream failed (the client got
+	// the proxy's 502 or 504), so there is no legacy answer to rewrite or
 	// compare.
 	OutcomeUpstreamError Outcome = "upstream_error"
 )
 
-// outcomes lists every Outcome, in the order of outcomeIndex, so that
-// per-outcome counters can be arrays updated without a map lookup.
-var outcomes = [...]Outcome{
+// Outcomes lists every Outcome once, so that per-outcome counters can be
+// arrays indexed by Index instead of maps.
+var Outcomes = [...]Outcome{
 	OutcomeMatch,
 	OutcomeMismatch,
 	OutcomeIgnored,
@@ -57,15 +57,27 @@ var outcomes = [...]Outcome{
 	OutcomeUpstreamError,
 }
 
-const numOutcomes = len(outcomes)
+// NumOutcomes is the length of Outcomes.
+const NumOutcomes = len(Outcomes)
 
-// index returns o's position in outcomes, or -1 for a value that is not
-// one of them.
-func (o Outcome) index() int {
-	for i, v := range outcomes {
+// Index returns o's position in Outcomes, or -1 for a value that is not one
+// of them.
+func (o Outcome) Index() int {
+	for i, v := range Outcomes {
 		if v == o {
 			return i
 		}
 	}
 	return -1
+}
+
+// Compared reports the outcomes of an exchange the candidate answered:
+// match, mismatch and ignored.
+func (o Outcome) Compared() bool {
+	return o == OutcomeMatch || o == OutcomeMismatch || o == OutcomeIgnored
+}
+
+// CandidateFailed reports the outcomes of a replay the candidate failed.
+func (o Outcome) CandidateFailed() bool {
+	return o == OutcomeCandidateError || o == OutcomeCandidateTimeout
 }

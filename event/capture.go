@@ -1,4 +1,4 @@
-package shadow
+package event
 
 import (
 	"net/http"
@@ -7,10 +7,10 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
 
-// Exchange is one shadowed request and the legacy response its client got,
-// handed over by the proxy once that response has been sent. The
-// Comparator owns it (and its byte slices) from Submit on.
-type Exchange struct {
+// Capture is one shadowed request and the legacy response its client got,
+// handed from the proxy to the shadow comparison once that response has been
+// sent. The comparison owns it, and its byte slices, from then on.
+type Capture struct {
 	// Client is the client's config or cohort name.
 	Client string
 	// KeyHash is the first 8 bytes of the key's SHA-256, as routing uses
@@ -21,7 +21,8 @@ type Exchange struct {
 	Path     string
 	RawQuery string
 	// Header holds the request's end-to-end headers (a copy), the client's
-	// key included: the candidate needs it. Reports must redact it.
+	// key included: the candidate needs it. Whatever is kept of it must be
+	// redacted.
 	Header http.Header
 	// Body is the request body, up to shadow.max_request_bytes.
 	Body []byte

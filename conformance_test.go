@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/cli"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
-	"github.com/envelope-proxy/envelope-proxy/proxy"
 )
 
 // conformanceCases is every example of the legacy spec, then every other
@@ -61,9 +63,11 @@ var conformanceCases = []struct {
 	{"success_scalar", 201, "", 201},
 }
 
-// TestConformance sends every golden legacy response through a real HTTP
-// hop (stub legacy upstream, envelope-proxy, client): a listed envelope
-// client gets the golden envelope, and a legacy client the legacy bytes.
+// TestConformance runs the product as its binary does (main's command,
+// a config file, the serve command's wiring) in front of a stub legacy
+// upstream, and sends every golden legacy response through it over real
+// listeners: a listed envelope client gets the golden envelope, and a
+// legacy client the legacy bytes.
 func TestConformance(t *testing.T) {
 	const envelopeKey, legacyKey = "conformance-envelope", "conformance-legacy"
 	testdata := filepath.Join("transform", "testdata")
@@ -92,25 +96,20 @@ func TestConformance(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	cfg := config.Default()
-	cfg.Upstream.URL = upstream.URL
-	cfg.Routing.Clients = []config.Client{
-		{Name: "env", KeysSHA256: []string{hexSHA256(envelopeKey)}, Mode: config.ModeEnvelope},
-		{Name: "leg", KeysSHA256: []string{hexSHA256(legacyKey)}, Mode: config.ModeLegacy},
-	}
-	h, err := proxy.New(cfg, proxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Set up as serve sets up the real server.
-	px := httptest.NewUnstartedServer(h)
-	h.ConfigureServer(px.Config)
-	px.Start()
-	defer px.Close()
+	proxyURL := serve(t, fmt.Sprintf(`listen: "127.0.0.1:0"
+admin_listen: "127.0.0.1:0"
+upstream: {url: %q}
+state_dir: ""
+log: {level: error, access_log: false}
+routing:
+  clients:
+    - {name: env, keys_sha256: [%q], mode: envelope}
+    - {name: leg, keys_sha256: [%q], mode: legacy}
+`, upstream.URL, hexSHA256(envelopeKey), hexSHA256(legacyKey)))
 
 	get := func(t *testing.T, path, key string) (int, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", px.URL+path, nil)
+		req, _ := http.NewRequest("GET", proxyURL+path, nil)
 		req.Header.Set("X-API-Key", key)
 		resp, err := await.Client.Do(req)
 		if err != nil {
@@ -140,6 +139,40 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serve runs the binary's command with the config doc, as `envelope-proxy
+// -config FILE` does, until the test ends, and returns the client
+// listener's URL.
+func serve(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signals := make(chan os.Signal, 1)
+	ready := make(chan string, 1)
+	exited := make(chan int, 1)
+	env := cli.DefaultEnv(defaultConfig)
+	env.Stderr = io.Discard
+	env.Signals = signals
+	env.Ready = func(client, _ string) { ready <- client }
+	go func() { exited <- cli.Run([]string{"-config", path}, env) }()
+	select {
+	case addr := <-ready:
+		t.Cleanup(func() {
+			signals <- syscall.SIGTERM
+			if code := await.Receive(t, "the proxy's exit after SIGTERM", exited); code != 0 {
+				t.Errorf("exit code: got %d; want 0", code)
+			}
+		})
+		return "http://" + addr
+	case code := <-exited:
+		t.Fatalf("the proxy exited with %d before serving", code)
+	case <-time.After(await.Patience):
+		t.Fatalf("the proxy was not serving after %v", await.Patience)
+	}
+	return ""
 }
 
 func hexSHA256(s string) string {

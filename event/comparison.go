@@ -1,0 +1,62 @@
+package event
+
+import "time"
+
+// Comparison is one shadow comparison's outcome, handed over by the
+// comparison once it has ended. Its strings and Sample are already
+// redacted.
+type Comparison struct {
+	// Client is the config name.
+	Client string
+	// Outcome is the comparison's outcome.
+	Outcome Outcome
+	// Route is "GET /v1/jobs/{id}", empty for outcomes decided before the
+	// exchange had one (dropped, skipped_method).
+	Route string
+	// LegacyStatus is the legacy response's status.
+	LegacyStatus int
+	// Unmapped reports a dry run whose error no rule matched, with the
+	// legacy code ("" when the body had none) and a redacted sample body
+	// ("" when samples are off).
+	Unmapped       bool
+	UnmappedCode   string
+	UnmappedSample string
+	// Paths are the JSON Pointers at which the envelope and the
+	// candidate differed, collapsed ("/data/items/*/id").
+	Paths []string
+	// Sample is the exchange side by side, for a mismatch when samples
+	// are on; nil otherwise.
+	Sample *Sample
+}
+
+// Sample is one mismatching exchange side by side, redacted: no key,
+// Authorization or Cookie value, the dashboard.redact paths masked, each
+// body cut to 4 KiB.
+type Sample struct {
+	Time            time.Time `json:"time"`
+	Request         string    `json:"request"`
+	LegacyStatus    int       `json:"legacy_status"`
+	EnvelopeStatus  int       `json:"envelope_status"`
+	CandidateStatus int       `json:"candidate_status"`
+	LegacyBody      string    `json:"legacy_body"`
+	EnvelopeBody    string    `json:"envelope_body"`
+	CandidateBody   string    `json:"candidate_body"`
+	// BodiesTruncated reports that at least one body was cut.
+	BodiesTruncated bool `json:"bodies_truncated,omitempty"`
+	// Diff are the RFC 6902 operations from the envelope to the
+	// candidate's body, after normalisation.
+	Diff []DiffOp `json:"diff"`
+	// DiffTruncated reports more operations than the 32 kept.
+	DiffTruncated bool `json:"diff_truncated,omitempty"`
+}
+
+// DiffOp is one RFC 6902 operation turning the envelope into the
+// candidate's body.
+type DiffOp struct {
+	// Op is add, remove or replace.
+	Op string `json:"op"`
+	// Path is the JSON Pointer ("" is the whole document).
+	Path string `json:"path"`
+	// Value is the candidate's value as JSON text, cut to 256 bytes.
+	Value string `json:"value,omitempty"`
+}

@@ -1,0 +1,87 @@
+package evidence_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/proxy"
+	"github.com/envelope-proxy/envelope-proxy/verdict"
+)
+
+// BenchmarkProxyRecording measures whole envelope requests over loopback
+// through the proxy without evidence and with the dashboard's evidence
+// recorded, side by side, to show that recording costs a request no
+// allocation: the two must report the same allocs/op.
+func BenchmarkProxyRecording(b *testing.B) {
+	const key = "bench-envelope-key"
+	bodies := map[string]struct {
+		status int
+		body   string
+	}{
+		"small":   {200, `{"id": 9007199254740993, "name": "caf\u00e9", "items": [1, 2, 3], "ok": true}`},
+		"credits": {403, `{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}`},
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wb := bodies[r.URL.Path[1:]]
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(wb.body)))
+		w.WriteHeader(wb.status)
+		io.WriteString(w, wb.body)
+	}))
+	defer up.Close()
+	sum := sha256.Sum256([]byte(key))
+	d := config.Default()
+	routing := d.Routing
+	routing.Clients = []config.Client{{Name: "acme", KeysSHA256: []string{hex.EncodeToString(sum[:])}, Mode: config.ModeEnvelope}}
+	upstream := d.Upstream
+	upstream.URL = up.URL
+	settings := proxy.Settings{Upstream: upstream, Routing: routing, MaxBodyBytes: d.MaxBodyBytes, RetireAfter: time.Second}
+	rec := evidence.New(evidence.Settings{
+		Thresholds: verdict.Thresholds{Window: d.Readiness.Window},
+		Retention:  d.Readiness.Retention,
+		Targets:    routing.Targets(),
+	}, evidence.Options{FlushInterval: time.Hour})
+	defer rec.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	for _, recording := range []bool{false, true} {
+		opts := proxy.Options{}
+		name := "none"
+		if recording {
+			opts.Recorder, name = rec, "evidence"
+		}
+		h, err := proxy.New(settings, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		px := httptest.NewUnstartedServer(h)
+		h.ConfigureServer(px.Config)
+		px.Start()
+		for _, workload := range []string{"small", "credits"} {
+			b.Run(workload+"/"+name, func(b *testing.B) {
+				b.ReportAllocs()
+				req, _ := http.NewRequest("GET", px.URL+"/"+workload, nil)
+				req.Header.Set("X-API-Key", key)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				})
+			})
+		}
+		px.Close()
+	}
+}

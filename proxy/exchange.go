@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/event"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"go.uber.org/zap"
+)
+
+// exchange is one request from arrival to its access log line: the state
+// the ReverseProxy's hooks share, and the steps they take, as methods that
+// read the settings through ex.snap. A request's path through the proxy is
+// begin, then rewrite (Rewrite), then modifyResponse (ModifyResponse, in
+// response.go) or handleError (ErrorHandler, in errors.go), then finish.
+// Exchanges are pooled.
+//
+// Each exchange carries its own httputil.ReverseProxy whose hooks are the
+// exchange's methods, bound once when the exchange is first made: the hooks
+// reach their request's state directly instead of through a context value,
+// which would cost a context and a copy of the request per request.
+// ReverseProxy keeps no state of its own between calls, so a pooled one is
+// as good as a shared one; only Transport changes with the snapshot.
+type exchange struct {
+	snap           *snapshot
+	rp             httputil.ReverseProxy
+	decision       Decision
+	method         string
+	path           string
+	rawQuery       string
+	start          time.Time
+	upstreamStart  time.Time
+	upstreamStatus int
+	upstreamTime   time.Duration
+	// upstreamError is the kind of upstream failure, "" when none.
+	upstreamError string
+	// wait is the request's upstream deadline on its client connection.
+	wait   upstreamWait
+	result transform.Result
+	w      clientWriter
+	// respBody is the rewritten response's body (see body).
+	respBody pooledBody
+	// copyBufs is the ReverseProxy's BufferPool, told by modifyResponse
+	// whether the body is large.
+	copyBufs copyBuffers
+	// accessFields and keyIDHex hold the access log line while it is
+	// written: a variadic slice of 17 fields built per request would be a
+	// 1 KiB allocation per request, as zap's Write keeps no reference.
+	accessFields [17]zap.Field
+	keyIDHex     [2 * len(Decision{}.KeyID)]byte
+	// reqBody is the client's request body, nil when it had none. Unlike
+	// respBody it is allocated per request: the transport may still read
+	// or close it after ServeHTTP has returned and the exchange is reused.
+	reqBody *requestBody
+	shadow  shadowCapture
+	// record is the event handed to the dashboard's recorder;
+	// unmappedCode is an unmapped error's legacy code and unmappedBody
+	// the reused copy of its body.
+	record            event.Request
+	unmappedCode      string
+	unmappedBody      []byte
+	unmappedTruncated bool
+}
+
+// newExchange makes a pooled exchange and binds its ReverseProxy's hooks
+// to it.
+func newExchange(copies *copyPool, errorLog *log.Logger) *exchange {
+	ex := new(exchange)
+	ex.copyBufs.pool = copies
+	ex.rp = httputil.ReverseProxy{
+		Rewrite:        ex.rewrite,
+		ModifyResponse: ex.modifyResponse,
+		ErrorHandler:   ex.handleError,
+		BufferPool:     &ex.copyBufs,
+		// No flush timer: clientWriter flushes every body write, so a
+		// passed-through body reaches the client as it arrives.
+		// ReverseProxy still flushes at once (head included) for responses
+		// of unknown length and event streams. FlushInterval -1 would also
+		// push the head of every response ahead of its body, at the cost
+		// of a timer per response: about 10% of the throughput on small
+		// responses.
+		FlushInterval: 0,
+		ErrorLog:      errorLog,
+	}
+	return ex
+}
+
+// reset readies a pooled exchange for its next request: every field is
+// zero but the ReverseProxy bound to it, its copy pool and the buffer kept
+// for unmapped bodies. It clears the exchange in place: building the new
+// value as a composite literal would put a 2.4 KiB temporary in
+// ServeHTTP's frame, which stays on the stack of every request waiting for
+// its upstream and, with 1,000 of them, doubles their stacks.
+func (ex *exchange) reset() {
+	rp, pool, unmapped := ex.rp, ex.copyBufs.pool, ex.unmappedBody[:0]
+	*ex = exchange{}
+	ex.rp, ex.copyBufs.pool, ex.unmappedBody = rp, pool, unmapped
+}
+
+// begin starts the exchange of r on snapshot s: the request is routed,
+// once, and its body wrapped to be counted (and teed aside when shadowed).
+func (ex *exchange) begin(s *snapshot, w http.ResponseWriter, r *http.Request) {
+	ex.reset()
+	ex.snap, ex.decision, ex.start = s, s.router.Route(r), time.Now()
+	ex.method, ex.path, ex.rawQuery = r.Method, r.URL.Path, r.URL.RawQuery
+	// A connWatch holds one request at a time, as an HTTP/1 connection
+	// serves them; HTTP/2 streams share a connection, so they keep the
+	// transport's timer.
+	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok && r.ProtoMajor == 1 {
+		ex.wait = upstreamWait{watch: cw, seq: cw.begin(), snap: s}
+		ex.rp.Transport = s.transport
+	} else {
+		ex.rp.Transport = s.timedTransport
+	}
+	ex.w.ResponseWriter = w
+	ex.w.flusher, _ = w.(http.Flusher)
+	if ce := s.logger.Check(zap.DebugLevel, "routed"); ce != nil {
+		ce.Write(zap.String("client", ex.decision.Client), zap.String("key_id", ex.decision.KeyIDString()),
+			zap.String("mode", string(ex.decision.Mode)), zap.Bool("overridden", ex.decision.Overridden))
+	}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http has already dropped any Content-Length that came with
+		// Transfer-Encoding, so such a request cannot be told from a plain
+		// chunked one here; RFC 9112 section 6.1 requires closing the
+		// connection after it, so every chunked request closes it. The
+		// upstream only ever sees the one unambiguous request.
+		w.Header().Set("Connection", "close")
+	}
+	ex.admitShadow(r)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.reqBody = &requestBody{ReadCloser: r.Body}
+		ex.reqBody.wait = ex.wait
+		if ex.shadow.active {
+			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
+		}
+		r.Body = ex.reqBody
+	}
+}
+
+// rewrite is the ReverseProxy's Rewrite: the upstream URL, X-Forwarded-*,
+// and the override header removed.
+func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
+	s := ex.snap
+	pr.SetURL(s.target)
+	pr.SetXForwarded()
+	if s.overrideHeader != "" {
+		pr.Out.Header.Del(s.overrideHeader)
+	}
+	ex.upstreamStart = time.Now()
+	if pr.Out.Body == nil || pr.Out.Body == http.NoBody {
+		// A request with a body is armed once the transport has read
+		// all of it (requestBody.Read).
+		ex.wait.arm(ex.upstreamStart)
+	}
+	if ex.shadow.active {
+		// ReverseProxy has already removed the hop-by-hop headers: what
+		// is left is what the candidate gets.
+		ex.shadow.reqHeader = pr.Out.Header.Clone()
+	}
+}
+
+// modifyResponse is the ReverseProxy's ModifyResponse: it rewrites the
+// upstream response as the client's mode says. Every mode gets the Vary
+// header; only envelope mode has its body touched. Returning an error
+// sends the client a 502 in its format.
+func (ex *exchange) modifyResponse(resp *http.Response) error {
+	if ex.wait.disarm() {
+		// The watchdog cancelled the request just as its response came.
+		return errUpstreamTimeout
+	}
+	err := ex.rewriteResponse(resp)
+	// A HEAD response has a length but no body to copy.
+	ex.copyBufs.large = resp.ContentLength > copyBufferSize && resp.Body != http.NoBody
+	return err
+}
+
+// finish records the finished exchange: metrics, the access log, the shadow
+// hand-over and the evidence, then lets go of what the pool must not keep.
+func (ex *exchange) finish() {
+	s := ex.snap
+	ex.wait.disarm() // normally done by ModifyResponse or ErrorHandler already
+	elapsed := time.Since(ex.start)
+	ex.observe(elapsed)
+	if s.settings.AccessLog {
+		ex.logAccess(elapsed)
+	}
+	if ex.shadow.active {
+		ex.submitShadow(elapsed)
+	}
+	if s.recording {
+		ex.recordRequest(elapsed)
+	}
+	if cap(ex.unmappedBody) > maxUnmappedCapture {
+		ex.unmappedBody = nil
+	}
+	ex.w.ResponseWriter, ex.w.flusher = nil, nil
+	ex.reqBody, ex.snap, ex.rp.Transport, ex.wait = nil, nil, nil, upstreamWait{}
+}
+
+// body returns the exchange's own pooledBody, set to send (*buf)[off:] and
+// to return buf to the snapshot's pool on Close. An exchange carries one
+// response, whose body the ReverseProxy closes before ServeHTTP returns, so
+// the body needs no allocation of its own.
+func (ex *exchange) body(buf *[]byte, off int) *pooledBody {
+	ex.respBody = pooledBody{buf: buf, off: off, pool: ex.snap.buffers}
+	return &ex.respBody
+}
+
+// bytesIn returns how many request body bytes the upstream has read.
+func (ex *exchange) bytesIn() int64 {
+	if ex.reqBody == nil {
+		return 0
+	}
+	return ex.reqBody.n.Load()
+}
+
+// envelope reports whether the client gets the envelope.
+func (ex *exchange) envelope() bool { return ex.decision.Mode == config.ModeEnvelope }

@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+)
+
+// snapshot is everything a request needs from one set of Settings, built
+// once per load, with the Handler's services. It is never modified once
+// built.
+type snapshot struct {
+	*services
+	settings    Settings
+	router      *Router
+	transformer *transform.Transformer
+	target      *url.URL
+	// transport serves the connections of a server set up by
+	// ConfigureServer, whose watchdog enforces the upstream timeout;
+	// timedTransport, with ResponseHeaderTimeout, serves any other.
+	// Only one of them is ever used by a given server.
+	transport      *http.Transport
+	timedTransport *http.Transport
+	timeout        time.Duration
+	retireAfter    time.Duration
+	// overrideHeader is the canonical override header, removed before
+	// the request goes upstream; "" when overrides are off.
+	overrideHeader string
+	// vary is the Vary value added to every response ("" for none), and
+	// varyValues the same as a header value slice, shared read-only by
+	// the responses that had no Vary of their own.
+	vary       string
+	varyValues []string
+	maxBody    int64
+	// recording is set when the dashboard records evidence, samples when
+	// it keeps sample bodies, and keyHeader names the header whose value
+	// is scrubbed from them.
+	recording bool
+	samples   bool
+	keyHeader string
+}
+
+// newSnapshot builds the snapshot of s. The transports are old's when the
+// upstream settings did not change, so that a reload keeps the warm
+// upstream connections.
+func newSnapshot(s Settings, old *snapshot, sv *services) (*snapshot, error) {
+	target, err := url.Parse(s.Upstream.URL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.url: %w", err)
+	}
+	tr, err := transform.New(s.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("compiling rules: %w", err)
+	}
+	snap := &snapshot{
+		services:    sv,
+		settings:    s,
+		router:      NewRouter(&s.Routing),
+		transformer: tr,
+		target:      target,
+		timeout:     s.Upstream.Timeout,
+		retireAfter: s.RetireAfter,
+		maxBody:     s.MaxBodyBytes,
+		recording:   sv.recorder != nil,
+		samples:     s.Samples,
+		keyHeader:   s.Routing.Header,
+	}
+	snap.vary = snap.router.Vary()
+	if snap.vary != "" {
+		snap.varyValues = []string{snap.vary}
+	}
+	if old != nil && old.settings.Upstream == s.Upstream {
+		snap.transport, snap.timedTransport = old.transport, old.timedTransport
+	} else {
+		snap.transport, snap.timedTransport = newTransport(&s.Upstream, 0), newTransport(&s.Upstream, s.Upstream.Timeout)
+	}
+	if s.Routing.OverrideHeader != "" {
+		snap.overrideHeader = http.CanonicalHeaderKey(s.Routing.OverrideHeader)
+	}
+	return snap, nil
+}
+
+// newTransport builds the upstream transport from config, with
+// headerTimeout as its ResponseHeaderTimeout (0: none). Compression is
+// left to the client and the upstream: the proxy forwards Accept-Encoding
+// as it is and decodes only the bodies it rewrites.
+func newTransport(u *config.Upstream, headerTimeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: u.KeepAlive}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		TLSHandshakeTimeout:    u.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  headerTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           u.MaxIdleConns,
+		MaxIdleConnsPerHost:    u.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        u.MaxConnsPerHost,
+		IdleConnTimeout:        u.IdleConnTimeout,
+		MaxResponseHeaderBytes: u.MaxResponseHeaderBytes,
+		DisableCompression:     true,
+	}
+}
+
+// migrated reports whether path is under a prefix whose success responses
+// are already envelopes.
+func (s *snapshot) migrated(path string) bool {
+	for _, p := range s.settings.MigratedPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// addVary adds the routing headers to Vary, so a shared cache keys the
+// response by client, unless the upstream already said Vary: *. A response
+// without Vary gets the snapshot's shared value slice, which nothing
+// writes to (ReverseProxy copies it into the client's headers), so the
+// common case allocates nothing.
+func (s *snapshot) addVary(h http.Header) {
+	vs, ok := h["Vary"]
+	if !ok {
+		h["Vary"] = s.varyValues
+		return
+	}
+	for _, v := range vs {
+		if strings.TrimSpace(v) == "*" {
+			return
+		}
+	}
+	h["Vary"] = append(vs, s.vary)
+}
