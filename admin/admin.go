@@ -69,8 +69,11 @@ func New(opts Options) *Server {
 }
 
 // ServeHTTP serves the admin endpoints, behind the token of the config in
-// force when admin.token_sha256 is set.
+// force when admin.token_sha256 is set. Every response, refusals included,
+// says nosniff: the report, the config and the API hold text that came from
+// traffic, which a browser must never take for markup or script.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	token := s.opts.Config().Admin.TokenSHA256
 	if rebound(r, token) {
 		http.Error(w, "misdirected request: without admin.token_sha256 the admin listener answers only to localhost and IP addresses", http.StatusMisdirectedRequest)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,10 +14,19 @@ import (
 	"go.uber.org/zap"
 )
 
+// errBadEncoding is the cause of an upstream body that does not decode in
+// the Content-Encoding it declares (bad CRC, garbage, truncated).
+var errBadEncoding = errors.New("upstream body does not decode in its Content-Encoding")
+
+// badEncoding wraps a decoder's error as errBadEncoding.
+func badEncoding(err error) error { return fmt.Errorf("%w: %v", errBadEncoding, err) }
+
 // upstreamErrorKind classifies a failure for the upstream error metric.
 func upstreamErrorKind(err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, errBadEncoding):
+		return upstreamBadEncoding
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return upstreamRefused
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):

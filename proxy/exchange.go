@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"log"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
@@ -38,6 +40,16 @@ type exchange struct {
 	upstreamTime   time.Duration
 	// upstreamError is the kind of upstream failure, "" when none.
 	upstreamError string
+	// bodyErr is the error that cut a streamed body short, nil when none.
+	bodyErr error
+	// headAsGet reports an envelope client's HEAD sent upstream as a GET,
+	// so that its answer is the GET's without the body. rangeSpec,
+	// ifRange and ifNoneMatch are the envelope client's Range, If-Range
+	// and If-None-Match, which the proxy answers for itself.
+	headAsGet   bool
+	rangeSpec   string
+	ifRange     string
+	ifNoneMatch string
 	// wait is the request's upstream deadline on its client connection.
 	wait   upstreamWait
 	result transform.Result
@@ -142,13 +154,26 @@ func (ex *exchange) begin(s *snapshot, w http.ResponseWriter, r *http.Request) {
 }
 
 // rewrite is the ReverseProxy's Rewrite: the upstream URL, X-Forwarded-*,
-// and the override header removed.
+// and the override header removed. An envelope client's request is made
+// one the upstream can answer without knowing the envelope exists: its
+// HEAD goes as a GET, so that the answer is what its GET would get, and
+// its validators and ranges, which name envelope bytes, are translated or
+// kept for the proxy to answer (validators.go, ranges.go).
 func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 	s := ex.snap
 	pr.SetURL(s.target)
 	pr.SetXForwarded()
 	if s.overrideHeader != "" {
 		pr.Out.Header.Del(s.overrideHeader)
+	}
+	if ex.envelope() {
+		h := pr.Out.Header
+		if pr.Out.Method == http.MethodHead {
+			pr.Out.Method, ex.headAsGet = http.MethodGet, true
+		}
+		ex.rangeSpec, ex.ifRange = headerValue(h, "Range"), headerValue(h, "If-Range")
+		ex.ifNoneMatch = strings.Join(h["If-None-Match"], ", ")
+		s.translatePreconditions(h)
 	}
 	ex.upstreamStart = time.Now()
 	if pr.Out.Body == nil || pr.Out.Body == http.NoBody {
@@ -184,6 +209,12 @@ func (ex *exchange) finish() {
 	s := ex.snap
 	ex.wait.disarm() // normally done by ModifyResponse or ErrorHandler already
 	elapsed := time.Since(ex.start)
+	if errors.Is(ex.bodyErr, errBadEncoding) && ex.upstreamError == "" {
+		// The client's connection was cut mid-body: the upstream sent
+		// what it said was encoded and was not.
+		ex.upstreamError = upstreamBadEncoding
+		s.metrics.upstreamErrors.WithLabelValues(ex.decision.Client, upstreamBadEncoding).Inc()
+	}
 	ex.observe(elapsed)
 	if s.settings.AccessLog {
 		ex.logAccess(elapsed)
@@ -216,6 +247,15 @@ func (ex *exchange) bytesIn() int64 {
 		return 0
 	}
 	return ex.reqBody.n.Load()
+}
+
+// headerValue is h's first value of the canonical key, without the
+// canonicalisation Header.Get pays for.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // envelope reports whether the client gets the envelope.

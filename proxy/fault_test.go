@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
@@ -19,9 +20,10 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The answers the proxy itself writes when the upstream fails, in both
@@ -132,16 +134,6 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// counterValue reads one series of a counter vector.
-func counterValue(t testing.TB, v *prometheus.CounterVec, labels ...string) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := v.WithLabelValues(labels...).Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 // clientFormats are the two formats the proxy answers its own errors in,
 // with a client of each.
 var clientFormats = []struct {
@@ -173,6 +165,25 @@ func checkProxyError(t *testing.T, got response, status int, want string) {
 	}
 }
 
+// checkUpstreamFailure checks the proxy's own answer to a failed upstream,
+// in the client's format, and that the failure was counted once under kind
+// for the client.
+func checkUpstreamFailure(t *testing.T, got response, m *Metrics, client string, envelope bool, status int, kind string) {
+	t.Helper()
+	bodies := map[int][2]string{
+		http.StatusBadGateway:     {badGatewayLegacy, badGatewayEnvelope},
+		http.StatusGatewayTimeout: {gatewayTimeoutLegacy, gatewayTimeoutEnvelope},
+	}
+	want := bodies[status][0]
+	if envelope {
+		want = bodies[status][1]
+	}
+	checkProxyError(t, got, status, want)
+	if g := testutil.ToFloat64(m.upstreamErrors.WithLabelValues(client, kind)); g != 1 {
+		t.Errorf("upstream_errors_total{client=%q,kind=%q}: got %v; want 1", client, kind, g)
+	}
+}
+
 // TestFaults injects upstream failures, each from a real misbehaving
 // upstream on a loopback listener, and checks what the client gets.
 func TestFaults(t *testing.T) {
@@ -197,14 +208,7 @@ func testFaultRefused(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())
 			url := proxyTo(t, dead, nil, Options{Metrics: m})
 			got := do(t, "GET", url+"/v1/x", cf.key, nil)
-			want := badGatewayLegacy
-			if cf.envelope {
-				want = badGatewayEnvelope
-			}
-			checkProxyError(t, got, http.StatusBadGateway, want)
-			if g := counterValue(t, m.upstreamErrors, cf.client, upstreamRefused); g != 1 {
-				t.Errorf("upstream_errors_total{kind=refused}: got %v; want 1", g)
-			}
+			checkUpstreamFailure(t, got, m, cf.client, cf.envelope, http.StatusBadGateway, upstreamRefused)
 		})
 	}
 }
@@ -222,17 +226,10 @@ func testFaultNeverAnswers(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())
 			url := proxyTo(t, up, func(c *config.Config) { c.Upstream.Timeout = 100 * time.Millisecond }, Options{Metrics: m})
 			got := do(t, "GET", url+"/v1/slow", cf.key, nil)
-			want := gatewayTimeoutLegacy
-			if cf.envelope {
-				want = gatewayTimeoutEnvelope
-			}
-			checkProxyError(t, got, http.StatusGatewayTimeout, want)
-			if g := counterValue(t, m.upstreamErrors, cf.client, upstreamTimeout); g != 1 {
-				t.Errorf("upstream_errors_total{kind=timeout}: got %v; want 1", g)
-			}
+			checkUpstreamFailure(t, got, m, cf.client, cf.envelope, http.StatusGatewayTimeout, upstreamTimeout)
 			// The proxy closes the connection it gave up on rather than
 			// leaving it open to the upstream.
-			await(t, "the proxy to close the upstream connection it gave up on", gaveUp)
+			await.Receive(t, "the proxy to close the upstream connection it gave up on", gaveUp)
 		})
 	}
 }
@@ -282,10 +279,7 @@ func testFaultResetMidError(t *testing.T) {
 		m := NewMetrics(prometheus.NewRegistry())
 		url := proxyTo(t, up(t), nil, Options{Metrics: m})
 		got := do(t, "GET", url+"/v1/x", envelopeKey, nil)
-		checkProxyError(t, got, http.StatusBadGateway, badGatewayEnvelope)
-		if g := counterValue(t, m.upstreamErrors, "acme", upstreamReset); g != 1 {
-			t.Errorf("upstream_errors_total{kind=reset}: got %v; want 1", g)
-		}
+		checkUpstreamFailure(t, got, m, "acme", true, http.StatusBadGateway, upstreamReset)
 	})
 	t.Run("legacy client's read is aborted", func(t *testing.T) {
 		url := proxyTo(t, up(t), nil, Options{})
@@ -461,9 +455,10 @@ func gunzipPartial(b []byte) []byte {
 
 // testFaultGzip covers broken gzip bodies that TestCorruptGzip does not:
 // truncated and bad-checksum errors, and success bodies too large to buffer
-// that turn out broken while they stream.
+// that turn out broken while they stream: the buffered ones get the proxy's
+// 502, the streamed ones an aborted connection, and every one is counted
+// as an upstream error of kind bad_encoding.
 func testFaultGzip(t *testing.T) {
-	const forbiddenEnvelope = `{"data":null,"success":false,"message":"Forbidden","errors":[{"forbidden":["Forbidden"]}]}`
 	errBody := gzipBytes([]byte(`{"error": "Trial expired, please subscribe", "code": "trial_expired"}`))
 	badCRC := func(b []byte) []byte {
 		b = bytes.Clone(b)
@@ -488,58 +483,45 @@ func testFaultGzip(t *testing.T) {
 		name   string
 		status int
 		body   []byte
-		// wantErr is the decoded envelope of a complete response; empty
-		// means the read must be aborted.
-		wantErr string
+		// aborted means the read must be aborted; else the proxy answers
+		// 502 whole.
+		aborted bool
 	}{
-		{"truncated error", 403, errBody[:len(errBody)-6], forbiddenEnvelope},
-		{"error with a bad checksum", 403, badCRC(errBody), forbiddenEnvelope},
-		{"truncated error cut in the deflate data", 403, errBody[:len(errBody)/2], forbiddenEnvelope},
-		{"streamed success truncated", 200, largeGz[:len(largeGz)/2], ""},
-		{"streamed success with a bad checksum", 200, badCRC(largeGz), ""},
-		{"streamed success corrupt mid-stream", 200, flipped, ""},
-		{"small encoding, large body, bad checksum", 200, badCRC(zeros), ""},
+		{"truncated error", 403, errBody[:len(errBody)-6], false},
+		{"error with a bad checksum", 403, badCRC(errBody), false},
+		{"truncated error cut in the deflate data", 403, errBody[:len(errBody)/2], false},
+		{"streamed success truncated", 200, largeGz[:len(largeGz)/2], true},
+		{"streamed success with a bad checksum", 200, badCRC(largeGz), true},
+		{"streamed success corrupt mid-stream", 200, flipped, true},
+		{"small encoding, large body, bad checksum", 200, badCRC(zeros), true},
 	}
 	if len(zeros) > 4096 {
 		t.Fatalf("the zeros body is %d bytes encoded; want at most 4096", len(zeros))
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			url := startProxy(t, fixed(tc.status, http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, string(tc.body)),
-				func(c *config.Config) { c.MaxBodyBytes = 4096 })
+			up := httptest.NewServer(fixed(tc.status, http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, string(tc.body)))
+			t.Cleanup(up.Close)
+			m := NewMetrics(prometheus.NewRegistry())
+			url := proxyTo(t, up.URL, func(c *config.Config) { c.MaxBodyBytes = 4096 }, Options{Metrics: m})
 			got := do(t, "GET", url+"/", envelopeKey, http.Header{"Accept-Encoding": {"gzip"}})
+			if !tc.aborted {
+				checkUpstreamFailure(t, got, m, "acme", true, http.StatusBadGateway, upstreamBadEncoding)
+				return
+			}
 			if g := got.header.Get("Content-Encoding"); g != "gzip" {
 				t.Errorf("Content-Encoding: got %q; want %q", g, "gzip")
 			}
-			if tc.wantErr == "" {
-				if got.err == nil {
-					t.Errorf("read: got a complete body of %d bytes; want the connection aborted", len(got.body))
-				}
-				if plain := gunzipPartial(got.body); bytes.HasSuffix(plain, []byte(wrapSuffix)) {
-					t.Errorf("the aborted body decodes to a complete envelope")
-				}
-				return
+			if got.err == nil {
+				t.Errorf("read: got a complete body of %d bytes; want the connection aborted", len(got.body))
 			}
-			if got.err != nil {
-				t.Fatalf("read: %v", got.err)
+			if plain := gunzipPartial(got.body); bytes.HasSuffix(plain, []byte(wrapSuffix)) {
+				t.Errorf("the aborted body decodes to a complete envelope")
 			}
-			if got.status != tc.status {
-				t.Errorf("status: got %d; want %d", got.status, tc.status)
-			}
-			if g := got.header.Get("Content-Length"); g != itoa(len(got.body)) {
-				t.Errorf("Content-Length: got %q; want %q", g, itoa(len(got.body)))
-			}
-			r, err := gzip.NewReader(bytes.NewReader(got.body))
-			if err != nil {
-				t.Fatalf("the rewritten error is not gzip: %v", err)
-			}
-			plain, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatalf("the rewritten error is not valid gzip: %v", err)
-			}
-			if string(plain) != tc.wantErr {
-				t.Errorf("body: got %q; want %q", plain, tc.wantErr)
-			}
+			// The count follows the abort, once the exchange is finished.
+			await.Until(t, "the bad_encoding count", func() bool {
+				return testutil.ToFloat64(m.upstreamErrors.WithLabelValues("acme", upstreamBadEncoding)) == 1
+			})
 		})
 	}
 }
@@ -550,7 +532,7 @@ func testFaultDrip(t *testing.T) {
 	t.Run("legacy client gets each byte as it comes", func(t *testing.T) {
 		// The upstream sends the next byte only once the client has read
 		// the previous one: if the proxy holds any byte back, this
-		// deadlocks until the request's deadline (patience) fails it.
+		// deadlocks until the request's deadline (await.Patience) fails it.
 		ack := make(chan struct{})
 		up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -573,7 +555,7 @@ func testFaultDrip(t *testing.T) {
 			}
 		})
 		url := startProxy(t, up, nil)
-		ctx, cancel := context.WithTimeout(t.Context(), patience)
+		ctx, cancel := context.WithTimeout(t.Context(), await.Patience)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, "GET", url+"/drip", nil)
 		req.Header.Set("X-API-Key", legacyKey)
@@ -592,7 +574,7 @@ func testFaultDrip(t *testing.T) {
 			if i < len(body)-1 {
 				select {
 				case ack <- struct{}{}:
-				case <-time.After(patience):
+				case <-time.After(await.Patience):
 					t.Fatalf("byte %d: the upstream never asked for the next byte", i)
 				}
 			}
@@ -608,7 +590,7 @@ func testFaultDrip(t *testing.T) {
 		// The upstream sends its status and headers at once and its body
 		// only once the client has them: if the proxy holds the head back
 		// until the body, this deadlocks until the request's deadline
-		// (patience) fails it. This
+		// (await.Patience) fails it. This
 		// holds for streamed responses (no Content-Length, or an event
 		// stream), where a late body is the norm. A response with a
 		// Content-Length has its head sent with its first body byte: the
@@ -640,7 +622,7 @@ func testFaultDrip(t *testing.T) {
 					io.WriteString(w, body)
 				})
 				url := startProxy(t, up, nil)
-				ctx, cancel := context.WithTimeout(t.Context(), patience)
+				ctx, cancel := context.WithTimeout(t.Context(), await.Patience)
 				defer cancel()
 				req, _ := http.NewRequestWithContext(ctx, "GET", url+"/late", nil)
 				req.Header.Set("X-API-Key", tc.key)
@@ -906,7 +888,7 @@ func testFaultClientGone(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close() // unread body: the client closes the connection
-			if got := await(t, "the upstream request to be canceled", outcome); got != "canceled" {
+			if got := await.Receive(t, "the upstream request to be canceled", outcome); got != "canceled" {
 				t.Errorf("upstream handler: got %q; want %q", got, "canceled")
 			}
 		})
@@ -934,7 +916,7 @@ func testFaultHalfClose(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
+			conn.SetDeadline(time.Now().Add(await.Patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			fmt.Fprintf(conn, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", cf.key)
 			conn.(*net.TCPConn).CloseWrite()

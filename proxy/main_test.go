@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -19,24 +18,4 @@ import (
 // transport, which no test here does.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// patience bounds every wait in these tests for something that must
-// happen. It is far above what any wait takes on a loaded machine: reaching
-// it means the event is never coming, and the test fails naming it instead
-// of hanging until go test's own timeout, whose report is a dump of stacks.
-// (t.Context is no bound: it is canceled only after the test returns.)
-const patience = 30 * time.Second
-
-// await receives from ch, for at most patience.
-func await[T any](t testing.TB, what string, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(patience):
-		t.Fatalf("gave up waiting for %s after %v", what, patience)
-	}
-	var zero T
-	return zero
 }

@@ -43,7 +43,10 @@ const (
 	upstreamRefused = "refused"
 	upstreamTimeout = "timeout"
 	upstreamReset   = "reset"
-	upstreamOther   = "other"
+	// upstreamBadEncoding is a body that does not decode in its declared
+	// Content-Encoding, rewritten for an envelope client.
+	upstreamBadEncoding = "bad_encoding"
+	upstreamOther       = "other"
 )
 
 // NewMetrics creates the proxy's collectors and registers them on reg.
@@ -103,7 +106,7 @@ func (m *Metrics) setModes(targets []config.Target) {
 	m.clientMode.Reset()
 	for _, t := range targets {
 		m.clientMode.WithLabelValues(t.Name, string(t.Mode)).Set(1)
-		for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamOther} {
+		for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamBadEncoding, upstreamOther} {
 			m.upstreamErrors.WithLabelValues(t.Name, k)
 		}
 	}

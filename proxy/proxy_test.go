@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 )
 
 // The test clients: envelopeKey is listed in envelope mode, legacyKey in
@@ -205,7 +206,7 @@ func TestEnvelopeErrorRewrite(t *testing.T) {
 		"Retry-After":      "30",
 		"Www-Authenticate": `Bearer realm="api"`,
 		"Allow":            "GET, POST",
-		"Etag":             `W/"abc"`,
+		"Etag":             `W/"abc` + tagMarker + rulesFingerprint(nil) + `"`,
 		"Content-Md5":      "",
 		"Digest":           "",
 		"X-Request-Id":     "r-1",
@@ -229,8 +230,8 @@ func TestEnvelopeSuccessWrap(t *testing.T) {
 	if g := got.header.Get("Content-Length"); g != itoa(len(want)) {
 		t.Errorf("Content-Length: got %q; want %q", g, itoa(len(want)))
 	}
-	if g := got.header.Get("Etag"); g != `W/"weak"` {
-		t.Errorf("Etag: got %q; want %q", g, `W/"weak"`)
+	if g, w := got.header.Get("Etag"), `W/"weak`+tagMarker+rulesFingerprint(nil)+`"`; g != w {
+		t.Errorf("Etag: got %q; want %q", g, w)
 	}
 }
 
@@ -491,8 +492,12 @@ func TestVary(t *testing.T) {
 	}{
 		{"mixed modes", nil, jsonHeader, []string{"X-Api-Key"}},
 		{"with override header", func(c *config.Config) { c.Routing.OverrideHeader = "X-Response-Format" }, jsonHeader, []string{"X-Api-Key, X-Response-Format"}},
-		{"keeps upstream vary", nil, http.Header{"Content-Type": {"application/json"}, "Vary": {"Accept-Encoding"}}, []string{"Accept-Encoding", "X-Api-Key"}},
+		{"merged into the upstream's vary", nil, http.Header{"Content-Type": {"application/json"}, "Vary": {"Accept-Encoding"}}, []string{"Accept-Encoding, X-Api-Key"}},
+		{"upstream lines merged, no duplicate token", func(c *config.Config) { c.Routing.OverrideHeader = "X-Response-Format" },
+			http.Header{"Content-Type": {"application/json"}, "Vary": {"accept-encoding, x-api-key", "Origin,Accept-Encoding"}},
+			[]string{"accept-encoding, x-api-key, Origin, X-Response-Format"}},
 		{"vary star stays", nil, http.Header{"Content-Type": {"application/json"}, "Vary": {"*"}}, []string{"*"}},
+		{"vary star among others stays", nil, http.Header{"Content-Type": {"application/json"}, "Vary": {"Accept-Encoding", "*"}}, []string{"Accept-Encoding", "*"}},
 		{"one format for all", func(c *config.Config) { c.Routing.Clients = nil }, jsonHeader, nil},
 	}
 	for _, tc := range tests {
@@ -539,7 +544,7 @@ func TestOverrideHeader(t *testing.T) {
 			if wrapped != tc.wantWrap {
 				t.Errorf("got %q; want wrapped=%v", got.body, tc.wantWrap)
 			}
-			h := await(t, "the request at the upstream", seen)
+			h := await.Receive(t, "the request at the upstream", seen)
 			if h.Get("X-Api-Key") != tc.key {
 				t.Errorf("upstream X-API-Key: got %q; want the client's key", h.Get("X-Api-Key"))
 			}

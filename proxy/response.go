@@ -25,7 +25,7 @@ func (ex *exchange) rewriteResponse(resp *http.Response) error {
 		ex.shadow.respHeader = resp.Header.Clone()
 		resp.Body = &teeBody{ReadCloser: resp.Body, c: &ex.shadow}
 	}
-	if !ex.envelope() || resp.Request.Method == http.MethodHead {
+	if !ex.envelope() {
 		ex.result = transform.Result{Action: transform.Pass, Status: resp.StatusCode}
 		return nil
 	}
@@ -33,13 +33,29 @@ func (ex *exchange) rewriteResponse(resp *http.Response) error {
 	if action == transform.Wrap && s.migrated(ex.path) {
 		action, reason = transform.Pass, transform.ReasonMigrated
 	}
+	var err error
 	switch action {
 	case transform.Rewrite:
-		return ex.rewriteError(resp)
+		err = ex.rewriteError(resp)
 	case transform.Wrap:
-		return ex.wrapSuccess(resp)
+		err = ex.wrapSuccess(resp)
+	default:
+		ex.pass(resp, reason)
 	}
-	ex.pass(resp, reason)
+	if err != nil {
+		return err
+	}
+	ex.markValidators(resp)
+	if ex.rangeSpec != "" {
+		ex.serveRange(resp)
+	}
+	if ex.headAsGet {
+		// The client asked for HEAD: it gets the GET's status and headers,
+		// Content-Length included, and no body, which is not read further
+		// than the rewrite needed.
+		resp.Body.Close()
+		resp.Body, ex.copyBufs.direct = http.NoBody, nil
+	}
 	return nil
 }
 
@@ -79,9 +95,11 @@ func (ex *exchange) rewriteError(resp *http.Response) error {
 		fit, err := codec.DecodeAll(c, *raw, body, s.maxBody)
 		switch {
 		case err != nil:
-			// A corrupt encoding is rewritten like any other unreadable
-			// body: an envelope with the status-derived code.
-			*body = (*body)[:0]
+			// The upstream's body does not decode as it says it is
+			// encoded: there is no telling what it said, so the client
+			// gets the proxy's 502, not a guess at the envelope.
+			s.buffers.put(raw)
+			return badEncoding(err)
 		case !fit:
 			resp.Body = ex.body(raw, 0)
 			ex.pass(resp, transform.ReasonOversize)
@@ -186,11 +204,11 @@ func (ex *exchange) wrapSuccess(resp *http.Response) error {
 	defer s.buffers.put(plain)
 	fit, err := codec.DecodeAll(c, *raw, plain, s.maxBody)
 	if err != nil {
-		// Corrupt or truncated encoding: the client gets the bytes
-		// exactly as sent, never a wrong envelope.
-		resp.Body = ex.body(raw, 0)
-		ex.pass(resp, transform.ReasonEncoding)
-		return nil
+		// Corrupt or truncated encoding: the client gets the proxy's
+		// 502, never a wrong envelope nor bytes labelled as what they
+		// are not.
+		s.buffers.put(raw)
+		return badEncoding(err)
 	}
 	if !fit {
 		return ex.streamWrap(resp, c, raw, http.NoBody, -1)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -267,7 +268,7 @@ func TestHopByHopHeaders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
+			conn.SetDeadline(time.Now().Add(await.Patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			fmt.Fprintf(conn, "%s /v1/hop/%d/%s HTTP/1.1\r\n"+
 				"Host: proxy.example\r\n"+
@@ -296,7 +297,7 @@ func TestHopByHopHeaders(t *testing.T) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 
-			got := await(t, "the request at the upstream", received)
+			got := await.Receive(t, "the request at the upstream", received)
 			reqFields := headerFields(got.head)
 			for _, h := range requestHop {
 				if v, ok := reqFields[h]; ok {
@@ -390,7 +391,7 @@ func TestRequestSmuggling(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
+			conn.SetDeadline(time.Now().Add(await.Patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			// A last request asks the proxy to close the connection, so the
 			// client can read every answer until EOF. (A half-close would
@@ -587,7 +588,7 @@ func TestOversizedRequestHeaders(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
+		conn.SetDeadline(time.Now().Add(await.Patience)) // a stuck read fails the test, never hangs it
 		t.Cleanup(func() { conn.Close() })
 		var b strings.Builder
 		fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n", path, envelopeKey)
@@ -677,7 +678,7 @@ func TestOverrideHeaderLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn.SetDeadline(time.Now().Add(patience)) // a stuck read fails the test, never hangs it
+			conn.SetDeadline(time.Now().Add(await.Patience)) // a stuck read fails the test, never hangs it
 			defer conn.Close()
 			// Raw, so that repeated and odd values arrive exactly as sent.
 			var b strings.Builder

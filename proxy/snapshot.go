@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,11 +33,16 @@ type snapshot struct {
 	// overrideHeader is the canonical override header, removed before
 	// the request goes upstream; "" when overrides are off.
 	overrideHeader string
-	// vary is the Vary value added to every response ("" for none), and
+	// vary is the Vary value added to every response ("" for none),
 	// varyValues the same as a header value slice, shared read-only by
-	// the responses that had no Vary of their own.
+	// the responses that had no Vary of their own, and varyTokens its
+	// header names, merged into the Vary the upstream sent.
 	vary       string
 	varyValues []string
+	varyTokens []string
+	// tagSuffix marks the entity tags of envelope clients' responses
+	// (validators.go).
+	tagSuffix string
 	maxBody    int64
 	// recording is set when the dashboard records evidence, samples when
 	// it keeps sample bodies, and keyHeader names the header whose value
@@ -70,10 +76,12 @@ func newSnapshot(s Settings, old *snapshot, sv *services) (*snapshot, error) {
 		recording:   sv.recorder != nil,
 		samples:     s.Samples,
 		keyHeader:   s.Routing.Header,
+		tagSuffix:   tagMarker + rulesFingerprint(s.Rules),
 	}
 	snap.vary = snap.router.Vary()
 	if snap.vary != "" {
 		snap.varyValues = []string{snap.vary}
+		snap.varyTokens = varyTokens(nil, snap.vary)
 	}
 	if old != nil && old.settings.Upstream == s.Upstream {
 		snap.transport, snap.timedTransport = old.transport, old.timedTransport
@@ -119,20 +127,42 @@ func (s *snapshot) migrated(path string) bool {
 }
 
 // addVary adds the routing headers to Vary, so a shared cache keys the
-// response by client, unless the upstream already said Vary: *. A response
-// without Vary gets the snapshot's shared value slice, which nothing
-// writes to (ReverseProxy copies it into the client's headers), so the
-// common case allocates nothing.
+// response by client. They are merged into one field value with what the
+// upstream sent, each header name once (compared case-insensitively):
+// nginx's cache keys on one Vary line only, and would otherwise serve a
+// gzip body to a client that never asked for one. Vary: * is left alone. A
+// response without Vary gets the snapshot's shared value slice, which
+// nothing writes to (ReverseProxy copies it into the client's headers), so
+// the common case allocates nothing.
 func (s *snapshot) addVary(h http.Header) {
 	vs, ok := h["Vary"]
 	if !ok {
 		h["Vary"] = s.varyValues
 		return
 	}
+	var tokens []string
 	for _, v := range vs {
-		if strings.TrimSpace(v) == "*" {
-			return
+		tokens = varyTokens(tokens, v)
+	}
+	if slices.Contains(tokens, "*") {
+		return
+	}
+	for _, t := range s.varyTokens {
+		if !slices.ContainsFunc(tokens, func(u string) bool { return strings.EqualFold(t, u) }) {
+			tokens = append(tokens, t)
 		}
 	}
-	h["Vary"] = append(vs, s.vary)
+	h["Vary"] = []string{strings.Join(tokens, ", ")}
+}
+
+// varyTokens appends the header names of one Vary field value to dst, each
+// once (compared case-insensitively), in the order given.
+func varyTokens(dst []string, v string) []string {
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if t != "" && !slices.ContainsFunc(dst, func(u string) bool { return strings.EqualFold(t, u) }) {
+			dst = append(dst, t)
+		}
+	}
+	return dst
 }

@@ -43,20 +43,26 @@ func (ex *exchange) streamWrap(resp *http.Response, c codec.Codec, head *[]byte,
 	} else {
 		// Encoded: the head is still compressed; decode head and rest as
 		// one stream and check it as it goes.
-		var src io.Reader = rest
+		source := &sourceReader{r: rest}
+		var src io.Reader = source
 		if head != nil {
 			h := append([]byte(nil), *head...)
 			s.buffers.put(head)
-			src = io.MultiReader(&byteReader{b: h}, rest)
+			src = io.MultiReader(&byteReader{b: h}, source)
 		}
 		zr, err := c.NewReader(src)
 		if err != nil {
-			return fmt.Errorf("decoding upstream body: %w", err)
+			if source.err != nil {
+				return fmt.Errorf("reading upstream body: %w", source.err)
+			}
+			return badEncoding(err)
 		}
 		if w, err = newWrapReader(nil, zr, multiCloser{zr, upstream}); err != nil {
 			return err
 		}
+		w.source = source
 	}
+	w.failed = &ex.bodyErr
 	var body io.ReadCloser = w
 	if c != nil {
 		body = newEncodeReader(c, w)
@@ -105,6 +111,12 @@ type wrapReader struct {
 	tail    string // the suffix, sent once src ends validly
 	done    bool
 	err     error
+	// source is the upstream body under a decoder (nil when src is the
+	// upstream body itself), so that an error of the decoder's own is told
+	// from one of the upstream's; failed, when set, receives the error that
+	// ends the stream, for the exchange's record.
+	source *sourceReader
+	failed *error
 }
 
 // newWrapReader starts a streamed wrap. read holds bytes already taken from
@@ -155,10 +167,31 @@ func (w *wrapReader) Read(p []byte) (int, error) {
 		w.done = true
 		return n, nil
 	case err != nil:
+		if w.source != nil && w.source.err == nil {
+			err = badEncoding(err)
+		}
 		w.err = err
+		if w.failed != nil {
+			*w.failed = err
+		}
 		return n, err
 	}
 	return n, nil
+}
+
+// sourceReader reads the upstream body under a decoder and keeps the
+// upstream's own read error.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 func (w *wrapReader) Close() error { return w.closer.Close() }

@@ -30,9 +30,9 @@ type dryRun struct {
 // dryRun runs the envelope rewrite on a complete legacy response with
 // envelope mode's semantics: HEAD and migrated success responses pass; a
 // compressed body is decoded first (an unsupported encoding passes with
-// reason "encoding", a corrupt one is rewritten like an unreadable error
-// body or passed for a success, as envelope mode does); an error body
-// larger than max_body_bytes passes with reason "oversize".
+// reason "encoding", and one that does not decode gets the proxy's 502, as
+// envelope mode does); an error body larger than max_body_bytes passes with
+// reason "oversize".
 func (c *Comparator) dryRun(s *compiled, ex *event.Capture) dryRun {
 	status := ex.LegacyStatus
 	d := dryRun{status: status, body: ex.LegacyBody, legacy: ex.LegacyBody}
@@ -67,12 +67,14 @@ func (c *Comparator) dryRun(s *compiled, ex *event.Capture) dryRun {
 		var plain []byte
 		fit, err := codec.DecodeAll(cd, ex.LegacyBody, &plain, s.envelopeMaxBody)
 		switch {
-		case err != nil && action == transform.Rewrite:
-			// Envelope mode rewrites a corrupt error body like any other
-			// unreadable one.
-			plain = nil
 		case err != nil:
-			return pass(transform.ReasonEncoding)
+			// Envelope mode answers a body that does not decode in its
+			// declared encoding with the proxy's own 502.
+			const status = http.StatusBadGateway
+			code := transform.StatusCode(status)
+			d.status, d.body = status, transform.AppendEnvelopeError(nil, code, transform.StatusText(status))
+			d.outcome = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
+			return d
 		case !fit:
 			return pass(transform.ReasonOversize)
 		}
