@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Load benchmark of envelope-proxy against a plain httputil.ReverseProxy
-# (bench/baseline: the issue's baseline, on http.DefaultTransport) and the
-# same proxy with a tuned transport.
+# (bench/baseline, on http.DefaultTransport), the same proxy with a tuned
+# transport, and the peers a platform team would pick instead: nginx
+# proxy_pass and nginx + Lua doing the same envelope rewrite (bench/peers/),
+# all measured in the same interleaved rounds.
 # See bench/README.md. Not a test: CI does not run it.
 #
-#   bench/run.sh                       # defaults: DURATION=5s ROUNDS=3
-#   DURATION=4s ROUNDS=7 bench/run.sh  # the README's table, about 9 minutes
+#   bash bench/run.sh                  # defaults: DURATION=5s ROUNDS=3, about 7 minutes
+#   PEERS=0 bash bench/run.sh          # without the nginx peers
 #
 # Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
@@ -13,7 +15,9 @@
 # measure the baseline a second time in every round, whose ratio to the
 # baseline is this run's noise; 0: skip it), HUGE_BYTES (size of the
 # streamed wrap, default 5 GiB; 0 skips it), CONNS_CLIENTS (keep-alive
-# clients of the connections run, default 1000; 0 skips it).
+# clients of the connections run, default 1000; 0 skips it), PEERS (1: also
+# measure nginx and nginx-lua, installing Debian's nginx,
+# libnginx-mod-http-lua and lua-cjson when they are missing; 0: skip them).
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
 set -euo pipefail
@@ -30,6 +34,7 @@ NOISE_TARGET=${NOISE_TARGET:-1}
 HUGE_BYTES=${HUGE_BYTES:-5368709120}
 CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
+PEERS=${PEERS:-1}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -41,20 +46,85 @@ log() { echo "== $*" >&2; }
 [[ $CONNS_CLIENTS =~ ^[0-9]+$ ]] && ((CONNS_CLIENTS <= 10000)) || die "CONNS_CLIENTS=$CONNS_CLIENTS: want 0..10000"
 [[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
 [[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
+[[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS: 0 or 1"
+[[ $HUGE_MAX_TIME =~ ^[0-9]+$ ]] && ((HUGE_MAX_TIME >= 1)) || die "HUGE_MAX_TIME=$HUGE_MAX_TIME: want seconds"
 
 START_TIME=$SECONDS
 
 # --- tools -----------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		log "installing wrk"
-		apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null
+# Debian packages are installed with apt-get when missing and the script runs
+# as root. While it installs, /usr/sbin/policy-rc.d answers 101 so that no
+# package starts a service (Debian's nginx would otherwise start on port 80);
+# the script writes that file only if there is none, and removes only its own.
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_RC_OURS=0
+APT_UPDATED=0
+apt_install() { # packages... -> 0 when apt-get installed them
+	local rc=0
+	[[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+	if [[ ! -e $POLICY_RC ]]; then
+		printf '#!/bin/sh\n# Written by bench/run.sh while it installs packages: start no service.\nexit 101\n' >"$POLICY_RC"
+		chmod 755 "$POLICY_RC"
+		POLICY_RC_OURS=1
 	fi
+	log "installing $*"
+	# Another apt-get may hold dpkg's lock: wait for it (up to 10 minutes).
+	if ((!APT_UPDATED)); then
+		apt-get -o DPkg::Lock::Timeout=600 update >/dev/null || rc=$?
+		APT_UPDATED=1
+	fi
+	((rc == 0)) && { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y "$@" >/dev/null || rc=$?; }
+	if ((POLICY_RC_OURS)); then
+		rm -f "$POLICY_RC"
+		POLICY_RC_OURS=0
+	fi
+	return "$rc"
+}
+# Removes policy-rc.d if the script is stopped while installing.
+trap '((POLICY_RC_OURS)) && rm -f "$POLICY_RC"' EXIT
+
+if ! command -v wrk >/dev/null 2>&1; then
+	apt_install wrk || true
 	command -v wrk >/dev/null 2>&1 || die "wrk is missing: apt-get install -y wrk"
 fi
-for tool in go curl awk sha256sum cmp; do
+for tool in go curl awk sha256sum cmp ss; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"
 done
+
+# The peers: nginx, its Lua module (with the NDK module it needs) and
+# lua-cjson for Lua 5.1, which the module's LuaJIT loads.
+NGINX_MODULES=(/usr/lib/nginx/modules/ndk_http_module.so /usr/lib/nginx/modules/ngx_http_lua_module.so)
+cjson_dir() { # the directory holding cjson.so for Lua 5.1, or nothing
+	local f
+	for f in /usr/lib/*/lua/5.1/cjson.so /usr/lib/lua/5.1/cjson.so /usr/local/lib/lua/5.1/cjson.so; do
+		[[ -f $f ]] && { dirname "$f"; return 0; }
+	done
+	return 0
+}
+peers_missing() { # -> the Debian packages of the peers that are missing
+	local m
+	[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || echo nginx
+	for m in "${NGINX_MODULES[@]}"; do
+		[[ -f $m ]] || { echo libnginx-mod-http-lua; break; }
+	done
+	[[ -n $(cjson_dir) ]] || echo lua-cjson
+}
+if ((PEERS)); then
+	mapfile -t missing < <(peers_missing)
+	if ((${#missing[@]})); then
+		apt_install "${missing[@]}" || log "apt-get could not install ${missing[*]}"
+	fi
+	NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+	[[ -x $NGINX ]] || die "nginx is missing (PEERS=0 leaves the peers out): apt-get install -y nginx"
+	for m in "${NGINX_MODULES[@]}"; do
+		[[ -f $m ]] || die "$m is missing, which the nginx-lua peer loads (PEERS=0 leaves the peers out): apt-get install -y libnginx-mod-http-lua"
+	done
+	CJSON_DIR=$(cjson_dir)
+	[[ -n $CJSON_DIR ]] || die "lua-cjson's cjson.so for Lua 5.1 is missing (looked in /usr/lib/*/lua/5.1, /usr/lib/lua/5.1, /usr/local/lib/lua/5.1; PEERS=0 leaves the peers out): apt-get install -y lua-cjson"
+	for f in "$BENCH_DIR/peers/nginx/nginx.conf.template" "$BENCH_DIR/peers/nginx-lua/nginx.conf.template" "$BENCH_DIR/peers/nginx-lua/envelope.lua"; do
+		[[ -f $f ]] || die "$f is missing"
+	done
+fi
 
 # --- CPU pinning ---------------------------------------------------------
 # The load generator on CPU 0, the backend and the proxies on CPU 1, so wrk
@@ -85,6 +155,7 @@ declare -A LIVE=()
 declare -A PID=()
 cleanup() {
 	local p
+	((POLICY_RC_OURS)) && rm -f "$POLICY_RC"
 	for p in "${!LIVE[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
@@ -125,6 +196,8 @@ pick_port; EP_PORT=$PORT
 pick_port; EP_ADMIN=$PORT
 pick_port; EPLOG_PORT=$PORT
 pick_port; EPLOG_ADMIN=$PORT
+pick_port; NGINX_PORT=$PORT
+pick_port; NGINXLUA_PORT=$PORT
 
 # The command line of each server.
 declare -A CMD=(
@@ -141,6 +214,31 @@ declare -A READY_URL=(
 	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
 	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
 )
+
+# The peers run from their own directories under bench/out/ (config, pid
+# file, error log, temp paths; nginx-lua's also holds envelope.lua), with
+# daemon off so that the PID the script starts is nginx's master, and one
+# worker process.
+render_peer() { # peer port -> writes $OUT/peer/nginx.conf from bench/peers/peer/nginx.conf.template
+	local peer=$1 dir=$OUT/$1
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	[[ $peer == nginx-lua ]] && cp "$BENCH_DIR/peers/nginx-lua/envelope.lua" "$dir/envelope.lua"
+	sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$2|g" -e "s|@BACKEND@|127.0.0.1:$BACKEND_PORT|g" -e "s|@CJSON_DIR@|${CJSON_DIR:-}|g" \
+		"$BENCH_DIR/peers/$peer/nginx.conf.template" >"$dir/nginx.conf"
+	! grep -q '@[A-Z_]*@' "$dir/nginx.conf" || die "$dir/nginx.conf: a placeholder is left: $(grep -o '@[A-Z_]*@' "$dir/nginx.conf" | head -1)"
+	# The master parses the config as it starts: test it first for a clear error.
+	"$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/test.log" 2>&1 ||
+		die "nginx -t refuses $dir/nginx.conf: $(cat "$dir/test.log")"
+}
+if ((PEERS)); then
+	render_peer nginx "$NGINX_PORT"
+	render_peer nginx-lua "$NGINXLUA_PORT"
+	CMD[nginx]="$NGINX -p $OUT/nginx/ -e $OUT/nginx/error.log -c $OUT/nginx/nginx.conf"
+	CMD[nginx-lua]="$NGINX -p $OUT/nginx-lua/ -e $OUT/nginx-lua/error.log -c $OUT/nginx-lua/nginx.conf"
+	READY_URL[nginx]="http://127.0.0.1:$NGINX_PORT/small"
+	READY_URL[nginx-lua]="http://127.0.0.1:$NGINXLUA_PORT/small"
+fi
 
 start_server() {
 	local name=$1 i p
@@ -174,14 +272,38 @@ stop_server() {
 
 restart_server() { stop_server "$1"; start_server "$1"; }
 
-# Peak resident set (VmHWM) of a server, in KiB.
-peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/${PID[$1]}/status"; }
+# The processes of a server: the one the script started and, for nginx, the
+# worker its master forked (found by parent PID).
+srv_pids() {
+	local p=${PID[$1]}
+	echo "$p"
+	if [[ $1 == nginx || $1 == nginx-lua ]]; then pgrep -P "$p" || true; fi
+}
+
+# Peak resident set (VmHWM) of a server, in KiB. For nginx it is the
+# worker's (the master is idle and shares most of its pages with it).
+peak_kib() {
+	local p=${PID[$1]} w
+	if [[ $1 == nginx || $1 == nginx-lua ]]; then
+		w=$(pgrep -P "$p" | head -1)
+		[[ -n $w ]] && p=$w
+	fi
+	awk '/^VmHWM:/ {print $2}' "/proc/$p/status"
+}
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; } # KiB -> MiB, one decimal
 
 # CPU time a server has used so far (user + system, all threads), in clock
-# ticks of CLK_TCK per second.
+# ticks of CLK_TCK per second. For nginx it is the sum of the master and the
+# worker (the master's share is nil under load, but nothing is left out).
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID[$1]}/stat"; }
+cpu_ticks() {
+	local p t=0 c
+	for p in $(srv_pids "$1"); do
+		c=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || c=0
+		t=$((t + ${c:-0}))
+	done
+	echo "$t"
+}
 
 # --- configs -------------------------------------------------------------
 LEGACY_KEY=bench-legacy-key-0123456789
@@ -224,7 +346,8 @@ TARGETS=(baseline)
 ((NOISE_TARGET)) && TARGETS+=(baseline-again)
 TARGETS+=(baseline-tuned legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
-declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog)
+((PEERS)) && TARGETS+=(nginx nginx-lua)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [nginx]=nginx [nginx-lua]=nginx-lua)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
 	[baseline-again]="http://127.0.0.1:$BASE_PORT"
@@ -232,19 +355,24 @@ declare -A TURL=(
 	[legacy]="http://127.0.0.1:$EP_PORT"
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
+	[nginx]="http://127.0.0.1:$NGINX_PORT"
+	[nginx-lua]="http://127.0.0.1:$NGINXLUA_PORT"
 )
-# The baseline gets a key header too (it forwards it like any header), so
-# that every target parses and forwards requests of the same shape and the
-# ratios measure the proxy, not a shorter request.
-declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope)
+# The baseline and the peers get a key header too (they forward it like any
+# header), so that every target parses and forwards requests of the same
+# shape and the ratios measure the proxy, not a shorter request. nginx-lua
+# is the rewriting peer: it gets the envelope key, as the envelope target.
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [nginx]=legacy [nginx-lua]=envelope)
 declare -A TDESC=(
-	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): the issue's baseline"
+	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): most of its requests dial the backend anew (2 idle connections per host)"
 	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
-	[baseline-tuned]="the same ReverseProxy with envelope-proxy's upstream pool sizes and no transport compression (bench/baseline -transport tuned): the stricter comparison"
+	[baseline-tuned]="the same ReverseProxy with envelope-proxy's upstream pool sizes and no transport compression (bench/baseline -transport tuned): Go's reverse proxy at its cheapest"
 	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
+	[nginx]="nginx proxy_pass, 1 worker, upstream keep-alive, 32 KiB buffers, no access log (bench/peers/nginx)"
+	[nginx-lua]="nginx + Lua doing the same envelope rewrite, 1 worker, no access log (bench/peers/nginx-lua): the transforming peer"
 )
 
 key_args() { # the curl/wrk header arguments of a target
@@ -259,12 +387,16 @@ key_args() { # the curl/wrk header arguments of a target
 if [[ $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo 2) == 0 ]]; then
 	log "warning: net.ipv4.tcp_tw_reuse is 0: the baseline may run out of loopback ports"
 fi
-log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT)"
+log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT$( ((PEERS)) && echo ", nginx :$NGINX_PORT, nginx-lua :$NGINXLUA_PORT"))"
 start_server backend
 start_server baseline
 start_server tuned
 start_server ep
 ((ACCESS_LOG_TARGET)) && start_server eplog
+if ((PEERS)); then
+	start_server nginx
+	start_server nginx-lua
+fi
 
 # --- byte-for-byte verification ------------------------------------------
 CREDITS_LEGACY='{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}'
@@ -306,6 +438,15 @@ for path in "${VERIFY_PATHS[@]}"; do
 		[[ $got_status == "$want_status" ]] || die "MISMATCH: $t $path: status $got_status, want $want_status (body in $V/$t-$vname)"
 		cmp -s "$V/$t-$vname" "$V/$t-$vname.want" ||
 			die "MISMATCH: $t $path: body differs from the expected bytes: cmp $V/$t-$vname $V/$t-$vname.want"
+		# The peers must send what envelope-proxy sends, or the comparison
+		# is not fair: the same bytes as the legacy or the envelope target.
+		if [[ $t == nginx || $t == nginx-lua ]]; then
+			same=$([[ ${TMODE[$t]} == legacy ]] && echo legacy || echo envelope)
+			cmp -s "$V/$t-$vname" "$V/$same-$vname" ||
+				die "MISMATCH: $t $path: body differs from envelope-proxy's $same target: cmp $V/$t-$vname $V/$same-$vname"
+			echo "   ok  $t $path ($got_status, $(wc -c <"$V/$t-$vname") bytes, identical to envelope-proxy's $same target)" >&2
+			continue
+		fi
 		echo "   ok  $t $path ($got_status, $(wc -c <"$V/$t-$vname") bytes)" >&2
 	done
 done
@@ -460,41 +601,75 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
-	echo "Columns: req/s is the median over rounds and range its lowest and highest; vs baseline is the median over rounds of the target's req/s divided by the baseline's in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed), and its range the lowest and highest of those same-round ratios; vs tuned is the same median ratio to baseline-tuned, with its range; CPU µs/req is the CPU time (user + system, from /proc) the server under test used per request during the run, median over rounds, and CPU vs baseline and CPU vs tuned its ratios to theirs (below 1: cheaper per request); backend µs/req is the backend's CPU per request, which shares the servers' core."
-	echo
-	echo "| workload | target | req/s | range | vs baseline | its range | vs tuned | its range | CPU µs/req | CPU vs baseline | CPU vs tuned | backend µs/req | p50 ms | p99 ms | peak RSS MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	# The references every target is read against, as same-round ratios.
+	REFS=(baseline baseline-tuned)
+	((PEERS)) && REFS+=(nginx nginx-lua)
+	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua)
+	declare -A MCPU=()
 	for w in "${WORKLOADS[@]}"; do
-		# shellcheck disable=SC2086
-		base_cpu=$(median ${CPU[$w|baseline]})
-		# shellcheck disable=SC2086
-		tuned_cpu=$(median ${CPU[$w|baseline-tuned]})
 		for t in "${TARGETS[@]}"; do
-			mapfile -t ratios < <(round_ratios "$w" "$t" baseline)
-			mapfile -t tuned_ratios < <(round_ratios "$w" "$t" baseline-tuned)
 			# shellcheck disable=SC2086
-			m=$(median ${RPS[$w|$t]})
+			MCPU[$w|$t]=$(median ${CPU[$w|$t]})
+		done
+	done
+	refcols() { # prefix -> " | prefix label" per reference
+		local ref
+		for ref in "${REFS[@]}"; do printf ' | %s%s' "$1" "${RLABEL[$ref]}"; done
+	}
+	refsep() { local ref; for ref in "${REFS[@]}"; do printf '|---:'; done; }
+
+	echo "Throughput, medians over rounds. **vs X** is the median over rounds of the target's req/s divided by X's req/s in the same round (the runs of one round are back to back, so this cancels slow drifts of the machine's speed): above 1, faster than X. **CPU µs/req** is the CPU time (user + system, from /proc$( ((PEERS)) && echo "; for nginx master + worker")) the server under test used per request. p50 and p99 are wrk's latency percentiles; peak RSS is the largest VmHWM over the rounds$( ((PEERS)) && echo " (for nginx the worker's)")."
+	echo
+	echo "| workload | target | req/s$(refcols "vs ") | CPU µs/req | p50 ms | p99 ms | peak RSS MiB |"
+	echo "|---|---|---:$(refsep)|---:|---:|---:|---:|"
+	for w in "${WORKLOADS[@]}"; do
+		for t in "${TARGETS[@]}"; do
 			# shellcheck disable=SC2086
-			cpu=$(median ${CPU[$w|$t]})
+			row="| $w | $t | $(printf %.0f "$(median ${RPS[$w|$t]})")"
+			for ref in "${REFS[@]}"; do
+				mapfile -t rr < <(round_ratios "$w" "$t" "$ref")
+				row+=" | $(printf %.2f "$(median "${rr[@]}")")"
+			done
 			# shellcheck disable=SC2086
-			printf '| %s | %s | %.0f | %s | %.2f | %s | %.2f | %s | %.1f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f |\n' "$w" "$t" "$m" \
-				"$(span %.0f ${RPS[$w|$t]})" \
-				"$(median "${ratios[@]}")" \
-				"$(span %.2f "${ratios[@]}")" \
-				"$(median "${tuned_ratios[@]}")" \
-				"$(span %.2f "${tuned_ratios[@]}")" \
-				"$cpu" "$(ratio "$cpu" "$base_cpu")" "$(ratio "$cpu" "$tuned_cpu")" \
-				"$(median ${BE_CPU[$w|$t]})" \
-				"$(median ${P50[$w|$t]})" "$(median ${P99[$w|$t]})" \
-				"$(mib "${PEAK[$w|$t]}")"
+			row+=" | $(printf %.1f "${MCPU[$w|$t]}") | $(printf %.2f "$(median ${P50[$w|$t]})") | $(printf %.2f "$(median ${P99[$w|$t]})") | $(mib "${PEAK[$w|$t]}") |"
+			echo "$row"
 		done
 	done
 	echo
 	if ((NOISE_TARGET)); then
-		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios (its range) are how far apart two identical targets land on this machine during this run. A target whose ratios fall in that band cannot be told apart from the baseline by this run."
+		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios to \`baseline\` (its range in the next table) are how far apart two identical targets land on this machine during this run. A ratio within that band of 1.00 is not a difference this run can tell."
 		echo
 	fi
-	echo "\`baseline\` is the issue's plain ReverseProxy: with Go's default transport it keeps 2 idle upstream connections, so with $CONNECTIONS clients most of its requests dial the backend anew. \`baseline-tuned\` is the same proxy with a pooled transport, as envelope-proxy has: the ratios to it (vs tuned) are the cost of envelope-proxy's routing, metrics and rewriting over Go's reverse proxy at its cheapest. The noise band above is measured on \`baseline\`; \`baseline-tuned\`'s own spread over the rounds is in its req/s range."
+	echo "Spread over the rounds: the lowest and highest round of req/s, and of each same-round ratio."
+	echo
+	echo "| workload | target | req/s range$(refcols "vs ") |"
+	echo "|---|---|---:$(refsep)|"
+	for w in "${WORKLOADS[@]}"; do
+		for t in "${TARGETS[@]}"; do
+			# shellcheck disable=SC2086
+			row="| $w | $t | $(span %.0f ${RPS[$w|$t]})"
+			for ref in "${REFS[@]}"; do
+				mapfile -t rr < <(round_ratios "$w" "$t" "$ref")
+				row+=" | $(span %.2f "${rr[@]}")"
+			done
+			echo "$row |"
+		done
+	done
+	echo
+	echo "CPU per request: the server's CPU µs per request (median over rounds) and its ratio to each reference's (below 1: cheaper per request); backend µs/req is the backend's CPU per request in the same runs, on the same core."
+	echo
+	echo "| workload | target | CPU µs/req$(refcols "CPU vs ") | backend µs/req |"
+	echo "|---|---|---:$(refsep)|---:|"
+	for w in "${WORKLOADS[@]}"; do
+		for t in "${TARGETS[@]}"; do
+			row="| $w | $t | $(printf %.1f "${MCPU[$w|$t]}")"
+			for ref in "${REFS[@]}"; do
+				row+=" | $(printf %.2f "$(ratio "${MCPU[$w|$t]}" "${MCPU[$w|$ref]}")")"
+			done
+			# shellcheck disable=SC2086
+			echo "$row | $(printf %.1f "$(median ${BE_CPU[$w|$t]})") |"
+		done
+	done
 	echo
 	if ((${#HUGE_ROWS[@]})); then
 		echo "Streamed wrap of a $HUGE_BYTES-byte JSON array (one curl; the envelope adds 39 bytes):"
