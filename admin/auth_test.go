@@ -120,3 +120,30 @@ func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 		}
 	})
 }
+
+// TestNosniffEverywhere checks that every admin response, the handlers it
+// is given and its refusals included, tells browsers not to sniff: the
+// report and the API hold text that came from traffic.
+func TestNosniffEverywhere(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.TokenSHA256 = ""
+	report := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"groups":[]}`))
+	})
+	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg },
+		Handlers: map[string]http.Handler{"/shadow/report": report}}))
+	defer srv.Close()
+	for _, path := range []string{"/shadow/report", "/healthz", "/metrics", "/config", "/nowhere"} {
+		t.Run(path, func(t *testing.T) {
+			resp, err := await.Client.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if g := resp.Header.Get("X-Content-Type-Options"); g != "nosniff" {
+				t.Errorf("X-Content-Type-Options: got %q; want %q", g, "nosniff")
+			}
+		})
+	}
+}

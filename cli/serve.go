@@ -99,7 +99,6 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	adm := admin.New(admin.Options{Gatherer: reg, Config: current.Load, Handlers: handlers})
 
 	srv := newServer(cfg, h, logger)
-	h.ConfigureServer(srv)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -16,6 +16,7 @@ func proxySettings(cfg *config.Config) proxy.Settings {
 		Rules:                 cfg.Rules,
 		MigratedPrefixes:      cfg.MigratedPrefixes,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
+		RequestBuffering:      cfg.Server.RequestBuffering,
 		AccessLog:             cfg.Log.AccessLog,
 		Samples:               cfg.Dashboard.Samples,
 		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,

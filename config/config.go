@@ -187,6 +187,9 @@ type Server struct {
 	// ShutdownTimeout bounds the wait for requests in flight (streams
 	// included) once the listener has closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RequestBuffering is the largest request body read whole before the
+	// upstream is dialled; 0 streams every body as it arrives.
+	RequestBuffering int64 `yaml:"request_buffering"`
 }
 
 // Routing chooses a request's mode: the override header, then a listed
@@ -251,6 +254,9 @@ const (
 	MaxGCHeapFloorBytes  = 1 << 40
 	DefaultRoutingHeader = "X-API-Key"
 	DefaultMode          = ModeLegacy
+	// DefaultRequestBuffering is the largest request body read before the
+	// upstream is dialled.
+	DefaultRequestBuffering = 1 << 20
 	// DefaultStateDir is relative to the working directory.
 	DefaultStateDir = "state"
 )
@@ -278,6 +284,7 @@ func Default() *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
 			ShutdownTimeout:   30 * time.Second,
+			RequestBuffering:  DefaultRequestBuffering,
 		},
 		Routing: Routing{
 			Header:        DefaultRoutingHeader,

@@ -62,6 +62,7 @@ func (c *Config) Validate() error {
 		"upstream.max_conns_per_host":      int64(c.Upstream.MaxConnsPerHost),
 		"server.read_timeout":              int64(c.Server.ReadTimeout),
 		"server.drain_delay":               int64(c.Server.DrainDelay),
+		"server.request_buffering":         c.Server.RequestBuffering,
 		"gc_heap_floor_bytes":              c.GCHeapFloorBytes,
 	}
 	for _, path := range sortedKeys(nonNegative) {

@@ -52,11 +52,6 @@ func statusForError(err error) int {
 // the legacy {"error", "code"}.
 func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	s := ex.snap
-	if ex.wait.disarm() {
-		// The watchdog cancelled the connection's context, so the
-		// connection cannot serve another request.
-		w.Header().Set("Connection", "close")
-	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away (or half-closed its connection): there is
 		// no one to answer, and returning would let net/http send an empty
@@ -66,16 +61,42 @@ func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err erro
 		}
 		panic(http.ErrAbortHandler)
 	}
+	if ex.reqBody != nil && ex.reqBody.clientFailed() {
+		// The transport stopped because the client's own body broke
+		// off: the client's error, not the upstream's.
+		ex.answerClientError(w, r, err)
+		return
+	}
 	status := statusForError(err)
 	kind := upstreamErrorKind(err)
-	code := transform.StatusCode(status)
-	msg := transform.StatusText(status)
 	s.logger.Warn("upstream error", zap.Int("status", status), zap.String("kind", kind), zap.String("path", r.URL.Path), zap.Error(err))
-
-	client := ex.decision.Client
 	// Counted before the client is answered, so that a client that has
 	// its answer finds the count already there.
-	s.metrics.upstreamErrors.WithLabelValues(client, kind).Inc()
+	s.metrics.upstreamErrors.WithLabelValues(ex.decision.Client, kind).Inc()
+	ex.upstreamError = kind
+	ex.answer(w, status)
+}
+
+// answerClientError answers a request whose body the client could not
+// send whole (bad chunking, fewer bytes than its Content-Length, a client
+// that stopped sending) with a 400 in its format, logged and counted as
+// the client's error; when the client has gone, the write goes nowhere.
+func (ex *exchange) answerClientError(w http.ResponseWriter, r *http.Request, err error) {
+	s := ex.snap
+	s.logger.Info("client request body error", zap.String("client", ex.decision.Client), zap.String("path", r.URL.Path), zap.Error(err))
+	s.metrics.clientErrors.WithLabelValues(ex.decision.Client, clientRequestBody).Inc()
+	ex.clientError = clientRequestBody
+	// The rest of the body cannot be read: the connection is not reused.
+	w.Header().Set("Connection", "close")
+	ex.answer(w, http.StatusBadRequest)
+}
+
+// answer writes the proxy's own answer with status, in the client's
+// format: an envelope, or the legacy {"error", "code"}.
+func (ex *exchange) answer(w http.ResponseWriter, status int) {
+	s := ex.snap
+	code := transform.StatusCode(status)
+	msg := transform.StatusText(status)
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
 	if ex.envelope() {
@@ -83,7 +104,6 @@ func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err erro
 	} else {
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}
-	ex.upstreamError = kind
 	ex.result = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
 	h := w.Header()
 	if s.vary != "" {

@@ -38,8 +38,13 @@ type exchange struct {
 	upstreamStart  time.Time
 	upstreamStatus int
 	upstreamTime   time.Duration
-	// upstreamError is the kind of upstream failure, "" when none.
+	// upstreamError is the kind of upstream failure, "" when none, and
+	// clientError the kind of the client's own, "" when none.
 	upstreamError string
+	clientError   string
+	// buffered reports a request body read whole before the upstream was
+	// dialled.
+	buffered bool
 	// bodyErr is the error that cut a streamed body short, nil when none.
 	bodyErr error
 	// headAsGet reports an envelope client's HEAD sent upstream as a GET,
@@ -50,19 +55,17 @@ type exchange struct {
 	rangeSpec   string
 	ifRange     string
 	ifNoneMatch string
-	// wait is the request's upstream deadline on its client connection.
-	wait   upstreamWait
-	result transform.Result
-	w      clientWriter
+	result      transform.Result
+	w           clientWriter
 	// respBody is the rewritten response's body (see body).
 	respBody pooledBody
 	// copyBufs is the ReverseProxy's BufferPool, told by modifyResponse
 	// whether the body is large.
 	copyBufs copyBuffers
 	// accessFields and keyIDHex hold the access log line while it is
-	// written: a variadic slice of 17 fields built per request would be a
+	// written: a variadic slice of 18 fields built per request would be a
 	// 1 KiB allocation per request, as zap's Write keeps no reference.
-	accessFields [17]zap.Field
+	accessFields [18]zap.Field
 	keyIDHex     [2 * len(Decision{}.KeyID)]byte
 	// reqBody is the client's request body, nil when it had none. Unlike
 	// respBody it is allocated per request: the transport may still read
@@ -119,15 +122,7 @@ func (ex *exchange) begin(s *snapshot, w http.ResponseWriter, r *http.Request) {
 	ex.reset()
 	ex.snap, ex.decision, ex.start = s, s.router.Route(r), time.Now()
 	ex.method, ex.path, ex.rawQuery = r.Method, r.URL.Path, r.URL.RawQuery
-	// A connWatch holds one request at a time, as an HTTP/1 connection
-	// serves them; HTTP/2 streams share a connection, so they keep the
-	// transport's timer.
-	if cw, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok && r.ProtoMajor == 1 {
-		ex.wait = upstreamWait{watch: cw, seq: cw.begin(), snap: s}
-		ex.rp.Transport = s.transport
-	} else {
-		ex.rp.Transport = s.timedTransport
-	}
+	ex.rp.Transport = s.transport
 	ex.w.ResponseWriter = w
 	ex.w.flusher, _ = w.(http.Flusher)
 	if ce := s.logger.Check(zap.DebugLevel, "routed"); ce != nil {
@@ -143,14 +138,23 @@ func (ex *exchange) begin(s *snapshot, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	ex.admitShadow(r)
+}
+
+// readRequest buffers the request's body (bufferRequest) and wraps it to be
+// counted, and teed aside when shadowed, as the upstream reads it. An error
+// is the client's: its body could not be read.
+func (ex *exchange) readRequest(r *http.Request) error {
+	if err := ex.bufferRequest(r); err != nil {
+		return err
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.reqBody = &requestBody{ReadCloser: r.Body}
-		ex.reqBody.wait = ex.wait
 		if ex.shadow.active {
 			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
 		}
 		r.Body = ex.reqBody
 	}
+	return nil
 }
 
 // rewrite is the ReverseProxy's Rewrite: the upstream URL, X-Forwarded-*,
@@ -176,10 +180,10 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 		s.translatePreconditions(h)
 	}
 	ex.upstreamStart = time.Now()
-	if pr.Out.Body == nil || pr.Out.Body == http.NoBody {
-		// A request with a body is armed once the transport has read
-		// all of it (requestBody.Read).
-		ex.wait.arm(ex.upstreamStart)
+	if ex.buffered {
+		// The body is here whole: no need to wait for the upstream's
+		// 100 Continue before sending it.
+		delete(pr.Out.Header, "Expect")
 	}
 	if ex.shadow.active {
 		// ReverseProxy has already removed the hop-by-hop headers: what
@@ -193,10 +197,6 @@ func (ex *exchange) rewrite(pr *httputil.ProxyRequest) {
 // header; only envelope mode has its body touched. Returning an error
 // sends the client a 502 in its format.
 func (ex *exchange) modifyResponse(resp *http.Response) error {
-	if ex.wait.disarm() {
-		// The watchdog cancelled the request just as its response came.
-		return errUpstreamTimeout
-	}
 	err := ex.rewriteResponse(resp)
 	// A HEAD response has a length but no body to copy.
 	ex.copyBufs.large = resp.ContentLength > copyBufferSize && resp.Body != http.NoBody
@@ -207,7 +207,6 @@ func (ex *exchange) modifyResponse(resp *http.Response) error {
 // hand-over and the evidence, then lets go of what the pool must not keep.
 func (ex *exchange) finish() {
 	s := ex.snap
-	ex.wait.disarm() // normally done by ModifyResponse or ErrorHandler already
 	elapsed := time.Since(ex.start)
 	if errors.Is(ex.bodyErr, errBadEncoding) && ex.upstreamError == "" {
 		// The client's connection was cut mid-body: the upstream sent
@@ -229,7 +228,7 @@ func (ex *exchange) finish() {
 		ex.unmappedBody = nil
 	}
 	ex.w.ResponseWriter, ex.w.flusher = nil, nil
-	ex.reqBody, ex.snap, ex.rp.Transport, ex.wait = nil, nil, nil, upstreamWait{}
+	ex.reqBody, ex.snap, ex.rp.Transport = nil, nil, nil
 }
 
 // body returns the exchange's own pooledBody, set to send (*buf)[off:] and

@@ -40,7 +40,6 @@ type services struct {
 	codecs    *codec.Set
 	buffers   *bufferPool
 	copies    *copyPool
-	watchdog  *watchdog
 }
 
 // Shadower is what the proxy needs of the shadow comparison: a cheap
@@ -98,7 +97,6 @@ func New(s Settings, opts Options) (*Handler, error) {
 		sv.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	h := &Handler{services: sv}
-	sv.watchdog = newWatchdog(func() time.Duration { return h.current.Load().timeout })
 	errorLog := zap.NewStdLog(sv.logger.Named("reverseproxy"))
 	h.exchanges.New = func() any { return newExchange(sv.copies, errorLog) }
 	if err := h.Swap(s); err != nil {
@@ -121,10 +119,7 @@ func (h *Handler) Swap(s Settings) error {
 	if old != nil && old.transport != snap.transport {
 		// Give requests still on the old transports time to finish before
 		// their idle connections are closed.
-		time.AfterFunc(old.retireAfter, func() {
-			old.transport.CloseIdleConnections()
-			old.timedTransport.CloseIdleConnections()
-		})
+		time.AfterFunc(old.retireAfter, old.transport.CloseIdleConnections)
 	}
 	return nil
 }
@@ -135,6 +130,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := h.exchanges.Get().(*exchange)
 	ex.begin(h.current.Load(), w, r)
 	defer h.release(ex)
+	if err := ex.readRequest(r); err != nil {
+		ex.answerClientError(&ex.w, r, err)
+		return
+	}
 	ex.rp.ServeHTTP(&ex.w, r)
 }
 

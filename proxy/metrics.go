@@ -18,6 +18,7 @@ type Metrics struct {
 	unmapped         *prometheus.CounterVec
 	passthrough      *prometheus.CounterVec
 	upstreamErrors   *prometheus.CounterVec
+	clientErrors     *prometheus.CounterVec
 	clientMode       *prometheus.GaugeVec
 	requestDuration  *prometheus.HistogramVec
 	upstreamDuration prometheus.Histogram
@@ -49,6 +50,10 @@ const (
 	upstreamOther       = "other"
 )
 
+// clientRequestBody is the kind of client error of a request body the
+// client could not send whole.
+const clientRequestBody = "request_body"
+
 // NewMetrics creates the proxy's collectors and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -72,6 +77,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "envelope_proxy_upstream_errors_total",
 			Help: "Failures to reach or read the upstream (the client got the proxy's 502 or 504), by client and kind.",
 		}, []string{"client", "kind"}),
+		clientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "envelope_proxy_client_errors_total",
+			Help: "Requests the client could not send whole (a request body cut short, malformed or stalled): the client got the proxy's 400, by client and kind.",
+		}, []string{"client", "kind"}),
 		clientMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "envelope_proxy_client_mode",
 			Help: "1 for the mode each configured client (named client, rollout cohort, default) gets now; for joining readiness alerts on flipped clients.",
@@ -87,7 +96,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.requests, m.rewrites, m.unmapped, m.passthrough, m.upstreamErrors, m.clientMode, m.requestDuration, m.upstreamDuration)
+	reg.MustRegister(m.requests, m.rewrites, m.unmapped, m.passthrough, m.upstreamErrors, m.clientErrors, m.clientMode, m.requestDuration, m.upstreamDuration)
 	// Known label values start at zero, so rate() works from the first
 	// scrape and dashboards show the series before the first event.
 	for _, r := range []transform.Reason{transform.ReasonOversize, transform.ReasonNotJSON, transform.ReasonMigrated, transform.ReasonEncoding} {
@@ -109,6 +118,7 @@ func (m *Metrics) setModes(targets []config.Target) {
 		for _, k := range []string{upstreamRefused, upstreamTimeout, upstreamReset, upstreamBadEncoding, upstreamOther} {
 			m.upstreamErrors.WithLabelValues(t.Name, k)
 		}
+		m.clientErrors.WithLabelValues(t.Name, clientRequestBody)
 	}
 }
 
@@ -152,8 +162,8 @@ func (ex *exchange) observe(elapsed time.Duration) {
 	m.requests.WithLabelValues(ex.decision.Client, string(ex.decision.Mode), codeClass(ex.w.status)).Inc()
 	m.modeDuration[modeIndex(ex.decision.Mode)].Observe(elapsed.Seconds())
 	o := &ex.result
-	if ex.upstreamError != "" {
-		// Counted by the error handler, before the client is answered.
+	if ex.upstreamError != "" || ex.clientError != "" {
+		// Counted where the client was answered.
 		return
 	}
 	switch o.Action {

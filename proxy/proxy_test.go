@@ -53,6 +53,7 @@ func settingsOf(cfg *config.Config) Settings {
 		Rules:                 cfg.Rules,
 		MigratedPrefixes:      cfg.MigratedPrefixes,
 		MaxBodyBytes:          cfg.MaxBodyBytes,
+		RequestBuffering:      cfg.Server.RequestBuffering,
 		AccessLog:             cfg.Log.AccessLog,
 		Samples:               cfg.Dashboard.Samples,
 		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
@@ -88,13 +89,10 @@ func startHandler(t testing.TB, upstream http.Handler, edit func(*config.Config)
 	return h, serveProxy(t, h)
 }
 
-// serveProxy serves h on a test server set up by ConfigureServer, as serve
-// sets up the real one, and closes it when the test ends.
+// serveProxy serves h on a test server, and closes it when the test ends.
 func serveProxy(t testing.TB, h *Handler) *httptest.Server {
 	t.Helper()
-	px := httptest.NewUnstartedServer(h)
-	h.ConfigureServer(px.Config)
-	px.Start()
+	px := httptest.NewServer(h)
 	t.Cleanup(px.Close)
 	return px
 }

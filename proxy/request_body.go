@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/codec"
 )
 
 // requestBody counts a request body's bytes as the upstream reads them
@@ -22,16 +24,16 @@ type requestBody struct {
 	capturing bool
 	buf       []byte
 	truncated bool
-	// wait is armed once the body has been read to its end: the wait for
-	// the response starts when the whole request has been handed over.
-	wait upstreamWait
+	// failed is set once reading the client's body failed: the client's
+	// error, whatever the transport makes of it.
+	failed atomic.Bool
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
-	if err == io.EOF && b.wait.watch != nil {
-		b.wait.arm(time.Now())
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
 	}
 	if n > 0 && b.limit > 0 {
 		b.mu.Lock()
@@ -45,6 +47,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// clientFailed reports whether reading the client's body failed.
+func (b *requestBody) clientFailed() bool { return b.failed.Load() }
+
 // take ends the capture and returns what it holds; reads after it are
 // counted but not captured.
 func (b *requestBody) take() (buf []byte, truncated bool) {
@@ -53,3 +58,56 @@ func (b *requestBody) take() (buf []byte, truncated bool) {
 	b.capturing = false
 	return b.buf, b.truncated
 }
+
+// bufferRequest reads the client's request body, up to
+// server.request_buffering bytes, before the upstream is dialled, as
+// nginx's proxy_request_buffering does: a client that trickles its body
+// never holds an upstream connection, and a body the client cannot finish
+// never reaches the upstream half sent (the error is returned, the
+// client's). A body that fits goes upstream with its Content-Length, even
+// if it came chunked; a larger one streams on from where the buffer ends.
+// The buffer is the request's own, not pooled: the transport may read the
+// body until it closes it, which can be after ServeHTTP has returned.
+func (ex *exchange) bufferRequest(r *http.Request) error {
+	limit := ex.snap.settings.RequestBuffering
+	if limit <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
+		return nil
+	}
+	var buf []byte
+	if r.ContentLength > 0 {
+		buf = make([]byte, 0, r.ContentLength+1)
+	}
+	complete, err := codec.ReadUpTo(r.Body, &buf, limit)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		r.Body = &replayReader{head: buf, rest: r.Body}
+		return nil
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	r.Body = http.NoBody
+	if len(buf) > 0 {
+		r.Body = io.NopCloser(&byteReader{b: buf})
+	}
+	ex.buffered = true
+	return nil
+}
+
+// replayReader sends bytes already read from the client, then the rest of
+// its body.
+type replayReader struct {
+	head []byte
+	rest io.ReadCloser
+}
+
+func (r *replayReader) Read(p []byte) (int, error) {
+	if len(r.head) > 0 {
+		n := copy(p, r.head)
+		r.head = r.head[n:]
+		return n, nil
+	}
+	return r.rest.Read(p)
+}
+
+func (r *replayReader) Close() error { return r.rest.Close() }

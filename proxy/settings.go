@@ -21,6 +21,9 @@ type Settings struct {
 	MigratedPrefixes []string
 	// MaxBodyBytes bounds the bodies buffered for a rewrite.
 	MaxBodyBytes int64
+	// RequestBuffering is the largest request body read whole before the
+	// upstream is dialled (server.request_buffering); 0 streams them all.
+	RequestBuffering int64
 	// AccessLog writes one line per request.
 	AccessLog bool
 	// Samples keeps a copy of each unmapped error's body for the evidence

@@ -22,14 +22,10 @@ type snapshot struct {
 	router      *Router
 	transformer *transform.Transformer
 	target      *url.URL
-	// transport serves the connections of a server set up by
-	// ConfigureServer, whose watchdog enforces the upstream timeout;
-	// timedTransport, with ResponseHeaderTimeout, serves any other.
-	// Only one of them is ever used by a given server.
-	transport      *http.Transport
-	timedTransport *http.Transport
-	timeout        time.Duration
-	retireAfter    time.Duration
+	// transport reaches the upstream; its ResponseHeaderTimeout is
+	// upstream.timeout, counted from when the whole request is sent.
+	transport   *http.Transport
+	retireAfter time.Duration
 	// overrideHeader is the canonical override header, removed before
 	// the request goes upstream; "" when overrides are off.
 	overrideHeader string
@@ -43,7 +39,7 @@ type snapshot struct {
 	// tagSuffix marks the entity tags of envelope clients' responses
 	// (validators.go).
 	tagSuffix string
-	maxBody    int64
+	maxBody   int64
 	// recording is set when the dashboard records evidence, samples when
 	// it keeps sample bodies, and keyHeader names the header whose value
 	// is scrubbed from them.
@@ -70,7 +66,6 @@ func newSnapshot(s Settings, old *snapshot, sv *services) (*snapshot, error) {
 		router:      NewRouter(&s.Routing),
 		transformer: tr,
 		target:      target,
-		timeout:     s.Upstream.Timeout,
 		retireAfter: s.RetireAfter,
 		maxBody:     s.MaxBodyBytes,
 		recording:   sv.recorder != nil,
@@ -84,9 +79,9 @@ func newSnapshot(s Settings, old *snapshot, sv *services) (*snapshot, error) {
 		snap.varyTokens = varyTokens(nil, snap.vary)
 	}
 	if old != nil && old.settings.Upstream == s.Upstream {
-		snap.transport, snap.timedTransport = old.transport, old.timedTransport
+		snap.transport = old.transport
 	} else {
-		snap.transport, snap.timedTransport = newTransport(&s.Upstream, 0), newTransport(&s.Upstream, s.Upstream.Timeout)
+		snap.transport = newTransport(&s.Upstream)
 	}
 	if s.Routing.OverrideHeader != "" {
 		snap.overrideHeader = http.CanonicalHeaderKey(s.Routing.OverrideHeader)
@@ -94,17 +89,19 @@ func newSnapshot(s Settings, old *snapshot, sv *services) (*snapshot, error) {
 	return snap, nil
 }
 
-// newTransport builds the upstream transport from config, with
-// headerTimeout as its ResponseHeaderTimeout (0: none). Compression is
+// newTransport builds the upstream transport from config. Compression is
 // left to the client and the upstream: the proxy forwards Accept-Encoding
-// as it is and decodes only the bodies it rewrites.
-func newTransport(u *config.Upstream, headerTimeout time.Duration) *http.Transport {
+// as it is and decodes only the bodies it rewrites. upstream.timeout is
+// the transport's ResponseHeaderTimeout, which waits for the response head
+// from when the whole request, body included, has been written; it never
+// cuts a slow upload or a streaming body.
+func newTransport(u *config.Upstream) *http.Transport {
 	d := &net.Dialer{Timeout: u.DialTimeout, KeepAlive: u.KeepAlive}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,
 		TLSHandshakeTimeout:    u.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  headerTimeout,
+		ResponseHeaderTimeout:  u.Timeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           u.MaxIdleConns,
 		MaxIdleConnsPerHost:    u.MaxIdleConnsPerHost,
