@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
@@ -33,6 +34,9 @@ type Options struct {
 	// Handlers are further GET endpoints by path, such as the shadow
 	// comparison's /shadow/report.
 	Handlers map[string]http.Handler
+	// Status, when set, adds a line to /readyz's body that does not
+	// decide readiness (where the evidence is kept).
+	Status func() string
 }
 
 // Server is the admin handler, with the draining state that /readyz
@@ -106,6 +110,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
+	if s.opts.Status != nil {
+		fmt.Fprintln(w, s.opts.Status())
+	}
 }
 
 func dialUpstream(ctx context.Context, rawURL string, timeout time.Duration) error {
@@ -137,6 +144,7 @@ func dialUpstream(ctx context.Context, rawURL string, timeout time.Duration) err
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	in := s.opts.Config()
 	c := *in
+	c.StateURL = redact.URLPassword(c.StateURL)
 	c.Routing.Clients = make([]config.Client, len(in.Routing.Clients))
 	for i, cl := range in.Routing.Clients {
 		short := make([]string, len(cl.KeysSHA256))

@@ -72,11 +72,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	)
 	// The recorder closes last: the comparison and the proxy feed it
 	// until they stop.
-	rec := evidence.New(evidenceSettings(cfg), evidence.Options{
-		StateDir:      stateDir(source, cfg.StateDir),
-		MaxStateBytes: cfg.Readiness.MaxStateBytes,
-		Logger:        logger.Named("evidence"),
-	})
+	rec := evidence.New(evidenceSettings(cfg), evidenceOptions(cfg, source, logger.Named("evidence")))
 	defer func() {
 		if err := rec.Close(); err != nil {
 			logger.Error("writing the last dashboard evidence", zap.Error(err))
@@ -92,11 +88,11 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	// the token, the upstream probe) and the drain.
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
-	handlers := map[string]http.Handler{"/shadow/report": comparator}
-	for path, hd := range dashboard.New(rec, dashboard.Options{Logger: logger.Named("dashboard")}).Routes() {
+	handlers := map[string]http.Handler{}
+	for path, hd := range dashboard.New(rec, dashboard.Options{Logger: logger.Named("dashboard"), CandidateConfigured: comparator.CandidateConfigured}).Routes() {
 		handlers[path] = hd
 	}
-	adm := admin.New(admin.Options{Gatherer: reg, Config: current.Load, Handlers: handlers})
+	adm := admin.New(admin.Options{Gatherer: reg, Config: current.Load, Handlers: handlers, Status: func() string { return evidenceStatus(rec.State()) }})
 
 	srv := newServer(cfg, h, logger)
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -119,8 +115,9 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	if source != "" {
 		reloader := config.NewReloader(source, loaded, func(c *config.Config) error {
 			old := current.Load()
-			if c.Listen != old.Listen || c.AdminListen != old.AdminListen || c.StateDir != old.StateDir || c.Readiness.MaxStateBytes != old.Readiness.MaxStateBytes {
-				logger.Warn("listen, admin_listen, state_dir and readiness.max_state_bytes changes take effect on restart",
+			if c.Listen != old.Listen || c.AdminListen != old.AdminListen || c.StateDir != old.StateDir || c.StateURL != old.StateURL ||
+				c.Replica != old.Replica || c.Readiness.MaxStateBytes != old.Readiness.MaxStateBytes {
+				logger.Warn("listen, admin_listen, state_dir, state_url, replica and readiness.max_state_bytes changes take effect on restart",
 					zap.String("listen", old.Listen), zap.String("admin_listen", old.AdminListen), zap.String("state_dir", old.StateDir))
 			}
 			if err := h.Swap(proxySettings(c)); err != nil {
@@ -199,6 +196,19 @@ func processSignals(env Env, sigs ...os.Signal) (<-chan os.Signal, func()) {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, sigs...)
 	return ch, func() { signal.Stop(ch) }
+}
+
+// evidenceStatus is the evidence's line in /readyz's body: where it is kept,
+// or why it is in memory. A store that cannot be reached does not make the
+// proxy unready: requests never wait on it.
+func evidenceStatus(st evidence.StateInfo) string {
+	switch {
+	case st.Error != "":
+		return fmt.Sprintf("evidence: %s (%s) in memory, %d minutes not yet written: %s", st.Kind, st.Location, st.Pending, st.Error)
+	case st.Persistent:
+		return fmt.Sprintf("evidence: %s %s, replica %s", st.Kind, st.Location, st.Replica)
+	}
+	return "evidence: memory only"
 }
 
 // stateDir resolves a relative state_dir against the config file's

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"context"
+	"os"
+
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
+	"github.com/envelope-proxy/envelope-proxy/store"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
+	"go.uber.org/zap"
 )
 
 // proxySettings is the proxy's part of cfg.
@@ -54,4 +59,44 @@ func evidenceSettings(cfg *config.Config) evidence.Settings {
 		Redact:    cfg.Dashboard.Redact.Paths,
 		Targets:   cfg.Routing.Targets(),
 	}
+}
+
+// evidenceOptions says where the evidence is kept: the PostgreSQL database
+// in state_url, shared by the fleet; else the SQLite file in state_dir
+// (relative to the config file source); else memory only. The replica is
+// named by replica, else by the host name.
+func evidenceOptions(cfg *config.Config, source string, logger *zap.Logger) evidence.Options {
+	o := evidence.Options{Replica: replicaName(cfg.Replica), Logger: logger}
+	switch {
+	case cfg.StateURL != "":
+		url := cfg.StateURL
+		o.Kind = "postgres"
+		o.Open = func(ctx context.Context) (store.Store, error) { return store.OpenPostgres(ctx, url) }
+	case cfg.StateDir != "":
+		dir, opts := stateDir(source, cfg.StateDir), store.SQLiteOptions{MaxBytes: cfg.Readiness.MaxStateBytes, Replica: o.Replica}
+		o.Kind = "sqlite"
+		o.Open = func(context.Context) (store.Store, error) { return store.OpenSQLite(dir, opts) }
+	default:
+		o.MemoryReason = "state_dir and state_url are empty: evidence is kept in memory only and lost on restart"
+	}
+	return o
+}
+
+// replicaName is name, or else the host name with any character a name
+// may not hold replaced by '-'.
+func replicaName(name string) string {
+	if name != "" {
+		return name
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "local"
+	}
+	b := []byte(host)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b[:min(len(b), 63)])
 }

@@ -65,8 +65,15 @@ type Config struct {
 	// Log configures the logger.
 	Log Log `yaml:"log"`
 	// StateDir is where the dashboard's evidence is kept across restarts
-	// (an SQLite file); empty keeps it in memory only.
+	// (an SQLite file) when StateURL is empty; both empty keep it in
+	// memory only.
 	StateDir string `yaml:"state_dir"`
+	// StateURL is the PostgreSQL database the fleet's replicas share
+	// their evidence in.
+	StateURL string `yaml:"state_url"`
+	// Replica names this replica in the fleet view; empty is the host
+	// name.
+	Replica string `yaml:"replica"`
 	// Readiness holds the thresholds of the per-client readiness verdict.
 	Readiness Readiness `yaml:"readiness"`
 	// Dashboard configures what the migration dashboard keeps.

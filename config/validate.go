@@ -230,6 +230,13 @@ func (c *Config) Validate() error {
 	if rd.MaxStateBytes < 0 {
 		add("readiness.max_state_bytes", "must not be negative")
 	}
+	if c.StateURL != "" && !validStateURL(c.StateURL) {
+		// The value is not echoed: it may hold a password.
+		add("state_url", "is not a PostgreSQL URL (postgres://user@host:5432/db?sslmode=...) or key=value connection string")
+	}
+	if c.Replica != "" && (!validName(c.Replica) || len(c.Replica) > 63) {
+		add("replica", "%q may hold only letters, digits, '.', '_' and '-', at most 63 of them", c.Replica)
+	}
 	if t := c.Admin.TokenSHA256; t != "" {
 		if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
 			add("admin.token_sha256", "%q is not a hex SHA-256 digest (64 hex digits)", redactDigest(t))
@@ -239,6 +246,15 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return errs
+}
+
+// validStateURL reports a PostgreSQL connection string: a postgres:// or
+// postgresql:// URL with a host, or the key=value form.
+func validStateURL(s string) bool {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Host != "" || u.Query().Has("host")
+	}
+	return strings.Contains(s, "=") && !strings.Contains(s, "://")
 }
 
 // DefaultClientName names requests routed by routing.default in logs and

@@ -7,8 +7,9 @@
 // works air-gapped and needs no build step. It reads the evidence from two
 // JSON endpoints, which scripts can use as well:
 //
-//	GET /api/clients         the overview (evidence.Overview)
-//	GET /api/clients/{name}  one client (evidence.ClientDetail)
+//	GET /api/clients                      the overview (evidence.Overview)
+//	GET /api/clients/{name}[?replica=R]   one client (evidence.ClientDetail)
+//	GET /shadow/report[?client=NAME]      the shadow report (evidence.ShadowReport)
 //
 // Every response carries a strict Content-Security-Policy: the page runs
 // only its own script and style files, and the data it shows (client names,
@@ -52,9 +53,13 @@ var embedded embed.FS
 type Source interface {
 	// Overview returns every client's summary over the readiness window.
 	Overview() evidence.Overview
-	// Client returns one client's detail, and false when no client or
-	// evidence goes by that name.
-	Client(name string) (evidence.ClientDetail, bool)
+	// ReplicaClient returns one client's detail, limited to one replica
+	// when replica is not "", and false when no client or evidence goes
+	// by that name.
+	ReplicaClient(name, replica string) (evidence.ClientDetail, bool, error)
+	// ShadowReport returns the shadow report, of one client when client
+	// is not "".
+	ShadowReport(client string) evidence.ShadowReport
 }
 
 // Options tune the dashboard.
@@ -62,15 +67,19 @@ type Options struct {
 	// Logger receives the failures to write a response, which are the
 	// browser's doing and worth a debug line only; nil logs nothing.
 	Logger *zap.Logger
+	// CandidateConfigured reports whether the shadow comparison has a
+	// candidate now, for the report; nil reports false.
+	CandidateConfigured func() bool
 }
 
 // Dashboard serves the page, its assets and the JSON API. It holds no
 // state of its own beyond the embedded files, so one value serves any
 // number of requests at once.
 type Dashboard struct {
-	src    Source
-	log    *zap.Logger
-	assets map[string]asset
+	src       Source
+	log       *zap.Logger
+	candidate func() bool
+	assets    map[string]asset
 }
 
 // asset is one embedded file ready to serve, with an ETag so a browser
@@ -83,7 +92,7 @@ type asset struct {
 
 // New returns a dashboard that reads its evidence from src.
 func New(src Source, opts Options) *Dashboard {
-	d := &Dashboard{src: src, log: opts.Logger, assets: map[string]asset{}}
+	d := &Dashboard{src: src, log: opts.Logger, candidate: opts.CandidateConfigured, assets: map[string]asset{}}
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
@@ -139,6 +148,7 @@ func (d *Dashboard) Routes() map[string]http.Handler {
 		"/dashboard/":         d.secure(http.HandlerFunc(d.files)),
 		"/api/clients":        d.secure(http.HandlerFunc(d.overview)),
 		"/api/clients/{name}": d.secure(http.HandlerFunc(d.client)),
+		"/shadow/report":      d.secure(http.HandlerFunc(d.shadowReport)),
 	}
 }
 
@@ -202,7 +212,13 @@ func (d *Dashboard) client(w http.ResponseWriter, r *http.Request) {
 		// Mounted without the {name} wildcard: take the last segment.
 		name = path.Base(r.URL.Path)
 	}
-	c, ok := d.src.Client(name)
+	c, ok, err := d.src.ReplicaClient(name, r.URL.Query().Get("replica"))
+	if err != nil {
+		d.writeJSON(w, r, http.StatusServiceUnavailable, struct {
+			Error string `json:"error"`
+		}{"the evidence store could not be read: " + err.Error()})
+		return
+	}
 	if !ok {
 		d.writeJSON(w, r, http.StatusNotFound, struct {
 			Error string `json:"error"`
@@ -210,6 +226,14 @@ func (d *Dashboard) client(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.writeJSON(w, r, http.StatusOK, c)
+}
+
+// shadowReport serves GET /shadow/report: the evidence's report, with
+// whether this replica has a candidate configured.
+func (d *Dashboard) shadowReport(w http.ResponseWriter, r *http.Request) {
+	rep := d.src.ShadowReport(r.URL.Query().Get("client"))
+	rep.CandidateConfigured = d.candidate != nil && d.candidate()
+	d.writeJSON(w, r, http.StatusOK, rep)
 }
 
 // writeJSON encodes v as the response. The body is built first so that an

@@ -4,7 +4,8 @@ import "time"
 
 // Comparison is one shadow comparison's outcome, handed over by the
 // comparison once it has ended. Its strings and Sample are already
-// redacted.
+// redacted; its bounded strings (Route, LegacyCode, Rule, Paths) are safe
+// as keys of stored evidence.
 type Comparison struct {
 	// Client is the config name.
 	Client string
@@ -13,8 +14,24 @@ type Comparison struct {
 	// Route is "GET /v1/jobs/{id}", empty for outcomes decided before the
 	// exchange had one (dropped, skipped_method).
 	Route string
-	// LegacyStatus is the legacy response's status.
+	// LegacyStatus is the legacy response's status, and LegacyCode its
+	// code as the rules name it ("other" for one they do not, "" when the
+	// body had none).
 	LegacyStatus int
+	LegacyCode   string
+	// Rule is the rule the dry run matched, "" for the generic fallback.
+	Rule string
+	// EnvelopeStatus is the status the dry run's envelope has, and
+	// CandidateStatus the candidate's (0 when it did not answer).
+	EnvelopeStatus  int
+	CandidateStatus int
+	// LegacyNotJSON reports a legacy body that envelope mode would
+	// rewrite or wrap but that is not one JSON value.
+	LegacyNotJSON bool
+	// LegacyLatency is the legacy exchange's duration as the client saw
+	// it, and CandidateLatency the candidate's, 0 when it did not answer.
+	LegacyLatency    time.Duration
+	CandidateLatency time.Duration
 	// Unmapped reports a dry run whose error no rule matched, with the
 	// legacy code ("" when the body had none) and a redacted sample body
 	// ("" when samples are off).
@@ -33,14 +50,21 @@ type Comparison struct {
 // Authorization or Cookie value, the dashboard.redact paths masked, each
 // body cut to 4 KiB.
 type Sample struct {
-	Time            time.Time `json:"time"`
-	Request         string    `json:"request"`
-	LegacyStatus    int       `json:"legacy_status"`
-	EnvelopeStatus  int       `json:"envelope_status"`
-	CandidateStatus int       `json:"candidate_status"`
-	LegacyBody      string    `json:"legacy_body"`
-	EnvelopeBody    string    `json:"envelope_body"`
-	CandidateBody   string    `json:"candidate_body"`
+	Time    time.Time `json:"time"`
+	Request string    `json:"request"`
+	// Route and LegacyCode place the sample among the comparisons of its
+	// route, legacy status and code.
+	Route      string `json:"route,omitempty"`
+	LegacyCode string `json:"legacy_code,omitempty"`
+	// Header holds the request's headers, credentials replaced and
+	// values scrubbed.
+	Header          map[string]string `json:"header,omitempty"`
+	LegacyStatus    int               `json:"legacy_status"`
+	EnvelopeStatus  int               `json:"envelope_status"`
+	CandidateStatus int               `json:"candidate_status"`
+	LegacyBody      string            `json:"legacy_body"`
+	EnvelopeBody    string            `json:"envelope_body"`
+	CandidateBody   string            `json:"candidate_body"`
 	// BodiesTruncated reports that at least one body was cut.
 	BodiesTruncated bool `json:"bodies_truncated,omitempty"`
 	// Diff are the RFC 6902 operations from the envelope to the

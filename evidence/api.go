@@ -18,6 +18,12 @@ type Overview struct {
 	Thresholds verdict.Thresholds `json:"thresholds"`
 	// State says where the evidence is kept.
 	State StateInfo `json:"state"`
+	// Replicas are the fleet's replicas: this one first, then every one
+	// that wrote in the window, with its share of the requests.
+	Replicas []ReplicaSummary `json:"replicas"`
+	// FleetWarning names replicas gone silent while others write; "" when
+	// none is.
+	FleetWarning string `json:"fleet_warning,omitempty"`
 	// Requests is the total over every client in the window.
 	Requests uint64 `json:"requests"`
 	// Clients are the rows: configured clients, rollout cohorts and the
@@ -28,12 +34,39 @@ type Overview struct {
 
 // StateInfo describes the evidence store.
 type StateInfo struct {
-	// Persistent is true when evidence is written to state_dir.
+	// Persistent is true when evidence is written to a store that is open.
 	Persistent bool `json:"persistent"`
-	// Error explains why evidence is kept in memory only, when it is.
+	// Kind is sqlite, postgres or memory, and Location the file or the
+	// database URL, without its password.
+	Kind     string `json:"kind"`
+	Location string `json:"location,omitempty"`
+	// Replica is the name of the replica that answered.
+	Replica string `json:"replica"`
+	// Error explains why evidence is kept in memory, when it is.
 	Error string `json:"error,omitempty"`
+	// Pending counts this replica's minutes of evidence not yet written,
+	// and Lost those dropped while the store was unreachable and memory
+	// full.
+	Pending int    `json:"pending"`
+	Lost    uint64 `json:"lost,omitempty"`
 	// Since is the start of the oldest evidence held.
 	Since time.Time `json:"since,omitzero"`
+}
+
+// ReplicaSummary is one replica of the fleet.
+type ReplicaSummary struct {
+	Name string `json:"name"`
+	// Self marks the replica that answered.
+	Self bool `json:"self,omitempty"`
+	// State is active, silent or stopped.
+	State string `json:"state"`
+	// Started and LastSeen are when it started, and when it last wrote.
+	Started  time.Time `json:"started,omitzero"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Requests are the requests it served in the window, and Share their
+	// part of the fleet's (0 to 1).
+	Requests uint64  `json:"requests"`
+	Share    float64 `json:"share"`
 }
 
 // KindRemoved is the kind of a row for a client no longer in config with
@@ -102,6 +135,9 @@ type ShadowSummary struct {
 // ClientDetail is GET /api/clients/{name}.
 type ClientDetail struct {
 	ClientSummary
+	// Replica is the replica the detail is limited to (?replica=NAME);
+	// "" for the whole fleet.
+	Replica string `json:"replica,omitempty"`
 	// Rewrites count the rewritten responses by legacy status and code
 	// to sent status and code, most frequent first.
 	Rewrites []RewriteCount `json:"rewrites"`

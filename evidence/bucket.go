@@ -3,7 +3,6 @@ package evidence
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/envelope-proxy/envelope-proxy/event"
 )
@@ -34,9 +33,9 @@ func classIndex(status int) int {
 const (
 	maxRewriteKeys  = 256
 	maxUnmappedKeys = 32
-	maxRouteKeys    = 64
-	maxPathKeys     = 64
-	otherKey        = "{other}"
+	// maxRouteLen bounds a route or a path as kept.
+	maxRouteLen = 1 << 10
+	otherKey    = "{other}"
 )
 
 // counts are a bucket's scalar counters.
@@ -105,12 +104,6 @@ type unmappedKey struct {
 	Code   string
 }
 
-// routeCounts are one route's comparisons.
-type routeCounts struct {
-	Compared   uint64 `json:"compared"`
-	Mismatches uint64 `json:"mismatches"`
-}
-
 // bucket is one client's evidence over one minute or one hour. Its maps
 // are made on first use, so a bucket of plain traffic holds none.
 type bucket struct {
@@ -121,10 +114,9 @@ type bucket struct {
 	rewrites map[rewriteKey]uint64
 	passed   map[string]uint64
 	unmapped map[unmappedKey]uint64
-	routes   map[string]routeCounts
-	paths    map[string]uint64
-	// dirty reports changes not yet written to the store.
-	dirty bool
+	// groups are the shadow comparisons, by route, legacy status and
+	// code (shadow.go).
+	groups map[groupKey]*groupCounts
 }
 
 func newBucket(start, span int64) *bucket {
@@ -140,19 +132,6 @@ func bump[K comparable](m *map[K]uint64, k, fold K, limit int, n uint64) {
 		k = fold
 	}
 	(*m)[k] += n
-}
-
-func (b *bucket) addRoute(route string, rc routeCounts) {
-	if b.routes == nil {
-		b.routes = make(map[string]routeCounts)
-	}
-	if _, ok := b.routes[route]; !ok && len(b.routes) >= maxRouteKeys {
-		route = otherKey
-	}
-	cur := b.routes[route]
-	cur.Compared += rc.Compared
-	cur.Mismatches += rc.Mismatches
-	b.routes[route] = cur
 }
 
 // merge adds o into b. With tallies false only the counters and the
@@ -172,25 +151,31 @@ func (b *bucket) merge(o *bucket, tallies bool) {
 	for k, v := range o.passed {
 		bump(&b.passed, k, otherKey, maxRewriteKeys, v)
 	}
-	for k, v := range o.routes {
-		b.addRoute(k, v)
-	}
-	for k, v := range o.paths {
-		bump(&b.paths, k, otherKey, maxPathKeys, v)
+	for k, g := range o.groups {
+		b.group(k).merge(g)
 	}
 }
 
 // stored is a bucket's form in the store: JSON, readable with sqlite3 when
 // an operator needs to look.
 type stored struct {
-	Span        int64                  `json:"span"`
-	Counts      counts                 `json:"counts"`
-	Latency     map[string]uint32      `json:"latency,omitempty"`
-	Rewrites    []storedRewrite        `json:"rewrites,omitempty"`
-	Passthrough map[string]uint64      `json:"passthrough,omitempty"`
-	Unmapped    []storedUnmapped       `json:"unmapped,omitempty"`
-	Routes      map[string]routeCounts `json:"routes,omitempty"`
-	Paths       map[string]uint64      `json:"paths,omitempty"`
+	Span        int64             `json:"span"`
+	Counts      counts            `json:"counts"`
+	Latency     map[string]uint32 `json:"latency,omitempty"`
+	Rewrites    []storedRewrite   `json:"rewrites,omitempty"`
+	Passthrough map[string]uint64 `json:"passthrough,omitempty"`
+	Unmapped    []storedUnmapped  `json:"unmapped,omitempty"`
+	Groups      []storedGroup     `json:"groups,omitempty"`
+	// Routes and Paths are the shadow tallies of the first layout, read
+	// from files written before groups.
+	Routes map[string]storedRoute `json:"routes,omitempty"`
+	Paths  map[string]uint64      `json:"paths,omitempty"`
+}
+
+// storedRoute is one route's comparisons in the first layout.
+type storedRoute struct {
+	Compared   uint64 `json:"compared"`
+	Mismatches uint64 `json:"mismatches"`
 }
 
 type storedRewrite struct {
@@ -204,14 +189,9 @@ type storedUnmapped struct {
 }
 
 func (b *bucket) encode() ([]byte, error) {
-	s := stored{Span: b.span, Counts: b.counts, Passthrough: b.passed, Routes: b.routes, Paths: b.paths}
-	for i, v := range b.latency {
-		if v != 0 {
-			if s.Latency == nil {
-				s.Latency = make(map[string]uint32)
-			}
-			s.Latency[strconv.Itoa(i)] = v
-		}
+	s := stored{Span: b.span, Counts: b.counts, Passthrough: b.passed, Latency: b.latency.stored()}
+	for k, g := range b.groups {
+		s.Groups = append(s.Groups, g.stored(k))
 	}
 	for k, v := range b.rewrites {
 		s.Rewrites = append(s.Rewrites, storedRewrite{k, v})
@@ -234,11 +214,7 @@ func decodeBucket(start int64, data []byte) (*bucket, error) {
 	}
 	b := newBucket(start, s.Span)
 	b.counts = s.Counts
-	for k, v := range s.Latency {
-		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < latencySlots {
-			b.latency[i] = v
-		}
-	}
+	b.latency.load(s.Latency)
 	for _, r := range s.Rewrites {
 		bump(&b.rewrites, r.rewriteKey, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, r.Count)
 	}
@@ -248,11 +224,18 @@ func decodeBucket(start int64, data []byte) (*bucket, error) {
 	for _, u := range s.Unmapped {
 		bump(&b.unmapped, u.unmappedKey, unmappedKey{Code: otherKey}, maxUnmappedKeys, u.Count)
 	}
-	for k, v := range s.Routes {
-		b.addRoute(k, v)
+	for i := range s.Groups {
+		s.Groups[i].decode(b)
 	}
-	for k, v := range s.Paths {
-		bump(&b.paths, k, otherKey, maxPathKeys, v)
+	for route, rc := range s.Routes {
+		// The first layout counted compared exchanges and mismatches by
+		// route only: they become groups of unknown status and code.
+		g := b.group(groupKey{Route: clip(route, maxRouteLen)})
+		g.Outcomes[outcomeMismatch] += rc.Mismatches
+		g.Outcomes[outcomeMatch] += rc.Compared - min(rc.Mismatches, rc.Compared)
+	}
+	for path, n := range s.Paths {
+		bump(&b.group(groupKey{Route: otherKey}).paths, clip(path, maxRouteLen), otherKey, maxGroupPaths, n)
 	}
 	return b, nil
 }

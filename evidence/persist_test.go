@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
@@ -21,7 +22,7 @@ func oneEach(r *Recorder) {
 func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 5, 0, time.UTC)}
-	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
 	for range 60 { // one request a minute, 10:00 to 10:59
 		oneEach(r)
 		c.advance(time.Minute)
@@ -31,18 +32,18 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	}
 	c.set(time.Date(2026, 11, 23, 11, 30, 5, 0, time.UTC)) // the recorder's loop reads the clock
 	oneEach(r)
-	r.maintain(c.now()) // 10:00 to 10:29 roll into their hour
+	r.roll(c.now()) // 10:00 to 10:29 roll into their hour
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, restart := range []string{"first", "second"} {
 		t.Run(restart+" restart", func(t *testing.T) {
-			r2 := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+			r2 := New(testConfig(dir).Settings, testConfig(dir).options(c))
 			if got := summary(t, r2, "acme").Requests; got != 61 {
 				t.Errorf("requests: got %d; want 61", got)
 			}
 			c.advance(20 * time.Minute)
-			r2.maintain(c.now()) // the rest of 10:xx rolls too
+			r2.roll(c.now()) // the rest of 10:xx rolls too
 			if err := r2.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +54,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 func TestFailedWriteIsRetried(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
 	for range 7 {
 		oneEach(r)
 	}
@@ -67,7 +68,7 @@ func TestFailedWriteIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(`INSERT INTO samples (client, kind, key, time, data) VALUES ('lock', 'k', 'k', 0, x'')`); err != nil {
+	if _, err := tx.Exec(`INSERT INTO envelope_proxy_samples (replica, client, kind, key, time, seq, data) VALUES ('lock', 'lock', 'k', 'k', 0, 0, x'')`); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Flush(); err == nil {
@@ -98,15 +99,17 @@ func TestMemoryOnlyStaysBounded(t *testing.T) {
 		oneEach(r)
 		c.advance(time.Minute)
 		if c.now().Minute() == 0 {
-			r.maintain(c.now())
+			r.Flush()
+			r.roll(c.now())
 		}
 	}
-	r.maintain(c.now())
+	r.Flush()
+	r.roll(c.now())
 	cs := r.client("acme")
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if len(cs.rolled) != 0 || len(cs.minutes) > 61 || len(cs.hours) > 26 {
-		t.Errorf("after 3 days in memory: %d rolled ranges, %d minutes, %d hours; want 0, ≤ 61, ≤ 26", len(cs.rolled), len(cs.minutes), len(cs.hours))
+	if len(cs.pending) > 1 || len(cs.minutes) > 61 || len(cs.hours) > 26 {
+		t.Errorf("after 3 days in memory: %d pending, %d minutes, %d hours; want ≤ 1, ≤ 61, ≤ 26", len(cs.pending), len(cs.minutes), len(cs.hours))
 	}
 }
 
@@ -116,7 +119,7 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 	r := newTestRecorder(t, testConfig(dir), c)
 	envelopeTraffic(r, 5)
 	c.advance(3 * time.Hour)
-	r.maintain(c.now())
+	r.roll(c.now())
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +133,13 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 	if got := summary(t, r, "acme").Requests; got != 5 {
 		t.Errorf("requests over 24h again: got %d; want 5", got)
 	}
-	r.maintain(c.now()) // now the old hours leave memory
+	r.roll(c.now()) // now the old hours leave memory
 	r.Swap(short.Settings)
-	r.maintain(c.now())
-	r.Swap(testConfig(dir).Settings) // and come back from the store
+	r.roll(c.now())
+	r.Swap(testConfig(dir).Settings) // and come back from the store at the next sync
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if got := summary(t, r, "acme").Requests; got != 5 {
 		t.Errorf("requests over 24h, reloaded from the store: got %d; want 5", got)
 	}
@@ -142,7 +148,7 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 func TestSamplesTurnedOff(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
 	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, Unmapped: true, UnmappedCode: "teapot", UnmappedBody: []byte(`{"code":"teapot","note":"kept"}`)})
 	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /", Sample: &event.Sample{Time: c.now(), Request: "GET /"}})
 	if err := r.Flush(); err != nil {
@@ -165,14 +171,14 @@ func TestSamplesTurnedOff(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(dir, store.Options{})
+	st, err := store.OpenSQLite(dir, store.SQLiteOptions{Replica: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	samples, err := st.LoadSamples(0)
+	snap, err := st.Load(context.Background(), 0)
 	st.Close()
-	if err != nil || len(samples) != 0 {
-		t.Errorf("stored samples: got %d (%v); want none", len(samples), err)
+	if err != nil || len(snap.Samples) != 0 {
+		t.Errorf("stored samples: got %v (%v); want none", snap, err)
 	}
 	t.Run("after a restart", func(t *testing.T) { check(t, newTestRecorder(t, off, c)) })
 }

@@ -2,6 +2,8 @@ package evidence
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -23,13 +25,14 @@ func (b *bucket) inWindow(from int64) bool {
 	return b.start >= hourOf(from) && b.start+b.span > from
 }
 
-// aggregate sums the client's buckets of the window (hours that started
-// before it are left out; minutes and hours are never both counted, since
-// a minute is rolled into its hour when it leaves the last hour). The
-// caller holds cs.mu.
+// aggregate sums the client's buckets of the window: the fleet's minutes
+// and hours (hours that started before the window's hour are left out;
+// minutes and hours are never both counted, since a minute is rolled into
+// its hour when it leaves the last hour), and this replica's own evidence
+// not yet written. The caller holds cs.mu.
 func (cs *clientState) aggregate(from int64, tallies bool) *bucket {
 	sum := newBucket(from, 0)
-	for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+	for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
 		for _, b := range list {
 			if b.inWindow(from) {
 				sum.merge(b, tallies)
@@ -81,17 +84,39 @@ func (r *Recorder) header(s *settings, now time.Time) Overview {
 		GeneratedAt: now.UTC(),
 		Window:      verdict.Window(s.window()),
 		Thresholds:  s.Thresholds,
-		State:       StateInfo{Persistent: r.persistent()},
+		State:       r.State(),
 		Clients:     []ClientSummary{},
 	}
-	if e := r.stateErr.Load(); e != nil {
-		ov.State.Error = *e
-	}
-	ov.State.Since = time.Unix(r.since.Load(), 0).UTC()
+	ov.Replicas, ov.FleetWarning = r.fleet.view(r.replica, now, now.Add(-s.window()).Unix(), ov.State.Persistent)
 	return ov
 }
 
-func (r *Recorder) persistent() bool { return r.persisting.Load() }
+// State says where the evidence is kept, and what went wrong with the
+// store, if anything; /readyz's body says it too.
+func (r *Recorder) State() StateInfo {
+	l := &r.link
+	st := StateInfo{Persistent: l.connected.Load(), Kind: l.kind, Replica: r.replica, Lost: r.lost.Load()}
+	if loc := l.location.Load(); loc != nil {
+		st.Location = *loc
+	}
+	switch e := l.err.Load(); {
+	case e != nil:
+		st.Error = *e
+	case l.open == nil:
+		st.Error = l.memoryReason
+	}
+	since := r.started.Unix()
+	if s := l.since.Load(); s != 0 && s < since {
+		since = s
+	}
+	st.Since = time.Unix(since, 0).UTC()
+	for _, cs := range *r.clients.Load() {
+		cs.mu.Lock()
+		st.Pending += len(cs.pending) + len(cs.unconfirmed)
+		cs.mu.Unlock()
+	}
+	return st
+}
 
 func share(n, total uint64) float64 {
 	if total == 0 {
@@ -198,10 +223,24 @@ func codeLabel(code string) string {
 // Client returns one client's details, false for a name that is neither
 // configured nor has evidence in the window.
 func (r *Recorder) Client(name string) (ClientDetail, bool) {
+	d, ok, _ := r.ReplicaClient(name, "")
+	return d, ok
+}
+
+// ReplicaClient returns one client's details as Client does, limited to
+// one replica's traffic when replica is not "": its rows are read from
+// the store, so that any replica can show any other's.
+func (r *Recorder) ReplicaClient(name, replica string) (ClientDetail, bool, error) {
 	s := r.settings.Load()
 	now := r.now()
 	from := now.Add(-s.window()).Unix()
 	cs := (*r.clients.Load())[name]
+	if replica != "" {
+		var err error
+		if cs, err = r.replicaState(name, replica, cs, from); err != nil {
+			return ClientDetail{}, false, err
+		}
+	}
 	rw := row{name: name, kind: KindRemoved}
 	found := false
 	for _, c := range s.rows {
@@ -211,15 +250,16 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		}
 	}
 	if !found && cs == nil {
-		return ClientDetail{}, false
+		return ClientDetail{}, false, nil
 	}
 	d := r.summary(s, rw, cs, from, true)
 	if !found && d.Requests == 0 && d.Shadow == nil {
-		return ClientDetail{}, false
+		return ClientDetail{}, false, nil
 	}
 	d.Share = share(d.Requests, r.totalRequests(from))
 	out := ClientDetail{
 		ClientSummary: d.ClientSummary,
+		Replica:       replica,
 		Rewrites:      []RewriteCount{},
 		Passthrough:   d.sum.passed,
 		UnmappedCodes: []UnmappedCode{},
@@ -239,14 +279,29 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		}
 		return cmp.Or(cmp.Compare(a.LegacyStatus, b.LegacyStatus), cmp.Compare(a.LegacyCode, b.LegacyCode))
 	})
-	for k, v := range d.sum.routes {
-		out.Routes = append(out.Routes, RouteCount{Route: k, Compared: v.Compared, Mismatches: v.Mismatches})
+	routes, paths := map[string]*RouteCount{}, map[string]uint64{}
+	for k, g := range d.sum.groups {
+		rc := routes[k.Route]
+		if rc == nil {
+			rc = &RouteCount{Route: k.Route}
+			routes[k.Route] = rc
+		}
+		rc.Compared += g.compared()
+		rc.Mismatches += g.Outcomes[outcomeMismatch]
+		for p, n := range g.paths {
+			paths[p] += n
+		}
+	}
+	for _, rc := range routes {
+		if rc.Compared > 0 {
+			out.Routes = append(out.Routes, *rc)
+		}
 	}
 	slices.SortFunc(out.Routes, func(a, b RouteCount) int {
 		return cmp.Or(cmp.Compare(b.Mismatches, a.Mismatches), cmp.Compare(b.Compared, a.Compared), cmp.Compare(a.Route, b.Route))
 	})
 	out.Routes = out.Routes[:min(len(out.Routes), maxListedRoutes)]
-	for k, v := range d.sum.paths {
+	for k, v := range paths {
 		out.Paths = append(out.Paths, PathCount{Path: k, Count: v})
 	}
 	slices.SortFunc(out.Paths, func(a, b PathCount) int {
@@ -257,14 +312,14 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 		cs.mu.Lock()
 		for k, v := range d.sum.unmapped {
 			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v}
-			if smp := cs.unmappedSamples[k]; smp != nil && s.Samples {
+			if smp := cs.unmapped[k]; smp != nil && s.Samples {
 				u.Sample, u.SampleTime = smp.body, smp.time.UTC()
 			}
 			out.UnmappedCodes = append(out.UnmappedCodes, u)
 		}
 		for i := len(cs.mismatches) - 1; i >= 0 && s.Samples; i-- {
-			if cs.mismatches[i].Time.Unix() >= from {
-				out.Samples = append(out.Samples, *cs.mismatches[i])
+			if m := cs.mismatches[i]; m.sample.Time.Unix() >= from {
+				out.Samples = append(out.Samples, *m.sample)
 			}
 		}
 		out.Recent, out.Series = cs.series(now, from)
@@ -275,7 +330,73 @@ func (r *Recorder) Client(name string) (ClientDetail, bool) {
 	slices.SortFunc(out.UnmappedCodes, func(a, b UnmappedCode) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code, b.Code))
 	})
-	return out, true
+	return out, true, nil
+}
+
+// replicaState builds the evidence of one replica's traffic for a client:
+// its rows in the store since from, this replica's own evidence not yet
+// written when it is this one, and the samples it took. Without a store,
+// only this replica's own evidence is known.
+func (r *Recorder) replicaState(name, replica string, fleetState *clientState, from int64) (*clientState, error) {
+	out := &clientState{name: name}
+	now := r.now().Unix()
+	l := &r.link
+	l.mu.Lock()
+	st := l.st
+	l.mu.Unlock()
+	switch {
+	case st != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		rows, err := st.Rows(ctx, replica, name, from-hour)
+		if err != nil {
+			return nil, fmt.Errorf("reading replica %s: %w", replica, err)
+		}
+		for _, row := range rows {
+			if b, err := decodeBucket(row.Start, row.Data); err == nil {
+				out.addToSums(b, now)
+			}
+		}
+	case replica != r.replica:
+		return nil, nil
+	}
+	if fleetState == nil {
+		if len(out.minutes)+len(out.hours) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	fleetState.mu.Lock()
+	defer fleetState.mu.Unlock()
+	if replica == r.replica {
+		if st == nil {
+			// Memory only: every bucket is this replica's.
+			for _, list := range [][]*bucket{fleetState.hours, fleetState.minutes} {
+				for _, b := range list {
+					out.addToSums(b, now)
+				}
+			}
+		}
+		for _, list := range [][]*bucket{fleetState.unconfirmed, fleetState.pending} {
+			for _, b := range list {
+				out.addToSums(b, now)
+			}
+		}
+	}
+	for k, u := range fleetState.unmapped {
+		if u.replica == replica {
+			if out.unmapped == nil {
+				out.unmapped = map[unmappedKey]*unmappedSample{}
+			}
+			out.unmapped[k] = u
+		}
+	}
+	for _, m := range fleetState.mismatches {
+		if m.replica == replica {
+			out.mismatches = append(out.mismatches, m)
+		}
+	}
+	return out, nil
 }
 
 // totalRequests sums every client's requests in the window, the
@@ -284,7 +405,7 @@ func (r *Recorder) totalRequests(from int64) uint64 {
 	var n uint64
 	for _, cs := range *r.clients.Load() {
 		cs.mu.Lock()
-		for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+		for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
 			for _, b := range list {
 				if b.inWindow(from) {
 					n += b.Requests
@@ -316,7 +437,7 @@ func (cs *clientState) series(now time.Time, from int64) (recent, window Series)
 		p.Mismatches += b.Shadow[outcomeMismatch]
 		p.Unmapped += b.Unmapped + b.ShadowUnmapped
 	}
-	for _, list := range [][]*bucket{cs.hours, cs.minutes} {
+	for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
 		for _, b := range list {
 			if i := (b.start - window.Points[0].Time) / hour; i >= 0 && int(i) < len(window.Points) {
 				add(&window.Points[i], b)

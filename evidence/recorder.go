@@ -5,11 +5,18 @@
 //
 // The proxy and the shadow comparison feed a Recorder; nothing here calls
 // back into them. Recording takes one short per-client lock and allocates
-// nothing on the request path once a client's minute is open. A background
-// loop writes the changed buckets to the store (package store) in one
-// transaction every few seconds, rolls minutes into hours, and enforces
-// the window, the retention and the size cap. When the store cannot be
-// opened or written, evidence stays in memory and requests never notice.
+// nothing on the request path once a client's minute is open.
+//
+// A fleet of replicas shares one store (package store): each replica writes
+// what it counted, as deltas, and reads what the others wrote, so that every
+// replica's dashboard and verdict are computed on all the traffic. In
+// memory, a client's evidence is the fleet's sum of what has been written
+// (minutes, then hours), plus this replica's own evidence not yet written
+// (pending). A background loop writes the pending evidence in one
+// transaction every few seconds, reads the others', and takes its turn at
+// the fleet's maintenance. When the store cannot be reached, evidence stays
+// in memory, bounded, and is written once it is back; requests never wait
+// on it.
 package evidence
 
 import (
@@ -28,8 +35,8 @@ import (
 
 // The recorder's resolutions and bounds.
 const (
-	minute = 60
-	hour   = 3600
+	minute = store.Minute
+	hour   = store.Hour
 	// minuteHorizon is how long minute buckets are kept before they are
 	// rolled into their hour.
 	minuteHorizon = hour
@@ -43,8 +50,18 @@ const (
 	unmappedSampleAge  = time.Hour
 	// maxUnmappedSample bounds an unmapped code's sample body.
 	maxUnmappedSample = 2 << 10
-	// DefaultFlushInterval is how often changes are written to the store.
+	// maxPending bounds the buckets of evidence kept unwritten while the
+	// store is unreachable (about 0.7 KiB each): past it, the oldest goes
+	// and is counted as lost.
+	maxPending = 100_000
+	// DefaultFlushInterval is how often evidence is written and the other
+	// replicas' is read.
 	DefaultFlushInterval = 5 * time.Second
+	// DefaultMaintainInterval is how often this replica tries to take its
+	// turn at the fleet's maintenance.
+	DefaultMaintainInterval = time.Minute
+	// firstConnectTimeout bounds the first attempt to open the store.
+	firstConnectTimeout = 2 * time.Second
 )
 
 // Settings are what the Recorder takes from one config. They follow
@@ -66,38 +83,44 @@ type Settings struct {
 // Options are the Recorder's collaborators, and the settings read once,
 // when it is built.
 type Options struct {
-	// StateDir is the directory of the SQLite store; "" keeps evidence in
-	// memory only.
-	StateDir string
-	// MaxStateBytes caps the store's file (readiness.max_state_bytes); 0
-	// is no cap.
-	MaxStateBytes int64
+	// Open opens the store, and is called again, with backoff, until it
+	// succeeds; nil keeps evidence in memory only.
+	Open Opener
+	// Kind names the store for the page ("sqlite", "postgres"), and
+	// MemoryReason says why there is none when Open is nil.
+	Kind         string
+	MemoryReason string
+	// Replica is this replica's name in the fleet.
+	Replica string
 	// Logger receives the store's problems; nil logs nothing.
 	Logger *zap.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// FlushInterval is how often changes are written; 0 is the default.
-	FlushInterval time.Duration
+	// FlushInterval and MaintainInterval are the loop's periods; 0 is
+	// the default.
+	FlushInterval    time.Duration
+	MaintainInterval time.Duration
 }
 
 // Recorder holds the evidence. It is safe for concurrent use.
 type Recorder struct {
 	logger   *zap.Logger
 	now      func() time.Time
+	replica  string
+	started  time.Time
 	settings atomic.Pointer[settings]
 	clients  atomic.Pointer[map[string]*clientState]
 	addMu    sync.Mutex
 
-	// store is nil when evidence is in memory only; stateErr says why.
-	// persisting mirrors store != nil for readers that must not wait on
-	// a write in progress.
-	store      *store.Store
-	storeMu    sync.Mutex
-	persisting atomic.Bool
-	stateErr   atomic.Pointer[string]
-	since      atomic.Int64
-	// clearSamples asks the next write to delete the stored samples:
-	// samples were turned off, or the redaction changed.
+	// The store and what the loop knows of it; see flush.go.
+	link link
+	// fleet is what the page shows of the replicas; see fleet.go.
+	fleet fleet
+	// lost counts buckets dropped while the store was unreachable and
+	// memory full.
+	lost atomic.Uint64
+	// clearSamples asks the next write to delete this replica's stored
+	// samples: samples were turned off, or the redaction changed.
 	clearSamples atomic.Bool
 
 	stop chan struct{}
@@ -124,38 +147,50 @@ type row struct {
 	name, kind, mode string
 }
 
-// clientState is one client's evidence.
+// clientState is one client's evidence: the fleet's, written, by minute
+// for the last hour and by hour before, and this replica's own, not yet
+// written (pending) or written without a confirmation (unconfirmed).
 type clientState struct {
 	name string
 	mu   sync.Mutex
-	// cur is the open minute, also the last of minutes.
-	cur     *bucket
-	minutes []*bucket
-	hours   []*bucket
-	// rolled are the minute ranges rolled into hours, whose rows the next
-	// write deletes.
-	rolled []store.Range
-	// unmappedSamples keep one sample per unmapped code; mismatches the
-	// recent mismatches, oldest first.
-	unmappedSamples map[unmappedKey]*unmappedSample
-	mismatches      []*event.Sample
-	samplesDirty    bool
+	// cur is the open minute of pending.
+	cur         *bucket
+	pending     []*bucket
+	unconfirmed []*bucket
+	minutes     []*bucket
+	hours       []*bucket
+	// unmapped keeps the newest sample per unmapped code, mismatches the
+	// newest mismatches, oldest first, from every replica; ownDirty
+	// reports own samples not yet written.
+	unmapped   map[unmappedKey]*unmappedSample
+	mismatches []*mismatch
+	ownDirty   bool
 }
 
+// unmappedSample is one unmapped code's sample, with the replica that took
+// it.
 type unmappedSample struct {
-	body string
-	time time.Time
+	replica string
+	body    string
+	time    time.Time
 }
 
-// New builds a Recorder with settings s and opens its store at
-// opts.StateDir. A store that cannot be opened is logged and the Recorder
-// runs in memory. Close stops its background loop.
+// mismatch is one mismatch sample, with the replica that took it.
+type mismatch struct {
+	replica string
+	sample  *event.Sample
+}
+
+// New builds a Recorder with settings s. When opts.Open is set, its loop
+// opens the store in the background, so New never waits on it. Close stops
+// the loop.
 func New(s Settings, opts Options) *Recorder {
 	r := &Recorder{
-		logger: opts.Logger,
-		now:    opts.Now,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		logger:  opts.Logger,
+		now:     opts.Now,
+		replica: opts.Replica,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if r.logger == nil {
 		r.logger = zap.NewNop()
@@ -163,51 +198,40 @@ func New(s Settings, opts Options) *Recorder {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	if r.replica == "" {
+		r.replica = "local"
+	}
+	r.started = r.now()
 	empty := map[string]*clientState{}
 	r.clients.Store(&empty)
 	r.Swap(s)
-	r.since.Store(r.now().Unix())
-	r.open(opts.StateDir, opts.MaxStateBytes)
-	interval := opts.FlushInterval
-	if interval <= 0 {
-		interval = DefaultFlushInterval
+	r.link.init(opts)
+	flush, maintain := opts.FlushInterval, opts.MaintainInterval
+	if flush <= 0 {
+		flush = DefaultFlushInterval
 	}
-	go r.loop(interval)
+	if maintain <= 0 {
+		maintain = DefaultMaintainInterval
+	}
+	r.fleet.interval = flush
+	if opts.Open == nil {
+		r.logger.Info("dashboard evidence kept in memory only", zap.String("reason", opts.MemoryReason))
+	} else {
+		// The first attempt is made at once, so that a reachable store
+		// has loaded the window before the proxy serves; it is bounded,
+		// so that an unreachable one delays the start by no more than
+		// that, and the loop tries again.
+		r.connect(firstConnectTimeout)
+	}
+	go r.loop(flush, maintain)
 	return r
 }
 
-// open opens the store and loads the evidence of the window from it.
-func (r *Recorder) open(dir string, maxBytes int64) {
-	if dir == "" {
-		r.setStateErr("state_dir is empty: evidence is kept in memory only and lost on restart")
-		r.logger.Info("dashboard evidence kept in memory only (state_dir is empty)")
-		return
-	}
-	st, err := store.Open(dir, store.Options{MaxBytes: maxBytes})
-	if err != nil {
-		r.setStateErr("the store could not be opened, evidence is kept in memory only: " + err.Error())
-		r.logger.Error("dashboard evidence kept in memory only", zap.Error(err))
-		return
-	}
-	r.store = st
-	r.persisting.Store(true)
-	if err := r.load(r.settings.Load().window()); err != nil {
-		r.logger.Error("loading dashboard evidence; starting from what could be read", zap.Error(err))
-	}
-	r.logger.Info("dashboard evidence stored", zap.String("path", st.Path()))
-}
+// Replica returns this replica's name in the fleet.
+func (r *Recorder) Replica() string { return r.replica }
 
-func (r *Recorder) setStateErr(s string) {
-	if s == "" {
-		r.stateErr.Store(nil)
-		return
-	}
-	r.stateErr.Store(&s)
-}
-
-// Swap puts new settings in force. A longer window loads the older
-// evidence from the store; the store's directory and size cap are read
-// once, at New.
+// Swap puts new settings in force. A longer window takes effect on the
+// evidence in memory at once, and on the stored evidence at the next load.
 func (r *Recorder) Swap(in Settings) {
 	s := &settings{Settings: in}
 	for _, t := range in.Targets {
@@ -220,20 +244,16 @@ func (r *Recorder) Swap(in Settings) {
 		r.dropSamples()
 	}
 	if old != nil && s.window() > old.window() {
-		// Memory holds the hours from the old window's first on.
-		held := hourOf(r.now().Add(-old.window()).Unix())
-		if err := r.loadRange(r.now().Add(-s.window()), time.Unix(held, 0)); err != nil {
-			r.logger.Error("loading older dashboard evidence for the longer window", zap.Error(err))
-		}
+		r.link.reloadWanted.Store(true)
 	}
 }
 
-// dropSamples forgets every sample, in memory and (at the next write) in
-// the store.
+// dropSamples forgets every sample, in memory and (at the next write) this
+// replica's in the store.
 func (r *Recorder) dropSamples() {
 	for _, cs := range *r.clients.Load() {
 		cs.mu.Lock()
-		cs.unmappedSamples, cs.mismatches, cs.samplesDirty = nil, nil, false
+		cs.unmapped, cs.mismatches, cs.ownDirty = nil, nil, false
 		cs.mu.Unlock()
 	}
 	r.clearSamples.Store(true)
@@ -267,22 +287,22 @@ func (r *Recorder) client(name string) *clientState {
 	return cs
 }
 
-// bucketFor returns the bucket of the minute holding t; the caller holds
-// cs.mu.
-func (cs *clientState) bucketFor(t int64) *bucket {
+// pendingFor returns the pending bucket of the minute holding t; the
+// caller holds cs.mu.
+func (cs *clientState) pendingFor(t int64) *bucket {
 	start := t - t%minute
 	if b := cs.cur; b != nil && b.start == start {
 		return b
 	}
 	// A clock that stepped back lands in an existing minute.
-	for i := len(cs.minutes) - 1; i >= 0; i-- {
-		if cs.minutes[i].start == start {
-			return cs.minutes[i]
+	for _, b := range cs.pending {
+		if b.start == start {
+			cs.cur = b
+			return b
 		}
 	}
 	b := newBucket(start, minute)
-	cs.minutes = append(cs.minutes, b)
-	sortBuckets(cs.minutes)
+	cs.pending = append(cs.pending, b)
 	cs.cur = b
 	return b
 }
@@ -294,8 +314,7 @@ func (r *Recorder) RecordRequest(ev *event.Request) {
 	cs := r.client(ev.Client)
 	now := r.now()
 	cs.mu.Lock()
-	b := cs.bucketFor(now.Unix())
-	b.dirty = true
+	b := cs.pendingFor(now.Unix())
 	b.Requests++
 	b.Classes[classIndex(ev.Status)]++
 	if ev.Added >= 0 {
@@ -328,7 +347,7 @@ func (r *Recorder) RecordRequest(ev *event.Request) {
 	if ev.Unmapped {
 		b.Unmapped++
 		s := r.settings.Load()
-		cs.countUnmapped(b, s, ev.LegacyStatus, ev.UnmappedCode, now, func() string {
+		r.countUnmapped(cs, b, s, ev.LegacyStatus, ev.UnmappedCode, now, func() string {
 			return sampleText(s.Redact, ev.UnmappedBody, ev.UnmappedTruncated, maxUnmappedSample)
 		})
 	}
@@ -338,32 +357,58 @@ func (r *Recorder) RecordRequest(ev *event.Request) {
 // countUnmapped tallies an unmapped error by legacy status and code in b
 // and, with samples on and a sample to take, keeps one for the code; the
 // caller holds cs.mu.
-func (cs *clientState) countUnmapped(b *bucket, s *settings, status int, code string, now time.Time, sample func() string) {
+func (r *Recorder) countUnmapped(cs *clientState, b *bucket, s *settings, status int, code string, now time.Time, sample func() string) {
 	k := unmappedKey{status, clip(code, maxCodeLen)}
 	bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, 1)
-	if s.Samples && sample != nil {
-		cs.keepUnmapped(k, now, sample)
+	if s.Samples && sample != nil && cs.keepUnmapped(k, r.replica, now, sample) {
+		cs.ownDirty = true
 	}
 }
 
-// keepUnmapped keeps a sample for k unless a recent one is kept; the
-// caller holds cs.mu.
-func (cs *clientState) keepUnmapped(k unmappedKey, now time.Time, body func() string) {
+// keepUnmapped keeps a sample for k unless a recent one is kept, and
+// reports whether it did; the caller holds cs.mu.
+func (cs *clientState) keepUnmapped(k unmappedKey, replica string, t time.Time, body func() string) bool {
 	if k.Code == otherKey {
-		return
+		return false
 	}
-	cur := cs.unmappedSamples[k]
-	if cur != nil && now.Sub(cur.time) < unmappedSampleAge {
-		return
+	cur := cs.unmapped[k]
+	if cur != nil && t.Sub(cur.time) < unmappedSampleAge {
+		return false
 	}
-	if cur == nil && len(cs.unmappedSamples) >= maxUnmappedKeys {
-		return
+	if cur == nil && len(cs.unmapped) >= maxUnmappedKeys {
+		return false
 	}
-	if cs.unmappedSamples == nil {
-		cs.unmappedSamples = make(map[unmappedKey]*unmappedSample)
+	if cs.unmapped == nil {
+		cs.unmapped = make(map[unmappedKey]*unmappedSample)
 	}
-	cs.unmappedSamples[k] = &unmappedSample{body: body(), time: now}
-	cs.samplesDirty = true
+	cs.unmapped[k] = &unmappedSample{replica: replica, body: body(), time: t}
+	return true
+}
+
+// keepMismatch keeps a mismatch sample among the newest, once, and reports
+// whether it did; the caller holds cs.mu.
+func (cs *clientState) keepMismatch(replica string, smp *event.Sample) bool {
+	for _, m := range cs.mismatches {
+		if m.replica == replica && m.sample.Time.Equal(smp.Time) && m.sample.Request == smp.Request {
+			return false
+		}
+	}
+	i := len(cs.mismatches)
+	for i > 0 && cs.mismatches[i-1].sample.Time.After(smp.Time) {
+		i--
+	}
+	if len(cs.mismatches) == maxMismatchSamples {
+		if i == 0 {
+			return false
+		}
+		copy(cs.mismatches, cs.mismatches[1:i])
+		cs.mismatches[i-1] = &mismatch{replica, smp}
+		return true
+	}
+	cs.mismatches = append(cs.mismatches, nil)
+	copy(cs.mismatches[i+1:], cs.mismatches[i:])
+	cs.mismatches[i] = &mismatch{replica, smp}
+	return true
 }
 
 // RecordComparison counts one shadow comparison. The event is passed by
@@ -377,33 +422,21 @@ func (r *Recorder) RecordComparison(ev event.Comparison) {
 	now := r.now()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	b := cs.bucketFor(now.Unix())
-	b.dirty = true
+	b := cs.pendingFor(now.Unix())
 	b.Shadow[i]++
-	if ev.Route != "" && (i == outcomeMatch || i == outcomeMismatch || i == outcomeIgnored) {
-		rc := routeCounts{Compared: 1}
-		if i == outcomeMismatch {
-			rc.Mismatches = 1
-		}
-		b.addRoute(ev.Route, rc)
+	if ev.Route != "" {
+		b.group(groupKey{clip(ev.Route, maxRouteLen), ev.LegacyStatus, clip(ev.LegacyCode, maxCodeLen)}).add(&ev, i)
 	}
-	for _, p := range ev.Paths {
-		bump(&b.paths, p, otherKey, maxPathKeys, 1)
-	}
+	s := r.settings.Load()
 	if ev.Unmapped {
 		b.ShadowUnmapped++
 		var sample func() string
 		if ev.UnmappedSample != "" {
 			sample = func() string { return ev.UnmappedSample }
 		}
-		cs.countUnmapped(b, r.settings.Load(), ev.LegacyStatus, ev.UnmappedCode, now, sample)
+		r.countUnmapped(cs, b, s, ev.LegacyStatus, ev.UnmappedCode, now, sample)
 	}
-	if ev.Sample != nil && r.settings.Load().Samples {
-		if len(cs.mismatches) == maxMismatchSamples {
-			copy(cs.mismatches, cs.mismatches[1:])
-			cs.mismatches = cs.mismatches[:maxMismatchSamples-1]
-		}
-		cs.mismatches = append(cs.mismatches, ev.Sample)
-		cs.samplesDirty = true
+	if ev.Sample != nil && s.Samples && cs.keepMismatch(r.replica, ev.Sample) {
+		cs.ownDirty = true
 	}
 }

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"sync"
@@ -72,9 +73,23 @@ func testConfig(dir string) testSetup {
 	}}
 }
 
+// options keep the evidence in an SQLite file in ts.dir, or in memory
+// when it is "", for replica r1, on clock c, with a loop that never ticks
+// within a test: the tests flush, roll and maintain themselves.
+func (ts testSetup) options(c *clock) Options {
+	o := Options{Replica: "r1", Now: c.now, FlushInterval: time.Hour, MaintainInterval: time.Hour, MemoryReason: "no state_dir in this test"}
+	if dir := ts.dir; dir != "" {
+		o.Kind = "sqlite"
+		o.Open = func(context.Context) (store.Store, error) {
+			return store.OpenSQLite(dir, store.SQLiteOptions{Replica: "r1"})
+		}
+	}
+	return o
+}
+
 func newTestRecorder(t *testing.T, ts testSetup, c *clock) *Recorder {
 	t.Helper()
-	r := New(ts.Settings, Options{StateDir: ts.dir, Now: c.now, FlushInterval: time.Hour})
+	r := New(ts.Settings, ts.options(c))
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -223,12 +238,12 @@ func TestSamplesOff(t *testing.T) {
 func TestRestartKeepsEvidence(t *testing.T) {
 	dir := t.TempDir()
 	c := start()
-	r := New(testConfig(dir).Settings, Options{StateDir: dir, Now: c.now, FlushInterval: time.Hour})
+	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
 	envelopeTraffic(r, 10)
 	c.advance(90 * time.Minute) // the first minutes roll into their hour
 	envelopeTraffic(r, 6)
 	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /x", Sample: &event.Sample{Time: c.now(), Request: "GET /x", Diff: []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}}}})
-	r.maintain(c.now())
+	r.roll(c.now())
 	if err := r.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -261,7 +276,7 @@ func TestRestartKeepsEvidence(t *testing.T) {
 		t.Errorf("samples after restart: got %+v", w.Samples)
 	}
 	// A second restart must not count the rolled minutes twice.
-	r2.maintain(c.now())
+	r2.roll(c.now())
 	r2.Close()
 	r3 := newTestRecorder(t, testConfig(dir), c)
 	if got := summary(t, r3, "acme").Requests; got != 16 {
@@ -276,7 +291,7 @@ func TestWindowAndReload(t *testing.T) {
 	r := newTestRecorder(t, cfg, c)
 	envelopeTraffic(r, 10)
 	c.advance(3 * time.Hour)
-	r.maintain(c.now())
+	r.roll(c.now())
 	envelopeTraffic(r, 4)
 	if got := summary(t, r, "acme").Requests; got != 4 {
 		t.Errorf("requests in the window: got %d; want 4", got)
@@ -361,7 +376,7 @@ func TestBoundsOnUntrustedCodes(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	r := New(testConfig("").Settings, Options{StateDir: "", FlushInterval: time.Hour})
+	r := New(testConfig("").Settings, Options{FlushInterval: time.Hour})
 	defer r.Close()
 	ev := event.Request{Client: "acme", Status: 402, LegacyStatus: 403, Action: transform.Rewrite, LegacyCode: "insufficient_credits", Code: "insufficient_credits", Added: 400 * time.Microsecond}
 	r.RecordRequest(&ev)
@@ -373,7 +388,7 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 func BenchmarkRecordParallel(b *testing.B) {
-	r := New(testConfig("").Settings, Options{StateDir: "", FlushInterval: time.Hour})
+	r := New(testConfig("").Settings, Options{FlushInterval: time.Hour})
 	defer r.Close()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

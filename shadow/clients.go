@@ -20,23 +20,18 @@ const otherClient = "{other}"
 // maxAliases bounds the names remembered as aliases of otherClient.
 const maxAliases = 4 * maxClients
 
-// clientStats are one client's outcome totals, counted with atomics so that
-// Admit and Submit never take a lock, and the client's Prometheus counters,
-// resolved once so that counting never hashes label values.
+// clientStats are one client's Prometheus counters of outcomes, resolved
+// once so that counting never hashes label values.
 type clientStats struct {
-	name   string
-	counts [event.NumOutcomes]atomic.Uint64
-	prom   [event.NumOutcomes]prometheus.Counter
+	name string
+	prom [event.NumOutcomes]prometheus.Counter
 }
 
 // count adds one exchange with outcome o.
 func (cs *clientStats) count(o event.Outcome) {
-	i := o.Index()
-	if i < 0 {
-		return
+	if i := o.Index(); i >= 0 {
+		cs.prom[i].Inc()
 	}
-	cs.counts[i].Add(1)
-	cs.prom[i].Inc()
 }
 
 // clientTable maps client names to their stats. Reads load an immutable
@@ -106,16 +101,4 @@ func (t *clientTable) newStats(name string) *clientStats {
 		cs.prom[i] = t.total.WithLabelValues(name, string(o))
 	}
 	return cs
-}
-
-// snapshot returns every client's stats, each once, aliases left out.
-func (t *clientTable) snapshot() []*clientStats {
-	m := *t.current.Load()
-	out := make([]*clientStats, 0, len(m))
-	for name, cs := range m {
-		if cs.name == name {
-			out = append(out, cs)
-		}
-	}
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,15 +38,15 @@ type Recorder interface {
 
 // Comparator runs the shadow comparison: it admits shadow-mode requests on
 // the request path, and compares the exchanges it is handed on goroutines
-// of its own, at most max_in_flight at once, recording every outcome in
-// its report and counters. It is safe for concurrent use.
+// of its own, at most max_in_flight at once, counting every outcome and
+// handing it to the evidence, which keeps the report. It is safe for
+// concurrent use.
 type Comparator struct {
 	logger   *zap.Logger
 	codecs   *codec.Set
 	recorder Recorder
 	metrics  *metrics
 	clients  *clientTable
-	store    *store
 	// transformer has the built-in rules only, for exchanges handed over
 	// without the rule set they were served with.
 	transformer *transform.Transformer
@@ -102,7 +101,6 @@ func New(s Settings, opts Options) *Comparator {
 		recorder:    opts.Recorder,
 		metrics:     m,
 		clients:     newClientTable(m.total),
-		store:       newStore(),
 		transformer: t,
 		idle:        make(chan struct{}, 1),
 		ctx:         ctx,
@@ -280,56 +278,54 @@ func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 	return r
 }
 
-// record counts the result in the client's totals and the counters, and
-// aggregates it in the report.
+// record counts the comparison in the client's counters and hands it to
+// the evidence, which keeps the report: by route, legacy status and code,
+// with what differed and a sample of each mismatch, all redacted.
 func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *comparison) {
 	cs.count(r.outcome)
-	o := observation{
-		outcome:       r.outcome,
-		legacyLatency: ex.LegacyLatency,
-		key: groupKey{
-			client: cs.name,
-			method: ex.Method,
-			route:  s.routes.template(ex.Path),
-			status: ex.LegacyStatus,
-		},
+	ev := event.Comparison{
+		Client:        cs.name,
+		Outcome:       r.outcome,
+		Route:         ex.Method + " " + s.routes.template(ex.Path),
+		LegacyStatus:  ex.LegacyStatus,
+		LegacyLatency: ex.LegacyLatency,
 	}
 	if d := r.dry; d != nil {
-		o.key.code = d.outcome.LegacyCode
-		o.rule = d.outcome.Rule
-		o.unmapped = d.outcome.Unmapped
-		if o.unmapped {
+		ev.LegacyCode, ev.Rule, ev.EnvelopeStatus, ev.LegacyNotJSON = d.outcome.LegacyCode, d.outcome.Rule, d.status, d.legacyNotJSON
+		if d.outcome.Unmapped {
 			c.metrics.unmapped.WithLabelValues(cs.name).Inc()
+			rd := newRedactor(s.keyHeader, ex.Header)
+			ev.Unmapped = true
+			ev.UnmappedCode = rd.text(transform.LegacyCode(d.legacy))
+			ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
 		}
-		o.legacyNotJSON = d.legacyNotJSON
 		if d.status != ex.LegacyStatus {
-			o.statusChanges = append(o.statusChanges, statusChangeKey{stage: stageEnvelope, from: ex.LegacyStatus, to: d.status})
 			c.metrics.statusChanges.WithLabelValues(statusLabel(ex.LegacyStatus), statusLabel(d.status)).Inc()
 		}
 	}
 	if r.cand != nil {
-		o.candidateLatency, o.hasCandidateLatency = r.cand.latency, true
+		ev.CandidateStatus, ev.CandidateLatency = r.cand.status, r.cand.latency
 		if r.dry != nil && r.cand.status != r.dry.status {
-			o.statusChanges = append(o.statusChanges, statusChangeKey{stage: stageCandidate, from: r.dry.status, to: r.cand.status})
 			c.metrics.candidateStatus.WithLabelValues(statusLabel(r.dry.status), statusLabel(r.cand.status)).Inc()
 		}
 	}
 	for _, op := range r.diff.ops {
-		p := collapsePointer(op.Path)
-		if !containsString(o.paths, p) {
-			o.paths = append(o.paths, p)
+		if len(ev.Paths) == maxPaths {
+			break
+		}
+		if p := collapsePointer(op.Path); !containsString(ev.Paths, p) {
+			ev.Paths = append(ev.Paths, p)
 		}
 	}
 	if r.outcome == event.OutcomeMismatch {
-		o.sample = newSample(s, ex, r)
+		ev.Sample = newSample(s, ex, r, ev.Route)
 		if ce := c.logger.Check(zap.DebugLevel, "shadow mismatch"); ce != nil {
-			ce.Write(zap.String("client", cs.name), zap.String("method", ex.Method), zap.String("route", o.key.route),
+			ce.Write(zap.String("client", cs.name), zap.String("route", ev.Route),
 				zap.Int("envelope_status", r.dry.status), zap.Int("candidate_status", r.cand.status), zap.Int("diff_ops", len(r.diff.ops)))
 		}
 	}
-	c.store.add(&o)
 	if c.recorder != nil {
-		c.recordEvidence(s, cs, ex, r, o.sample)
+		c.recorder.RecordComparison(ev)
 	}
 }
 
@@ -342,39 +338,6 @@ func (c *Comparator) count(cs *clientStats, o event.Outcome) {
 	}
 }
 
-// recordEvidence hands a finished comparison to the dashboard, with its
-// route, differing paths, dry-run blind spot and sample, all redacted.
-func (c *Comparator) recordEvidence(s *compiled, cs *clientStats, ex *event.Capture, r *comparison, smp *ReportSample) {
-	ev := event.Comparison{
-		Client:       cs.name,
-		Outcome:      r.outcome,
-		Route:        ex.Method + " " + s.routes.template(ex.Path),
-		LegacyStatus: ex.LegacyStatus,
-	}
-	if d := r.dry; d != nil && d.outcome.Unmapped {
-		ev.Unmapped = true
-		rd := newRedactor(s.keyHeader, ex.Header)
-		ev.UnmappedCode = rd.text(transform.LegacyCode(d.legacy))
-		ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
-	}
-	for _, op := range r.diff.ops {
-		if len(ev.Paths) == maxPathsPerGroup {
-			break
-		}
-		if p := collapsePointer(op.Path); !containsString(ev.Paths, p) {
-			ev.Paths = append(ev.Paths, p)
-		}
-	}
-	if smp != nil {
-		ev.Sample = smp.evidence()
-	}
-	c.recorder.RecordComparison(ev)
-}
-
-// evidence returns the dashboard's part of a report sample: all of it
-// but the request headers.
-func (smp *ReportSample) evidence() *event.Sample {
-	out := smp.Sample
-	out.Diff = slices.Clone(smp.Diff)
-	return &out
-}
+// CandidateConfigured reports whether a candidate is configured now:
+// without one, exchanges end as dry_run.
+func (c *Comparator) CandidateConfigured() bool { return c.cur.Load().candidate != nil }

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -76,38 +77,60 @@ func TestCompareWithCandidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := jsonServer(t, tt.candStatus, tt.candBody)
-			rep := runOne(t, testConfig(srv.URL, tt.mod), newExchange(t, "GET", "/v1/items", tt.legacyStatus, tt.legacyBody))
-			if got := outcomeOf(t, rep); got != tt.want {
-				t.Fatalf("got %q; want %q", got, tt.want)
+			ev := onlyComparison(t, runOne(t, testConfig(srv.URL, tt.mod), newExchange(t, "GET", "/v1/items", tt.legacyStatus, tt.legacyBody)))
+			if ev.Outcome != tt.want {
+				t.Fatalf("got %q; want %q", ev.Outcome, tt.want)
 			}
-			g := onlyGroup(t, rep)
-			var paths []string
-			for p := range g.Paths {
-				paths = append(paths, p)
+			if want := "GET /v1/items"; ev.Route != want {
+				t.Errorf("route: got %q; want %q", ev.Route, want)
 			}
-			slices.Sort(paths)
-			want := slices.Clone(tt.wantPaths)
-			slices.Sort(want)
+			if ev.LegacyStatus != tt.legacyStatus {
+				t.Errorf("legacy status: got %d; want %d", ev.LegacyStatus, tt.legacyStatus)
+			}
+			if ev.LegacyLatency != 12*time.Millisecond {
+				t.Errorf("legacy latency: got %v; want %v", ev.LegacyLatency, 12*time.Millisecond)
+			}
+			// The candidate's status and latency are there when it
+			// answered, and only then.
+			wantCand := 0
+			if tt.want.Compared() {
+				wantCand = tt.candStatus
+			}
+			if ev.CandidateStatus != wantCand {
+				t.Errorf("candidate status: got %d; want %d", ev.CandidateStatus, wantCand)
+			}
+			if got := ev.CandidateLatency > 0; got != tt.want.Compared() {
+				t.Errorf("candidate latency: got %v; want one only when the candidate answered", ev.CandidateLatency)
+			}
+			paths := slices.Sorted(slices.Values(ev.Paths))
+			want := slices.Sorted(slices.Values(tt.wantPaths))
 			if !slices.Equal(paths, want) {
 				t.Errorf("paths: got %q; want %q", paths, want)
 			}
 			if tt.want != event.OutcomeMismatch {
-				if len(g.Samples) != 0 {
-					t.Errorf("got %d samples; want none", len(g.Samples))
+				if ev.Sample != nil {
+					t.Errorf("got a sample %+v; want none", ev.Sample)
 				}
 				return
 			}
-			if len(g.Samples) != 1 {
-				t.Fatalf("got %d samples; want 1", len(g.Samples))
+			if ev.Sample == nil {
+				t.Fatalf("got no sample; want one")
+			}
+			s := ev.Sample
+			if s.Route != ev.Route || s.LegacyCode != ev.LegacyCode || s.LegacyStatus != ev.LegacyStatus {
+				t.Errorf("sample's group: got %q %d %q; want the comparison's %q %d %q",
+					s.Route, s.LegacyStatus, s.LegacyCode, ev.Route, ev.LegacyStatus, ev.LegacyCode)
+			}
+			if s.EnvelopeStatus != ev.EnvelopeStatus || s.CandidateStatus != ev.CandidateStatus {
+				t.Errorf("sample statuses: got %d %d; want %d %d", s.EnvelopeStatus, s.CandidateStatus, ev.EnvelopeStatus, ev.CandidateStatus)
 			}
 			var ops []string
-			for _, op := range g.Samples[0].Diff {
+			for _, op := range s.Diff {
 				ops = append(ops, op.Path)
 			}
 			slices.Sort(ops)
-			wantOps := slices.Clone(tt.wantOps)
-			slices.Sort(wantOps)
-			if !slices.Equal(ops, wantOps) && !(len(ops) == 0 && len(wantOps) == 0) {
+			wantOps := slices.Sorted(slices.Values(tt.wantOps))
+			if !slices.Equal(ops, wantOps) {
 				t.Errorf("diff ops: got %q; want %q", ops, wantOps)
 			}
 		})
@@ -115,28 +138,83 @@ func TestCompareWithCandidate(t *testing.T) {
 }
 
 func TestStatusDifferenceIsReported(t *testing.T) {
-	srv := jsonServer(t, 403, creditsEnvelope)
-	reg := prometheus.NewRegistry()
-	c := New(testConfig(srv.URL, nil), Options{Registerer: reg})
-	c.Submit(newExchange(t, "GET", "/v1/jobs/7", 403, creditsLegacy))
-	c.Close()
-	g := onlyGroup(t, c.Report(""))
-	want := []StatusChange{
-		{Stage: stageCandidate, From: 402, To: 403, Count: 1},
-		{Stage: stageEnvelope, From: 403, To: 402, Count: 1},
+	tests := []struct {
+		name         string
+		path         string
+		legacyStatus int
+		legacyBody   string
+		candStatus   int
+		candBody     string
+		want         event.Outcome
+		wantRoute    string
+		wantCode     string
+		wantRule     string
+		wantEnvelope int
+		// wantDry and wantCand are the status change series expected
+		// (legacy->envelope, envelope->candidate), "" for none.
+		wantDry, wantCand string
+	}{
+		{name: "candidate keeps the legacy status", path: "/v1/jobs/7", legacyStatus: 403, legacyBody: creditsLegacy,
+			candStatus: 403, candBody: creditsEnvelope, want: event.OutcomeMismatch, wantRoute: "GET /v1/jobs/{id}",
+			wantCode: "insufficient_credits", wantRule: "insufficient_credits", wantEnvelope: 402, wantDry: "403->402", wantCand: "402->403"},
+		{name: "candidate answers the envelope's status", path: "/v1/jobs/8", legacyStatus: 403, legacyBody: creditsLegacy,
+			candStatus: 402, candBody: creditsEnvelope, want: event.OutcomeMatch, wantRoute: "GET /v1/jobs/{id}",
+			wantCode: "insufficient_credits", wantRule: "insufficient_credits", wantEnvelope: 402, wantDry: "403->402"},
+		{name: "success keeps its status, the candidate fails", path: "/v1/items", legacyStatus: 200, legacyBody: `{"a":1}`,
+			candStatus: 500, candBody: `{"data":null,"success":false,"message":"boom","errors":[]}`, want: event.OutcomeMismatch,
+			wantRoute: "GET /v1/items", wantEnvelope: 200, wantCand: "200->500"},
 	}
-	if !slices.Equal(g.StatusChanges, want) {
-		t.Errorf("status changes: got %+v; want %+v", g.StatusChanges, want)
-	}
-	s := g.Samples[0]
-	if got := fmt.Sprint(s.LegacyStatus, s.EnvelopeStatus, s.CandidateStatus); got != "403 402 403" {
-		t.Errorf("sample statuses: got %q; want %q", got, "403 402 403")
-	}
-	if got := testutil.ToFloat64(c.metrics.candidateStatus.WithLabelValues("402", "403")); got != 1 {
-		t.Errorf("candidate status mismatches: got %v; want 1", got)
-	}
-	if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", "mismatch")); got != 1 {
-		t.Errorf("envelope_proxy_shadow_total{acme,mismatch}: got %v; want 1", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := jsonServer(t, tt.candStatus, tt.candBody)
+			rec := &recorder{}
+			c := New(testConfig(srv.URL, nil), Options{Registerer: prometheus.NewRegistry(), Recorder: rec})
+			c.Submit(newExchange(t, "GET", tt.path, tt.legacyStatus, tt.legacyBody))
+			c.Close()
+			ev := onlyComparison(t, rec.all())
+			if ev.Outcome != tt.want {
+				t.Fatalf("outcome: got %q; want %q", ev.Outcome, tt.want)
+			}
+			checks := []struct{ name, got, want string }{
+				{"route", ev.Route, tt.wantRoute},
+				{"legacy code", ev.LegacyCode, tt.wantCode},
+				{"rule", ev.Rule, tt.wantRule},
+				{"statuses", fmt.Sprint(ev.LegacyStatus, ev.EnvelopeStatus, ev.CandidateStatus), fmt.Sprint(tt.legacyStatus, tt.wantEnvelope, tt.candStatus)},
+			}
+			for _, ck := range checks {
+				if ck.got != ck.want {
+					t.Errorf("%s: got %q; want %q", ck.name, ck.got, ck.want)
+				}
+			}
+			if tt.want == event.OutcomeMismatch {
+				if ev.Sample == nil {
+					t.Fatalf("got no sample; want one")
+				}
+				s := ev.Sample
+				if got, want := fmt.Sprint(s.LegacyStatus, s.EnvelopeStatus, s.CandidateStatus), fmt.Sprint(tt.legacyStatus, tt.wantEnvelope, tt.candStatus); got != want {
+					t.Errorf("sample statuses: got %q; want %q", got, want)
+				}
+			}
+			series := func(v *prometheus.CounterVec, want string) {
+				t.Helper()
+				n := 0
+				if want != "" {
+					n = 1
+					from, to, _ := strings.Cut(want, "->")
+					if got := testutil.ToFloat64(v.WithLabelValues(from, to)); got != 1 {
+						t.Errorf("status change %s: got %v; want 1", want, got)
+					}
+				}
+				if got := testutil.CollectAndCount(v); got != n {
+					t.Errorf("status change series: got %d; want %d", got, n)
+				}
+			}
+			series(c.metrics.statusChanges, tt.wantDry)
+			series(c.metrics.candidateStatus, tt.wantCand)
+			if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", string(tt.want))); got != 1 {
+				t.Errorf("envelope_proxy_shadow_total{acme,%s}: got %v; want 1", tt.want, got)
+			}
+		})
 	}
 }
 
@@ -224,9 +302,20 @@ func TestCandidateFailures(t *testing.T) {
 			if tt.ex != nil {
 				tt.ex(ex)
 			}
-			rep := runOne(t, testConfig(tt.url, tt.mod), ex)
-			if got := outcomeOf(t, rep); got != tt.want {
-				t.Errorf("got %q; want %q", got, tt.want)
+			ev := onlyComparison(t, runOne(t, testConfig(tt.url, tt.mod), ex))
+			if ev.Outcome != tt.want {
+				t.Errorf("got %q; want %q", ev.Outcome, tt.want)
+			}
+			// The exchange had a route and a legacy status; the candidate
+			// gave no answer to count.
+			if want := "GET /v1/items"; ev.Route != want {
+				t.Errorf("route: got %q; want %q", ev.Route, want)
+			}
+			if ev.LegacyStatus != ex.LegacyStatus {
+				t.Errorf("legacy status: got %d; want %d", ev.LegacyStatus, ex.LegacyStatus)
+			}
+			if ev.CandidateStatus != 0 || ev.CandidateLatency != 0 || ev.Sample != nil || len(ev.Paths) != 0 {
+				t.Errorf("candidate: got status %d, latency %v, sample %v, paths %q; want none", ev.CandidateStatus, ev.CandidateLatency, ev.Sample, ev.Paths)
 			}
 		})
 	}
@@ -254,20 +343,39 @@ func TestMethods(t *testing.T) {
 				}
 			})
 			t.Run("Admit", func(t *testing.T) {
-				c := New(cfg, Options{})
+				rec := &recorder{}
+				c := New(cfg, Options{Recorder: rec})
 				if got := c.Admit("acme", tt.method, keyHash("k")); got != tt.admit {
 					t.Errorf("Admit: got %v; want %v", got, tt.admit)
 				}
 				c.Close()
-				if !tt.admit {
-					if got := outcomeOf(t, c.Report("")); got != event.OutcomeSkippedMethod {
-						t.Errorf("got %q; want %q", got, event.OutcomeSkippedMethod)
+				if tt.admit {
+					// An admitted request is counted once compared, not
+					// when it is admitted.
+					if evs := rec.all(); len(evs) != 0 {
+						t.Errorf("got %+v; want nothing handed over", evs)
 					}
+					return
+				}
+				ev := onlyComparison(t, rec.all())
+				if ev.Outcome != event.OutcomeSkippedMethod {
+					t.Errorf("got %q; want %q", ev.Outcome, event.OutcomeSkippedMethod)
+				}
+				if ev.Route != "" || ev.LegacyStatus != 0 {
+					t.Errorf("route and status: got %q %d; want none, decided before the exchange", ev.Route, ev.LegacyStatus)
 				}
 			})
 			t.Run("Submit", func(t *testing.T) {
-				if got := outcomeOf(t, runOne(t, cfg, newExchange(t, tt.method, "/v1/a", 200, `{"a":1}`))); got != tt.want {
-					t.Errorf("got %q; want %q", got, tt.want)
+				ev := onlyComparison(t, runOne(t, cfg, newExchange(t, tt.method, "/v1/a", 200, `{"a":1}`)))
+				if ev.Outcome != tt.want {
+					t.Errorf("got %q; want %q", ev.Outcome, tt.want)
+				}
+				wantRoute := ""
+				if tt.admit {
+					wantRoute = tt.method + " /v1/a"
+				}
+				if ev.Route != wantRoute {
+					t.Errorf("route: got %q; want %q", ev.Route, wantRoute)
 				}
 			})
 		})
@@ -289,10 +397,11 @@ func TestSaturationDropsWithoutBlocking(t *testing.T) {
 	defer releaseOnce() // before srv.Close, if the test fails first
 	// The candidate's timeout outlasts the test: the two comparisons must
 	// stay blocked, whatever the machine's load, until release.
+	rec := &recorder{}
 	c := New(testConfig(srv.URL, func(c *Settings) {
 		c.Shadow.MaxInFlight = maxInFlight
 		c.Candidate.Timeout = 10 * time.Minute
-	}), Options{})
+	}), Options{Recorder: rec})
 	for range submitted {
 		// Each Submit returns while the candidate is still blocked on
 		// release: it never waits for a comparison.
@@ -301,18 +410,23 @@ func TestSaturationDropsWithoutBlocking(t *testing.T) {
 	for i := range maxInFlight {
 		await.Receive(t, fmt.Sprintf("comparison %d of %d at the candidate", i+1, maxInFlight), arrived)
 	}
-	if got := c.Report("acme").Clients[0].Outcomes[event.OutcomeDropped]; got != submitted-maxInFlight {
+	// A drop is handed over by Submit itself, before it returns.
+	if got := rec.outcomes("acme")[event.OutcomeDropped]; got != submitted-maxInFlight {
 		t.Errorf("dropped while blocked: got %d; want %d", got, submitted-maxInFlight)
 	}
 	releaseOnce()
 	c.Close()
-	rep := c.Report("acme")
 	want := map[event.Outcome]uint64{event.OutcomeDropped: submitted - maxInFlight, event.OutcomeMatch: maxInFlight}
-	if got := rep.Clients[0].Outcomes; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := rec.outcomes("acme"); !maps.Equal(got, want) {
 		t.Errorf("got %v; want %v", got, want)
 	}
+	for _, ev := range rec.all() {
+		if ev.Outcome == event.OutcomeDropped && (ev.Route != "" || ev.LegacyStatus != 0 || ev.Sample != nil) {
+			t.Errorf("dropped: got route %q, status %d, sample %v; want none, decided before the exchange", ev.Route, ev.LegacyStatus, ev.Sample)
+		}
+	}
 	c.Submit(newExchange(t, "GET", "/v1/a", 200, `{"a":1}`))
-	if got := c.Report("acme").Clients[0].Outcomes[event.OutcomeDropped]; got != submitted-maxInFlight+1 {
+	if got := rec.outcomes("acme")[event.OutcomeDropped]; got != submitted-maxInFlight+1 {
 		t.Errorf("dropped after Close: got %d; want %d", got, submitted-maxInFlight+1)
 	}
 }
@@ -358,24 +472,41 @@ func TestSamplingIsDeterministic(t *testing.T) {
 	}
 }
 
+// discard is an evidence that keeps nothing.
+type discard struct{}
+
+func (discard) RecordComparison(event.Comparison) {}
+
 func TestAdmitDoesNotAllocate(t *testing.T) {
-	c := New(testConfig("", func(c *Settings) { c.Shadow.Sample = 0.5 }), Options{})
-	defer c.Close()
-	in, out := uint64(1), ^uint64(0)
-	c.Admit("acme", "POST", in) // the client's first count creates its stats
-	allocs := testing.AllocsPerRun(1000, func() {
-		c.Admit("acme", "GET", in)
-		c.Admit("acme", "GET", out)
-		c.Admit("acme", "POST", in)
-	})
-	if allocs != 0 {
-		t.Errorf("got %v allocations per run; want 0", allocs)
+	tests := []struct {
+		name string
+		rec  Recorder
+	}{
+		{"no recorder", nil},
+		{"with a recorder", discard{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(testConfig("", func(c *Settings) { c.Shadow.Sample = 0.5 }), Options{Recorder: tt.rec})
+			defer c.Close()
+			in, out := uint64(1), ^uint64(0)
+			c.Admit("acme", "POST", in) // the client's first count creates its stats
+			allocs := testing.AllocsPerRun(1000, func() {
+				c.Admit("acme", "GET", in)
+				c.Admit("acme", "GET", out)
+				c.Admit("acme", "POST", in)
+			})
+			if allocs != 0 {
+				t.Errorf("got %v allocations per run; want 0", allocs)
+			}
+		})
 	}
 }
 
 func TestSwap(t *testing.T) {
 	srv := jsonServer(t, 200, `{"data":{"a":1},"success":true,"message":"OK"}`)
-	c := New(testConfig("", nil), Options{})
+	rec := &recorder{}
+	c := New(testConfig("", nil), Options{Recorder: rec})
 	c.compareNow(newExchange(t, "GET", "/v1/a", 200, `{"a":1}`))
 	c.Swap(testConfig(srv.URL, func(c *Settings) {
 		c.Shadow.Methods = []string{"POST"}
@@ -386,17 +517,11 @@ func TestSwap(t *testing.T) {
 	}
 	c.Submit(newExchange(t, "POST", "/v1/a", 200, `{"a":1}`))
 	c.Close()
-	rep := c.Report("acme")
 	want := map[event.Outcome]uint64{event.OutcomeDryRun: 1, event.OutcomeMatch: 1, event.OutcomeSkippedMethod: 1}
-	if got := rep.Clients[0].Outcomes; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := rec.outcomes("acme"); !maps.Equal(got, want) {
 		t.Errorf("got %v; want %v", got, want)
 	}
-	var routes []string
-	for _, g := range rep.Groups {
-		routes = append(routes, g.Method+" "+g.Route)
-	}
-	slices.Sort(routes)
-	if want := []string{"GET /v1/a", "POST /v1/{name}"}; !slices.Equal(routes, want) {
-		t.Errorf("groups: got %q; want %q", routes, want)
+	if got, want := rec.routes(), []string{"GET /v1/a", "POST /v1/{name}"}; !slices.Equal(got, want) {
+		t.Errorf("routes: got %q; want %q", got, want)
 	}
 }

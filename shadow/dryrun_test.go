@@ -3,8 +3,8 @@ package shadow
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"testing"
+	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,31 +13,34 @@ import (
 
 func TestDryRunWithoutCandidate(t *testing.T) {
 	tests := []struct {
-		name      string
-		method    string
-		status    int
-		header    http.Header
-		body      []byte
-		migrated  bool
-		wantCode  string   // the group's legacy code
-		wantRules []string // the rules that matched
-		wantMoves []string // legacy→envelope status changes
-		unmapped  uint64
-		notJSON   uint64
+		name     string
+		method   string
+		status   int
+		header   http.Header
+		body     []byte
+		migrated bool
+		wantCode string // the legacy code
+		wantRule string // the rule that matched
+		wantMove string // the legacy→envelope status change, "" for none
+		// unmapped and unmappedSample are the unmapped error and its
+		// sample body.
+		unmapped       bool
+		unmappedSample string
+		notJSON        bool
 	}{
 		{name: "credits 403 becomes 402", status: 403, body: []byte(creditsLegacy), wantCode: "insufficient_credits",
-			wantRules: []string{"insufficient_credits"}, wantMoves: []string{"403->402"}},
+			wantRule: "insufficient_credits", wantMove: "403->402"},
 		{name: "gzip legacy body is decoded", status: 403, body: gzipped(t, creditsLegacy),
 			header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}, wantCode: "insufficient_credits",
-			wantRules: []string{"insufficient_credits"}, wantMoves: []string{"403->402"}},
+			wantRule: "insufficient_credits", wantMove: "403->402"},
 		{name: "unsupported encoding passes", status: 403, body: []byte("\x1f\x9d..."),
 			header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"compress"}}},
-		{name: "unknown error is unmapped", status: 418, body: []byte(`{"error":"teapot"}`), unmapped: 1},
+		{name: "unknown error is unmapped", status: 418, body: []byte(`{"error":"teapot"}`), unmapped: true, unmappedSample: `{"error":"teapot"}`},
 		{name: "HTML error page is not JSON", status: 502, body: []byte("<html>Bad Gateway</html>"),
-			header: http.Header{"Content-Type": {"text/html"}}, unmapped: 1, notJSON: 1},
-		{name: "empty error body is not JSON", status: 500, body: nil, wantRules: []string{"internal_error"}, notJSON: 1},
+			header: http.Header{"Content-Type": {"text/html"}}, unmapped: true, unmappedSample: "<html>Bad Gateway</html>", notJSON: true},
+		{name: "empty error body is not JSON", status: 500, body: nil, wantRule: "internal_error", notJSON: true},
 		{name: "success is wrapped", status: 200, body: []byte(`{"id":1}`)},
-		{name: "invalid JSON success passes", status: 200, body: []byte(`{"id":`), notJSON: 1},
+		{name: "invalid JSON success passes", status: 200, body: []byte(`{"id":`), notJSON: true},
 		{name: "HEAD passes", method: "HEAD", status: 403, body: nil},
 		{name: "migrated passes", status: 200, body: []byte(`{"data":{},"success":true,"message":"OK"}`), migrated: true},
 	}
@@ -54,50 +57,48 @@ func TestDryRunWithoutCandidate(t *testing.T) {
 				ex.LegacyHeader = tt.header
 			}
 			reg := prometheus.NewRegistry()
-			c := New(testConfig("", nil), Options{Registerer: reg})
+			rec := &recorder{}
+			c := New(testConfig("", nil), Options{Registerer: reg, Recorder: rec})
 			c.Submit(ex)
 			c.Close()
-			rep := c.Report("")
-			if rep.CandidateConfigured {
-				t.Errorf("candidate_configured: got true; want false")
+			if c.CandidateConfigured() {
+				t.Errorf("CandidateConfigured: got true; want false")
 			}
-			if got := outcomeOf(t, rep); got != event.OutcomeDryRun {
-				t.Errorf("got %q; want %q", got, event.OutcomeDryRun)
+			ev := onlyComparison(t, rec.all())
+			if ev.Outcome != event.OutcomeDryRun {
+				t.Errorf("got %q; want %q", ev.Outcome, event.OutcomeDryRun)
 			}
-			g := onlyGroup(t, rep)
-			if g.LegacyCode != tt.wantCode {
-				t.Errorf("legacy code: got %q; want %q", g.LegacyCode, tt.wantCode)
+			move := ""
+			if ev.EnvelopeStatus != ev.LegacyStatus {
+				move = fmt.Sprintf("%d->%d", ev.LegacyStatus, ev.EnvelopeStatus)
 			}
-			var rules, moves []string
-			for r := range g.Rules {
-				rules = append(rules, r)
+			checks := []struct{ name, got, want string }{
+				{"route", ev.Route, method + " /v1/credits"},
+				{"legacy status", fmt.Sprint(ev.LegacyStatus), fmt.Sprint(tt.status)},
+				{"legacy code", ev.LegacyCode, tt.wantCode},
+				{"rule", ev.Rule, tt.wantRule},
+				{"status change", move, tt.wantMove},
+				{"unmapped", fmt.Sprint(ev.Unmapped), fmt.Sprint(tt.unmapped)},
+				{"unmapped sample", ev.UnmappedSample, tt.unmappedSample},
+				{"legacy not JSON", fmt.Sprint(ev.LegacyNotJSON), fmt.Sprint(tt.notJSON)},
 			}
-			for _, sc := range g.StatusChanges {
-				moves = append(moves, fmt.Sprintf("%d->%d", sc.From, sc.To))
-				if sc.Stage != stageEnvelope {
-					t.Errorf("status change stage: got %q; want %q", sc.Stage, stageEnvelope)
+			for _, ck := range checks {
+				if ck.got != ck.want {
+					t.Errorf("%s: got %q; want %q", ck.name, ck.got, ck.want)
 				}
 			}
-			if !slices.Equal(rules, tt.wantRules) {
-				t.Errorf("rules: got %q; want %q", rules, tt.wantRules)
+			if ev.LegacyLatency != 12*time.Millisecond {
+				t.Errorf("legacy latency: got %v; want %v", ev.LegacyLatency, 12*time.Millisecond)
 			}
-			if !slices.Equal(moves, tt.wantMoves) {
-				t.Errorf("status changes: got %q; want %q", moves, tt.wantMoves)
-			}
-			if g.Unmapped != tt.unmapped {
-				t.Errorf("unmapped: got %d; want %d", g.Unmapped, tt.unmapped)
-			}
-			if g.LegacyNotJSON != tt.notJSON {
-				t.Errorf("legacy_not_json: got %d; want %d", g.LegacyNotJSON, tt.notJSON)
-			}
-			if g.LegacyLatency.Count != 1 || g.LegacyLatency.P50Ms < 11 || g.LegacyLatency.P50Ms > 13 {
-				t.Errorf("legacy latency: got %+v; want 1 value near 12 ms", g.LegacyLatency)
+			if ev.CandidateStatus != 0 || ev.CandidateLatency != 0 || len(ev.Paths) != 0 || ev.Sample != nil {
+				t.Errorf("candidate: got status %d, latency %v, paths %q, sample %v; want none without a candidate",
+					ev.CandidateStatus, ev.CandidateLatency, ev.Paths, ev.Sample)
 			}
 			if got := testutil.ToFloat64(c.metrics.total.WithLabelValues("acme", string(event.OutcomeDryRun))); got != 1 {
 				t.Errorf("envelope_proxy_shadow_total{acme,dry_run}: got %v; want 1", got)
 			}
 			wantChanges := 0
-			if len(tt.wantMoves) > 0 {
+			if tt.wantMove != "" {
 				wantChanges = 1
 			}
 			if got := testutil.CollectAndCount(c.metrics.statusChanges); got != wantChanges {

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,40 +87,81 @@ func jsonServer(t *testing.T, status int, body string) *httptest.Server {
 	return srv
 }
 
-// runOne compares one exchange with cfg and returns the finished report.
-func runOne(t *testing.T, cfg Settings, ex *event.Capture) Report {
+// recorder is a fake evidence: it keeps every comparison handed over, in
+// the order they came.
+type recorder struct {
+	mu  sync.Mutex
+	evs []event.Comparison
+}
+
+// RecordComparison keeps ev.
+func (r *recorder) RecordComparison(ev event.Comparison) {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+}
+
+// all returns a copy of the comparisons handed over so far.
+func (r *recorder) all() []event.Comparison {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
+// outcomes counts the comparisons of client handed over so far by outcome.
+func (r *recorder) outcomes(client string) map[event.Outcome]uint64 {
+	out := map[event.Outcome]uint64{}
+	for _, ev := range r.all() {
+		if ev.Client == client {
+			out[ev.Outcome]++
+		}
+	}
+	return out
+}
+
+// routes returns the distinct routes of the comparisons handed over so
+// far, sorted, leaving out the outcomes decided before a route.
+func (r *recorder) routes() []string {
+	var out []string
+	for _, ev := range r.all() {
+		if ev.Route != "" && !slices.Contains(out, ev.Route) {
+			out = append(out, ev.Route)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// runOne compares one exchange with cfg and returns the comparisons handed
+// over once the comparator is closed.
+func runOne(t *testing.T, cfg Settings, ex *event.Capture) []event.Comparison {
 	t.Helper()
-	c := New(cfg, Options{})
+	rec := &recorder{}
+	c := New(cfg, Options{Recorder: rec})
 	c.Submit(ex)
 	c.Close()
-	return c.Report("")
+	return rec.all()
 }
 
-// outcomeOf returns the one outcome a report recorded for client acme.
-func outcomeOf(t *testing.T, rep Report) event.Outcome {
+// onlyComparison returns the one comparison handed over for client acme.
+func onlyComparison(t *testing.T, evs []event.Comparison) event.Comparison {
 	t.Helper()
-	for _, ct := range rep.Clients {
-		if ct.Client != "acme" {
-			continue
-		}
-		if ct.Total != 1 {
-			t.Fatalf("acme has %d outcomes %v; want exactly 1", ct.Total, ct.Outcomes)
-		}
-		for o := range ct.Outcomes {
-			return o
+	var mine []event.Comparison
+	for _, ev := range evs {
+		if ev.Client == "acme" {
+			mine = append(mine, ev)
 		}
 	}
-	t.Fatalf("no outcome for acme in %+v", rep.Clients)
-	return ""
+	if len(mine) != 1 {
+		t.Fatalf("acme has %d comparisons %+v; want exactly 1", len(mine), mine)
+	}
+	return mine[0]
 }
 
-// onlyGroup returns the report's single group.
-func onlyGroup(t *testing.T, rep Report) Group {
+// outcomeOf returns the outcome of the one comparison of client acme.
+func outcomeOf(t *testing.T, evs []event.Comparison) event.Outcome {
 	t.Helper()
-	if len(rep.Groups) != 1 {
-		t.Fatalf("got %d groups; want 1: %+v", len(rep.Groups), rep.Groups)
-	}
-	return rep.Groups[0]
+	return onlyComparison(t, evs).Outcome
 }
 
 // gzipped compresses s.

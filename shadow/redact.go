@@ -25,6 +25,12 @@ const (
 	maxSampleRequestLine = 1 << 10
 	// maxQueryParams bounds the query parameters kept (values redacted).
 	maxQueryParams = 32
+	// maxSampleOps bounds the diff operations kept per sample, and
+	// maxOpValue each operation's value (JSON text).
+	maxSampleOps = 32
+	maxOpValue   = 256
+	// maxPaths bounds the differing paths one comparison reports.
+	maxPaths = 64
 )
 
 // redacted replaces every secret in a sample.
@@ -141,19 +147,21 @@ func (r *redactor) query(raw string) string {
 // dashboard.samples is off. The dashboard.redact paths are masked over
 // each whole body before it is scrubbed of credentials and cut, and a diff
 // value at, above or under a masked path is withheld.
-func newSample(s *compiled, ex *event.Capture, r *comparison) *ReportSample {
+func newSample(s *compiled, ex *event.Capture, r *comparison, route string) *event.Sample {
 	if !s.samples {
 		return nil
 	}
 	rd := newRedactor(s.keyHeader, ex.Header)
-	smp := &ReportSample{
-		Sample: event.Sample{
-			Time:         time.Now().UTC(),
-			Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
-			LegacyStatus: ex.LegacyStatus,
-			Diff:         make([]event.DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
-		},
-		Header: rd.header(ex.Header),
+	smp := &event.Sample{
+		Time:         time.Now().UTC(),
+		Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),
+		Route:        route,
+		Header:       rd.header(ex.Header),
+		LegacyStatus: ex.LegacyStatus,
+		Diff:         make([]event.DiffOp, 0, min(len(r.diff.ops), maxSampleOps)),
+	}
+	if r.dry != nil {
+		smp.LegacyCode = r.dry.outcome.LegacyCode
 	}
 	var cut [3]bool
 	if r.dry != nil {

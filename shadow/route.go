@@ -16,8 +16,6 @@ const (
 	maxSegmentLen = 64
 	// idPlaceholder replaces id-like segments.
 	idPlaceholder = "{id}"
-	// otherRoute names overflow groups.
-	otherRoute = "{other}"
 )
 
 // routeTemplates name a request path by its route template: the first

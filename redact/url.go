@@ -1,0 +1,28 @@
+package redact
+
+import "net/url"
+
+// URLPassword returns a connection string fit for logs, pages and /config:
+// a URL with its password (in the user info or a password parameter)
+// replaced by Mask, or "(connection string)" for anything that does not
+// parse as a URL with a scheme, such as PostgreSQL's key=value form, which
+// may hold a password anywhere.
+func URLPassword(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return "(connection string)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", Mask)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// rowKey names a rolled row.
+type rowKey struct {
+	replica, client string
+	start           int64
+}
+
+// fold merges rows into rolled rows of span: one per replica, client and
+// span start, each the merge of its rows and of the rolled row already
+// stored under its key, if any (existing). The result is in key order, so
+// that two stores write the same rows in the same order.
+func fold(span int64, rows []Row, existing map[rowKey][]byte, merge func(int64, [][]byte) ([]byte, error)) ([]Row, error) {
+	groups := map[rowKey][][]byte{}
+	for _, r := range rows {
+		k := rowKey{r.Replica, r.Client, r.Start - r.Start%span}
+		if groups[k] == nil {
+			if old, ok := existing[k]; ok {
+				groups[k] = append(groups[k], old)
+			}
+		}
+		groups[k] = append(groups[k], r.Data)
+	}
+	keys := make([]rowKey, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b rowKey) int {
+		return cmp.Or(cmp.Compare(a.replica, b.replica), cmp.Compare(a.client, b.client), cmp.Compare(a.start, b.start))
+	})
+	out := make([]Row, 0, len(keys))
+	for _, k := range keys {
+		data, err := merge(span, groups[k])
+		if err != nil {
+			return nil, fmt.Errorf("folding %s/%s at %d: %w", k.replica, k.client, k.start, err)
+		}
+		out = append(out, Row{Replica: k.replica, Client: k.client, Start: k.start, Span: span, Data: data})
+	}
+	return out, nil
+}
+
+// maxSeqs returns the highest sequence number among rows, by replica.
+func maxSeqs(rows []Row) map[string]int64 {
+	m := map[string]int64{}
+	for _, r := range rows {
+		m[r.Replica] = max(m[r.Replica], r.Seq)
+	}
+	return m
+}
+
+// secondsToNanos converts Unix seconds to Unix nanoseconds, saturating
+// instead of overflowing for times past the year 2262.
+func secondsToNanos(s int64) int64 {
+	const nanos = 1_000_000_000
+	switch {
+	case s > (1<<63-1)/nanos:
+		return 1<<63 - 1
+	case s < -(1<<63)/nanos:
+		return -1 << 63
+	}
+	return s * nanos
+}
+
+// nonNil returns b, or an empty slice when b is nil: drivers bind a nil
+// slice as NULL, and the data columns are NOT NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
