@@ -69,7 +69,7 @@ func evidenceOptions(cfg *config.Config, source string, logger *zap.Logger) evid
 	o := evidence.Options{Replica: replicaName(cfg.Replica), Logger: logger}
 	switch {
 	case cfg.StateURL != "":
-		url := cfg.StateURL
+		url := config.Expand(cfg.StateURL)
 		o.Kind = "postgres"
 		o.Open = func(ctx context.Context) (store.Store, error) { return store.OpenPostgres(ctx, url) }
 	case cfg.StateDir != "":

@@ -69,7 +69,8 @@ type Config struct {
 	// memory only.
 	StateDir string `yaml:"state_dir"`
 	// StateURL is the PostgreSQL database the fleet's replicas share
-	// their evidence in.
+	// their evidence in. ${NAME} in it names an environment variable, so
+	// that the URL can come from a secret (see Expand).
 	StateURL string `yaml:"state_url"`
 	// Replica names this replica in the fleet view; empty is the host
 	// name.

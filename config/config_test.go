@@ -101,6 +101,9 @@ func TestParseErrors(t *testing.T) {
 		{"every problem at once", "listen: nowhere\nrouting: {default: json}\nmax_body_bytes: -1\n", []string{"listen:", "routing.default:", "max_body_bytes:"}},
 		{"bad redact pointer", "dashboard:\n  redact:\n    - /data/email\n    - data/token\n", []string{`dashboard.redact[1]: redact path "data/token": must be "" or start with "/"`}},
 		{"bad redact escape", "dashboard: {redact: [\"/data/a~2\"]}\n", []string{`dashboard.redact`, `"~" must be followed by "0" or "1"`}},
+		{"state_url not postgres", "state_url: \"mysql://u:secret@db/x\"\n", []string{"state_url: is not a PostgreSQL URL"}},
+		{"state_url from an unset variable", "state_url: \"${ENVELOPE_PROXY_TEST_UNSET}\"\n", []string{"state_url: is empty once its environment variables are expanded"}},
+		{"bad replica name", "replica: \"pod 1\"\n", []string{`replica: "pod 1" may hold only`}},
 		{"two documents", "listen: \":1\"\n---\nlisten: \":2\"\n", []string{"more than one YAML document"}},
 		{"not yaml", "listen: [\n", []string{"parsing YAML"}},
 	}
@@ -156,5 +159,30 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "loading config") {
 		t.Errorf("got %v; want a loading error", err)
+	}
+}
+
+func TestStateURLNeverEchoed(t *testing.T) {
+	_, err := Parse([]byte("state_url: \"mysql://u:secret@db/x\"\n"))
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("got %v; want an error without the password", err)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	t.Setenv("ENVELOPE_PROXY_TEST_URL", "postgres://e:p$w@db/x")
+	tests := []struct{ in, want string }{
+		{"${ENVELOPE_PROXY_TEST_URL}", "postgres://e:p$w@db/x"},
+		{"pre-${ENVELOPE_PROXY_TEST_URL}-post", "pre-postgres://e:p$w@db/x-post"},
+		{"postgres://e:p$w@db/x", "postgres://e:p$w@db/x"},
+		{"${UNCLOSED", "${UNCLOSED"},
+		{"${ENVELOPE_PROXY_TEST_UNSET}", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := Expand(tc.in); got != tc.want {
+				t.Errorf("got %q; want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -119,3 +119,30 @@ func pathAtLine(n *yaml.Node, line int) string {
 	walk(n, "")
 	return best
 }
+
+// Expand replaces each ${NAME} in s with the environment variable NAME
+// (empty when unset), so that a value held in a secret (a database URL, a
+// token) need not be written in the config file. Only the braced form is
+// expanded: a bare $ stays as it is, as passwords may hold one. The config
+// keeps the unexpanded text, which /config shows.
+func Expand(s string) string {
+	if !strings.Contains(s, "${") {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString(os.Getenv(s[i+2 : i+j]))
+		s = s[i+j+1:]
+	}
+}

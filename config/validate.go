@@ -230,9 +230,14 @@ func (c *Config) Validate() error {
 	if rd.MaxStateBytes < 0 {
 		add("readiness.max_state_bytes", "must not be negative")
 	}
-	if c.StateURL != "" && !validStateURL(c.StateURL) {
+	if c.StateURL != "" {
 		// The value is not echoed: it may hold a password.
-		add("state_url", "is not a PostgreSQL URL (postgres://user@host:5432/db?sslmode=...) or key=value connection string")
+		switch url := Expand(c.StateURL); {
+		case url == "":
+			add("state_url", "is empty once its environment variables are expanded")
+		case !validStateURL(url):
+			add("state_url", "is not a PostgreSQL URL (postgres://user@host:5432/db?sslmode=...) or key=value connection string")
+		}
 	}
 	if c.Replica != "" && (!validName(c.Replica) || len(c.Replica) > 63) {
 		add("replica", "%q may hold only letters, digits, '.', '_' and '-', at most 63 of them", c.Replica)
