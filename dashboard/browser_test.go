@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -246,9 +248,102 @@ func browserSource() *staticSource {
 	src.overview.GeneratedAt = now
 	src.overview.Window = "24h"
 	src.overview.Thresholds = browserThresholds
-	src.overview.State = evidence.StateInfo{Persistent: true, Since: now.Add(-36 * time.Hour)}
+	src.overview.State = evidence.StateInfo{
+		Persistent: true, Kind: "postgres", Location: "postgres://evidence@db.internal:5432/envelope?sslmode=require",
+		Replica: "proxy-a", Pending: 3, Since: now.Add(-36 * time.Hour),
+	}
 	src.overview.Requests = total
+	// Four replicas: this one, another writing, one gone silent and one
+	// stopped before the window, with no request in it.
+	for _, r := range browserReplicas {
+		src.overview.Replicas = append(src.overview.Replicas, evidence.ReplicaSummary{
+			Name: r.name, Self: r.name == "proxy-a", State: r.state,
+			Started: now.Add(-r.started), LastSeen: now.Add(-r.lastSeen),
+			Requests: scale(total, r.share), Share: r.share,
+		})
+	}
+	src.overview.FleetWarning = "silent while others write: proxy-c (nothing written for more than 15s, and not stopped cleanly): stuck, cut off from the store, or gone"
+	src.byReplica = func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool) {
+		for _, r := range browserReplicas {
+			if r.name == replica {
+				return scaled(d, r.share, replica == "proxy-b"), true
+			}
+		}
+		return evidence.ClientDetail{}, false
+	}
 	return src
+}
+
+// browserReplicas are the fleet of the fixture: each replica's state, how
+// long ago it started and last wrote, and its share of every count.
+var browserReplicas = []struct {
+	name              string
+	state             string
+	started, lastSeen time.Duration
+	share             float64
+}{
+	{"proxy-a", evidence.ReplicaActive, 26 * time.Hour, 2 * time.Second, 0.5},
+	{"proxy-b", evidence.ReplicaActive, 26 * time.Hour, 4 * time.Second, 0.35},
+	{"proxy-c", evidence.ReplicaSilent, 26 * time.Hour, 7 * time.Minute, 0.15},
+	{"proxy-d", evidence.ReplicaStopped, 50 * time.Hour, 25 * time.Hour, 0},
+}
+
+func scale(n uint64, f float64) uint64 { return uint64(math.Round(float64(n) * f)) }
+
+// scaled is d limited to a replica that served f of its traffic: every
+// count scaled, and the mismatch samples kept only when samples is set
+// (they belong to the replica that took them).
+func scaled(d evidence.ClientDetail, f float64, samples bool) evidence.ClientDetail {
+	scaleMap := func(m map[string]uint64) map[string]uint64 {
+		if m == nil {
+			return nil
+		}
+		out := make(map[string]uint64, len(m))
+		for k, v := range m {
+			out[k] = scale(v, f)
+		}
+		return out
+	}
+	c := &d.ClientSummary
+	c.Requests, c.Share = scale(c.Requests, f), c.Share*f
+	c.Classes = scaleMap(c.Classes)
+	c.Rewritten, c.Wrapped, c.Passed = scale(c.Rewritten, f), scale(c.Wrapped, f), scale(c.Passed, f)
+	c.Unmapped, c.UpstreamErrors = scale(c.Unmapped, f), scale(c.UpstreamErrors, f)
+	c.AddedLatency.Count = scale(c.AddedLatency.Count, f)
+	if c.Shadow != nil {
+		sh := *c.Shadow
+		sh.Outcomes, sh.Compared = scaleMap(sh.Outcomes), scale(sh.Compared, f)
+		c.Shadow = &sh
+	}
+	d.Rewrites = slices.Clone(d.Rewrites)
+	for i := range d.Rewrites {
+		d.Rewrites[i].Count = scale(d.Rewrites[i].Count, f)
+	}
+	d.Passthrough = scaleMap(d.Passthrough)
+	d.UnmappedCodes = slices.Clone(d.UnmappedCodes)
+	for i := range d.UnmappedCodes {
+		d.UnmappedCodes[i].Count = scale(d.UnmappedCodes[i].Count, f)
+	}
+	d.Routes = slices.Clone(d.Routes)
+	for i := range d.Routes {
+		d.Routes[i].Compared, d.Routes[i].Mismatches = scale(d.Routes[i].Compared, f), scale(d.Routes[i].Mismatches, f)
+	}
+	d.Paths = slices.Clone(d.Paths)
+	for i := range d.Paths {
+		d.Paths[i].Count = scale(d.Paths[i].Count, f)
+	}
+	if !samples {
+		d.Samples = nil
+	}
+	for _, s := range []*evidence.Series{&d.Recent, &d.Series} {
+		s.Points = slices.Clone(s.Points)
+		for i := range s.Points {
+			p := &s.Points[i]
+			p.Requests, p.Errors, p.Compared = scale(p.Requests, f), scale(p.Errors, f), scale(p.Compared, f)
+			p.Mismatches, p.Unmapped = scale(p.Mismatches, f), scale(p.Unmapped, f)
+		}
+	}
+	return d
 }
 
 // hostileName is a client name made of markup.
@@ -271,7 +366,8 @@ func TestBrowser(t *testing.T) {
 	b := headless.Start(t)
 	var failAPI atomic.Bool
 	mux := http.NewServeMux()
-	for p, h := range New(browserSource(), Options{}).Routes() {
+	src := browserSource()
+	for p, h := range New(src, Options{}).Routes() {
 		mux.Handle("GET "+p, h)
 	}
 	ts := httptest.NewServer(failing(mux, &failAPI, b))
@@ -289,6 +385,13 @@ func TestBrowser(t *testing.T) {
 	setSelect := func(id, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 			`(() => { const e = document.getElementById(%q); e.value = %q; e.dispatchEvent(new Event('change', {bubbles: true})); })()`, id, value))
+	}
+	// waitText waits until the element css selects has the text want.
+	waitText := func(t *testing.T, what, css, want string) {
+		t.Helper()
+		b.Do(t, what, chromedp.Poll[chromedp.Void](
+			fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e !== null && e.textContent === %q; })()`, css, want),
+			chromedp.WithPollingTimeout(10*time.Second)))
 	}
 
 	b.Do(t, "loading the page",
@@ -314,6 +417,48 @@ func TestBrowser(t *testing.T) {
 		reason := b.Eval(t, "reading a reason", `[...document.querySelectorAll('tr[data-client="delta-shadow-mismatch"] .reason')].map(e => e.textContent)`)
 		if w := "mismatch 5% > 0.1% over 24h, 2,000 compared"; len(reason) != 1 || reason[0] != w {
 			t.Errorf("delta's first reason: got %q; want [%q]", reason, w)
+		}
+	})
+
+	t.Run("fleet", func(t *testing.T) {
+		got := b.Eval(t, "reading the replicas", `[...document.querySelectorAll('#replicas-body tr[data-replica]')].map(r =>
+			[r.dataset.replica, r.querySelector('[data-state]').dataset.state, r.querySelector('[data-state]').textContent,
+			 r.querySelector('.self-tag') ? r.querySelector('.self-tag').textContent : '-',
+			 r.querySelector('.last-write').textContent, r.querySelector('td:nth-of-type(4)').textContent,
+			 r.querySelector('td:nth-of-type(5)').textContent].join('|'))`)
+		total := src.overview.Requests
+		want := []string{
+			"proxy-a|active|active|this replica|2s ago|" + verdict.Count(scale(total, 0.5)) + "|50%",
+			"proxy-b|active|active|-|4s ago|" + verdict.Count(scale(total, 0.35)) + "|35%",
+			"proxy-c|silent|silent|-|7m ago|" + verdict.Count(scale(total, 0.15)) + "|15%",
+			"proxy-d|stopped|stopped|-|25h ago|0|0%",
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got replicas %q; want %q", got, want)
+		}
+		for i := range want {
+			// The seconds count up from the fetch: a slow machine reads a
+			// second or two more.
+			g, w := got[i], want[i]
+			if strings.Contains(w, "s ago|") {
+				g = regexp.MustCompile(`\|\d+s ago\|`).ReplaceAllString(g, "|Ns ago|")
+				w = regexp.MustCompile(`\|\d+s ago\|`).ReplaceAllString(w, "|Ns ago|")
+			}
+			if g != w {
+				t.Errorf("replica %d: got %q; want %q", i, got[i], want[i])
+			}
+		}
+		store := b.Eval(t, "reading the store", `[...document.querySelectorAll('#fleet-store > div')].map(e => e.querySelector('dt').textContent + '=' + e.querySelector('dd').textContent)`)
+		if len(store) != 4 || store[0] != "Store=postgres" || store[1] != "Location=postgres://evidence@db.internal:5432/envelope?sslmode=require" || store[2] != "This replica=proxy-a" {
+			t.Errorf("store facts: got %q; want postgres, its location and proxy-a", store)
+		}
+		banner := b.Eval(t, "reading the fleet warning", `[String(document.getElementById('fleet-warning').hidden), document.getElementById('fleet-warning').textContent,
+			String(document.getElementById('store-problem').hidden)]`)
+		if banner[0] != "false" || !strings.Contains(banner[1], "silent while others write: proxy-c (") || !strings.Contains(banner[1], "missing from every number") {
+			t.Errorf("fleet warning: got hidden=%s %q; want it shown, naming proxy-c", banner[0], banner[1])
+		}
+		if banner[2] != "true" {
+			t.Errorf("store problem shown without a store error")
 		}
 	})
 
@@ -471,6 +616,59 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("replica selector", func(t *testing.T) {
+		const requests = `#detail .stats .stat .stat-value`
+		fleet := src.details["delta-shadow-mismatch"].Requests
+		b.Do(t, "opening delta",
+			chromedp.Navigate(ts.URL+"/dashboard/#client=delta-shadow-mismatch"),
+			chromedp.WaitVisible(chromedp.CSS(`#detail .sample`)),
+		)
+		options := b.Eval(t, "reading the replicas", `[...document.querySelectorAll('#detail-replica option')].map(o => o.value + '=' + o.textContent)`)
+		if want := []string{"=All replicas", "proxy-a=proxy-a (this replica)", "proxy-b=proxy-b", "proxy-c=proxy-c · silent", "proxy-d=proxy-d · stopped"}; !slices.Equal(options, want) {
+			t.Errorf("replica options: got %q; want %q", options, want)
+		}
+		waitText(t, "reading the fleet's requests", requests, verdict.Count(fleet))
+		if got := b.Eval(t, "reading the scope", `[String(document.getElementById('detail-scope') === null), document.getElementById('detail-replica').value]`); got[0] != "true" || got[1] != "" {
+			t.Errorf("the fleet's page: got no scope=%s, selection %q; want true and %q", got[0], got[1], "")
+		}
+
+		b.Do(t, "choosing proxy-b", setSelect("detail-replica", "proxy-b"),
+			chromedp.WaitVisible(chromedp.CSS(`#detail-scope[data-replica="proxy-b"]`)))
+		waitText(t, "reading proxy-b's requests", requests, verdict.Count(scale(fleet, 0.35)))
+		got := b.Eval(t, "reading proxy-b's page", `[location.hash, document.getElementById('detail-scope').textContent,
+			document.querySelector('#detail .replica-tag').textContent, String(document.querySelectorAll('#detail .sample').length)]`)
+		if got[0] != "#client=delta-shadow-mismatch&replica=proxy-b" {
+			t.Errorf("hash: got %q; want the replica kept in it", got[0])
+		}
+		if !strings.HasPrefix(got[1], "Limited to replica proxy-b:") || got[2] != "replica proxy-b" {
+			t.Errorf("scope: got %q and tag %q; want the numbers said to be proxy-b's", got[1], got[2])
+		}
+		if got[3] != "1" {
+			t.Errorf("proxy-b's samples: got %s; want 1", got[3])
+		}
+
+		b.Do(t, "choosing proxy-a", setSelect("detail-replica", "proxy-a"),
+			chromedp.WaitVisible(chromedp.CSS(`#detail-scope[data-replica="proxy-a"]`)))
+		waitText(t, "reading proxy-a's requests", requests, verdict.Count(scale(fleet, 0.5)))
+		if got := b.Eval(t, "reading proxy-a's samples", `[String(document.querySelectorAll('#detail .sample').length)]`); got[0] != "0" {
+			t.Errorf("proxy-a's samples: got %s; want none (proxy-b took it)", got[0])
+		}
+
+		b.Do(t, "reloading proxy-a's page", chromedp.Reload(),
+			chromedp.WaitVisible(chromedp.CSS(`#detail-scope[data-replica="proxy-a"]`)))
+		waitText(t, "reading proxy-a's requests after a reload", requests, verdict.Count(scale(fleet, 0.5)))
+		if got := b.Eval(t, "reading the selection", `[document.getElementById('detail-replica').value]`); got[0] != "proxy-a" {
+			t.Errorf("selection after a reload: got %q; want %q", got[0], "proxy-a")
+		}
+
+		b.Do(t, "showing all replicas", chromedp.Click(chromedp.CSS(`#detail-scope button`)))
+		waitText(t, "reading the fleet's requests again", requests, verdict.Count(fleet))
+		got = b.Eval(t, "reading the fleet's page", `[location.hash, document.getElementById('detail-replica').value, String(document.getElementById('detail-scope') === null)]`)
+		if want := []string{"#client=delta-shadow-mismatch", "", "true"}; !slices.Equal(got, want) {
+			t.Errorf("back to the fleet: got %q; want %q", got, want)
+		}
+	})
+
 	t.Run("API failure keeps the data", func(t *testing.T) {
 		failAPI.Store(true)
 		// Opening a client polls at once.
@@ -503,6 +701,74 @@ func TestBrowser(t *testing.T) {
 		)
 		if got := b.Eval(t, "reading the freshness", `[document.getElementById('updated').textContent]`); !strings.HasPrefix(got[0], "updated ") {
 			t.Errorf("freshness: got %q; want %q", got[0], "updated Ns ago")
+		}
+	})
+
+	t.Run("store problem", func(t *testing.T) {
+		src.set(func(s *staticSource) {
+			s.overview.State.Error = "writing evidence failed; this replica's evidence is kept in memory until the store answers: dial tcp 10.0.0.5:5432: connect: connection refused"
+			s.overview.State.Pending, s.overview.State.Lost = 12, 4
+			s.overview.FleetWarning = ""
+			reps := slices.Clone(s.overview.Replicas)
+			reps[2].State = evidence.ReplicaActive
+			s.overview.Replicas = reps
+		})
+		defer src.set(func(s *staticSource) { s.overview = browserSource().overview })
+		b.Do(t, "reloading the list",
+			chromedp.Navigate(ts.URL+"/"),
+			chromedp.WaitVisible(chromedp.ID("store-problem")),
+		)
+		got := b.Eval(t, "reading the store problem", `[document.getElementById('store-problem').textContent,
+			String(document.getElementById('fleet-warning').hidden), document.querySelector('#facts .warn').textContent,
+			document.querySelector('#replicas-body tr[data-replica="proxy-c"] [data-state]').dataset.state]`)
+		for _, w := range []string{"Evidence store problem.", "connection refused.", "12 minute buckets of this replica's evidence", "4 minute buckets lost"} {
+			if !strings.Contains(got[0], w) {
+				t.Errorf("store problem: got %q; want %q in it", got[0], w)
+			}
+		}
+		if got[1] != "true" {
+			t.Error("fleet warning shown without fleet_warning")
+		}
+		if got[2] != "postgres failing, 12 pending" {
+			t.Errorf("header: got %q; want %q", got[2], "postgres failing, 12 pending")
+		}
+		if got[3] != "active" {
+			t.Errorf("proxy-c: got %q; want active once it writes again", got[3])
+		}
+
+		// Memory only: no location, and why.
+		src.set(func(s *staticSource) {
+			s.overview.State = evidence.StateInfo{Kind: "memory", Replica: "proxy-a", Error: "readiness.state_dir is empty", Since: s.overview.State.Since}
+			s.overview.Replicas = s.overview.Replicas[:1]
+		})
+		b.Do(t, "reloading the list in memory",
+			chromedp.Navigate(ts.URL+"/dashboard/"),
+			chromedp.WaitVisible(chromedp.CSS(`#store-problem.memory`)),
+		)
+		got = b.Eval(t, "reading the memory store", `[document.getElementById('store-problem').textContent,
+			[...document.querySelectorAll('#fleet-store dt')].map(e => e.textContent).join(','), document.getElementById('fleet-store').textContent,
+			document.querySelector('#facts .warn').textContent]`)
+		if w := "Evidence in memory only. readiness.state_dir is empty. It is lost at a restart and shared with no other replica."; got[0] != w {
+			t.Errorf("memory only: got %q; want %q", got[0], w)
+		}
+		if got[1] != "Store,This replica,Evidence since" || strings.Contains(got[2], "null") {
+			t.Errorf("memory store facts: got %q (%q); want no location", got[1], got[2])
+		}
+		if w := "memory only: readiness.state_dir is empty"; got[3] != w {
+			t.Errorf("header: got %q; want %q", got[3], w)
+		}
+
+		// A detail the store cannot give is a 503 the banner explains.
+		src.set(func(s *staticSource) { s.err = errors.New("dial tcp 10.0.0.5:5432: connect: connection refused") })
+		defer src.set(func(s *staticSource) { s.err = nil })
+		b.ExpectFailure(ts.URL + "/api/clients/acme-envelope?replica=proxy-b")
+		b.Do(t, "opening a replica's detail with the store down",
+			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=acme-envelope&replica=proxy-b'`),
+			chromedp.WaitVisible(chromedp.ID("error")),
+		)
+		banner := b.Eval(t, "reading the banner", `[document.getElementById('error').textContent]`)
+		if w := "HTTP 503 from /api/clients/acme-envelope?replica=proxy-b: the evidence store could not be read: dial tcp 10.0.0.5:5432: connect: connection refused."; !strings.Contains(banner[0], w) {
+			t.Errorf("banner: got %q; want %q in it", banner[0], w)
 		}
 	})
 

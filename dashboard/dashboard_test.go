@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,17 +23,81 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
-// staticSource is a Source over fixed data.
+// staticSource is a Source over fixed data. Its fields may be changed
+// while a server reads them, through set.
 type staticSource struct {
+	mu       sync.Mutex
 	overview evidence.Overview
 	details  map[string]evidence.ClientDetail
+	// byReplica returns a client's detail limited to one replica; nil
+	// knows no replica.
+	byReplica func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool)
+	// report is the shadow report of every client.
+	report evidence.ShadowReport
+	// err fails ReplicaClient, as an unreadable store does.
+	err error
+	// calls are the arguments of every ReplicaClient and ShadowReport
+	// call, as "client NAME REPLICA" and "report CLIENT".
+	calls []string
 }
 
-func (s *staticSource) Overview() evidence.Overview { return s.overview }
+func (s *staticSource) set(f func(*staticSource)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
 
-func (s *staticSource) Client(name string) (evidence.ClientDetail, bool) {
+func (s *staticSource) called() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+func (s *staticSource) Overview() evidence.Overview {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overview
+}
+
+func (s *staticSource) ReplicaClient(name, replica string) (evidence.ClientDetail, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "client "+name+" "+replica)
+	if s.err != nil {
+		return evidence.ClientDetail{}, false, s.err
+	}
 	d, ok := s.details[name]
-	return d, ok
+	if !ok || replica == "" {
+		return d, ok, nil
+	}
+	if s.byReplica == nil {
+		return evidence.ClientDetail{}, false, nil
+	}
+	d, ok = s.byReplica(d, replica)
+	d.Replica = replica
+	return d, ok, nil
+}
+
+func (s *staticSource) ShadowReport(client string) evidence.ShadowReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "report "+client)
+	rep := s.report
+	if client == "" {
+		return rep
+	}
+	rep.Clients, rep.Groups = []evidence.ShadowClient{}, []evidence.ShadowGroup{}
+	for _, c := range s.report.Clients {
+		if c.Client == client {
+			rep.Clients = append(rep.Clients, c)
+		}
+	}
+	for _, g := range s.report.Groups {
+		if g.Client == client {
+			rep.Groups = append(rep.Groups, g)
+		}
+	}
+	return rep
 }
 
 // smallSource has two clients, one of them with a shadow sample whose
@@ -55,27 +121,63 @@ func smallSource() *staticSource {
 		Classes: map[string]uint64{"2xx": 1000},
 		Verdict: verdict.Verdict{State: verdict.InsufficientEvidence, Reasons: []string{"mode legacy: nothing is rewritten or compared (1,000 requests over 24h); switch it to shadow to gather evidence"}},
 	}
+	sample := event.Sample{
+		Time: gen, Request: "GET /v1/jobs/{id}", Route: "GET /v1/jobs/{id}", LegacyStatus: 200, EnvelopeStatus: 200, CandidateStatus: 200,
+		LegacyBody:    `{"price":10}`,
+		EnvelopeBody:  `{"data":{"price":10},"success":true,"message":"<script>alert(1)</script>","errors":[]}`,
+		CandidateBody: `{"data":{"price":"10"},"success":true,"message":"","errors":[]}`,
+		Diff:          []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
+	}
 	return &staticSource{
 		overview: evidence.Overview{
 			GeneratedAt: gen, Window: "24h",
 			Thresholds: verdict.Thresholds{MinRequests: 1000, MaxMismatchRatio: 0.001},
-			State:      evidence.StateInfo{Persistent: true, Since: gen.Add(-48 * time.Hour)},
-			Requests:   4112,
-			Clients:    []evidence.ClientSummary{acme, legacy},
+			State: evidence.StateInfo{
+				Persistent: true, Kind: "postgres", Location: "postgres://evidence@db.internal:5432/envelope",
+				Replica: "proxy-a", Pending: 2, Since: gen.Add(-48 * time.Hour),
+			},
+			Replicas: []evidence.ReplicaSummary{
+				{Name: "proxy-a", Self: true, State: evidence.ReplicaActive, Started: gen.Add(-30 * time.Hour), LastSeen: gen.Add(-2 * time.Second), Requests: 3000, Share: 3000.0 / 4112},
+				{Name: "proxy-b", State: evidence.ReplicaSilent, Started: gen.Add(-30 * time.Hour), LastSeen: gen.Add(-10 * time.Minute), Requests: 1112, Share: 1112.0 / 4112},
+			},
+			FleetWarning: "silent while others write: proxy-b (nothing written for more than 15s, and not stopped cleanly): stuck, cut off from the store, or gone",
+			Requests:     4112,
+			Clients:      []evidence.ClientSummary{acme, legacy},
+		},
+		byReplica: func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool) {
+			switch replica {
+			case "proxy-a":
+				d.Requests, d.Share = 3000, 3000.0/4112
+			case "proxy-b":
+				d.Requests, d.Share, d.Samples = 112, 112.0/4112, nil
+			default:
+				return evidence.ClientDetail{}, false
+			}
+			return d, true
+		},
+		report: evidence.ShadowReport{
+			GeneratedAt: gen, Window: "24h",
+			Clients: []evidence.ShadowClient{
+				{Client: "acme", Total: 3112, Outcomes: map[string]uint64{"match": 3100, "mismatch": 12}},
+				{Client: "globex", Total: 7, Outcomes: map[string]uint64{"skipped_method": 7}},
+			},
+			Groups: []evidence.ShadowGroup{{
+				Client: "acme", Route: "GET /v1/jobs/{id}", LegacyStatus: 200, Total: 3112,
+				Outcomes:         map[string]uint64{"match": 3100, "mismatch": 12},
+				Paths:            map[string]uint64{"/data/price": 12},
+				StatusChanges:    []evidence.StatusChange{{Stage: "candidate", From: 200, To: 500, Count: 1}},
+				LegacyLatency:    evidence.Latency{Count: 3112, P50Ms: 12, P99Ms: 80},
+				CandidateLatency: evidence.Latency{Count: 3112, P50Ms: 9, P99Ms: 41},
+				Samples:          []event.Sample{sample},
+			}},
 		},
 		details: map[string]evidence.ClientDetail{
 			"acme": {
 				ClientSummary: acme,
 				Routes:        []evidence.RouteCount{{Route: "GET /v1/jobs/{id}", Compared: 3112, Mismatches: 12}},
 				Paths:         []evidence.PathCount{{Path: "/data/price", Count: 12}},
-				Samples: []event.Sample{{
-					Time: gen, Request: "GET /v1/jobs/{id}", LegacyStatus: 200, EnvelopeStatus: 200, CandidateStatus: 200,
-					LegacyBody:    `{"price":10}`,
-					EnvelopeBody:  `{"data":{"price":10},"success":true,"message":"<script>alert(1)</script>","errors":[]}`,
-					CandidateBody: `{"data":{"price":"10"},"success":true,"message":"","errors":[]}`,
-					Diff:          []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
-				}},
-				Series: evidence.Series{StepSeconds: 300, Points: []evidence.Point{{Time: gen.Unix() - 300, Requests: 10, Compared: 10, Mismatches: 1}}},
+				Samples:       []event.Sample{sample},
+				Series:        evidence.Series{StepSeconds: 300, Points: []evidence.Point{{Time: gen.Unix() - 300, Requests: 10, Compared: 10, Mismatches: 1}}},
 			},
 		},
 	}
@@ -108,13 +210,40 @@ func get(t *testing.T, url string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+// securityHeaders are the headers every dashboard response carries.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+	"X-Content-Type-Options":  "nosniff",
+	"Referrer-Policy":         "no-referrer",
+	"X-Frame-Options":         "DENY",
+}
+
+// checkHeaders fails t for each security header h lacks, and for a JSON
+// response that is not application/json or may be cached.
+func checkHeaders(t *testing.T, h http.Header, json bool) {
+	t.Helper()
+	for k, want := range securityHeaders {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s: got %q; want %q", k, got, want)
+		}
+	}
+	if json {
+		if got, want := h.Get("Content-Type"), "application/json"; got != want {
+			t.Errorf("Content-Type: got %q; want %q", got, want)
+		}
+		if got, want := h.Get("Cache-Control"), "no-store"; got != want {
+			t.Errorf("Cache-Control: got %q; want %q", got, want)
+		}
+	}
+}
+
 func TestRoutes(t *testing.T) {
 	d := New(smallSource(), Options{})
 	var got []string
 	for p := range d.Routes() {
 		got = append(got, p)
 	}
-	want := []string{"/{$}", "/dashboard/", "/api/clients", "/api/clients/{name}"}
+	want := []string{"/{$}", "/dashboard/", "/api/clients", "/api/clients/{name}", "/shadow/report"}
 	for _, w := range want {
 		if _, ok := d.Routes()[w]; !ok {
 			t.Errorf("Routes() lacks %q; has %q", w, got)
@@ -136,11 +265,19 @@ func TestResponses(t *testing.T) {
 	}{
 		{"page at root", "/", 200, "text/html; charset=utf-8", `<script src="/dashboard/assets/app.js"`},
 		{"page under dashboard", "/dashboard/", 200, "text/html; charset=utf-8", `id="filter-verdict"`},
+		{"page with the fleet", "/", 200, "text/html; charset=utf-8", `id="replicas-body"`},
+		{"page with the replica selector", "/", 200, "text/html; charset=utf-8", `id="detail-replica"`},
 		{"script", "/dashboard/assets/app.js", 200, "text/javascript; charset=utf-8", "'use strict'"},
 		{"style sheet", "/dashboard/assets/app.css", 200, "text/css; charset=utf-8", ".badge"},
 		{"icon", "/dashboard/assets/favicon.svg", 200, "image/svg+xml", "<svg"},
 		{"overview", "/api/clients", 200, "application/json", `"window":"24h"`},
+		{"overview with the fleet", "/api/clients", 200, "application/json", `"replicas":[{"name":"proxy-a","self":true,"state":"active"`},
 		{"detail", "/api/clients/acme", 200, "application/json", `"/data/price"`},
+		{"detail of a replica", "/api/clients/acme?replica=proxy-b", 200, "application/json", `"replica":"proxy-b"`},
+		{"detail of an unknown replica", "/api/clients/acme?replica=proxy-z", 404, "application/json", `{"error":"unknown client"}`},
+		{"shadow report", "/shadow/report", 200, "application/json", `"route":"GET /v1/jobs/{id}"`},
+		{"shadow report of a client", "/shadow/report?client=globex", 200, "application/json", `"client":"globex"`},
+		{"shadow report of nobody", "/shadow/report?client=nobody", 200, "application/json", `"clients":[],"groups":[]`},
 		{"unknown client", "/api/clients/nobody", 404, "application/json", `{"error":"unknown client"}`},
 		{"unknown asset", "/dashboard/assets/nothing.js", 404, "text/plain; charset=utf-8", "not found"},
 		{"asset directory", "/dashboard/assets/", 404, "text/plain; charset=utf-8", "not found"},
@@ -156,24 +293,9 @@ func TestResponses(t *testing.T) {
 				t.Errorf("Content-Type %q; want %q", got, tt.contentType)
 			}
 			if !strings.Contains(body, tt.contains) {
-				t.Errorf("body %.200q lacks %q", body, tt.contains)
+				t.Errorf("body %.300q lacks %q", body, tt.contains)
 			}
-			headers := map[string]string{
-				"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-				"X-Content-Type-Options":  "nosniff",
-				"Referrer-Policy":         "no-referrer",
-				"X-Frame-Options":         "DENY",
-			}
-			for k, want := range headers {
-				if got := resp.Header.Get(k); got != want {
-					t.Errorf("%s: got %q; want %q", k, got, want)
-				}
-			}
-			if strings.HasPrefix(tt.path, "/api/") {
-				if got, want := resp.Header.Get("Cache-Control"), "no-store"; got != want {
-					t.Errorf("Cache-Control: got %q; want %q", got, want)
-				}
-			}
+			checkHeaders(t, resp.Header, tt.contentType == "application/json")
 		})
 	}
 }
@@ -232,6 +354,31 @@ func TestAPI(t *testing.T) {
 			t.Errorf("detail round trip:\ngot  %+v\nwant %+v", got, src.details["acme"])
 		}
 	})
+	t.Run("detail of a replica", func(t *testing.T) {
+		resp, body := get(t, ts.URL+"/api/clients/acme?replica=proxy-b")
+		var got evidence.ClientDetail
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := src.byReplica(src.details["acme"], "proxy-b")
+		want.Replica = "proxy-b"
+		if resp.StatusCode != 200 || !reflect.DeepEqual(got, want) {
+			t.Errorf("replica detail round trip: got %d\n  %+v\nwant 200\n  %+v", resp.StatusCode, got, want)
+		}
+		if got.Requests == src.details["acme"].Requests {
+			t.Errorf("replica detail: got the fleet's %d requests; want the replica's", got.Requests)
+		}
+	})
+	t.Run("the replica reaches the source", func(t *testing.T) {
+		for _, q := range []string{"", "?replica=proxy-a", "?replica=" + "a%20b%2Fc", "?replica="} {
+			get(t, ts.URL+"/api/clients/acme"+q)
+		}
+		calls := src.called()
+		want := []string{"client acme ", "client acme proxy-a", "client acme a b/c", "client acme "}
+		if len(calls) < len(want) || !slices.Equal(calls[len(calls)-len(want):], want) {
+			t.Errorf("source calls: got %q; want them to end with %q", calls, want)
+		}
+	})
 	t.Run("markup stays data", func(t *testing.T) {
 		_, body := get(t, ts.URL+"/api/clients/acme")
 		if strings.Contains(body, "<script>") {
@@ -252,7 +399,7 @@ func TestAPI(t *testing.T) {
 
 func TestMethods(t *testing.T) {
 	ts := newServer(t, smallSource())
-	for _, p := range []string{"/", "/dashboard/", "/dashboard/assets/app.js", "/api/clients", "/api/clients/acme"} {
+	for _, p := range []string{"/", "/dashboard/", "/dashboard/assets/app.js", "/api/clients", "/api/clients/acme", "/api/clients/acme?replica=proxy-a", "/shadow/report"} {
 		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 			t.Run(method+" "+p, func(t *testing.T) {
 				req, _ := http.NewRequest(method, ts.URL+p, strings.NewReader("{}"))
@@ -267,16 +414,19 @@ func TestMethods(t *testing.T) {
 			})
 		}
 	}
-	t.Run("HEAD", func(t *testing.T) {
-		resp, err := http.Head(ts.URL + "/api/clients")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if got, want := resp.StatusCode, http.StatusOK; got != want {
-			t.Errorf("got %d; want %d", got, want)
-		}
-	})
+	for _, p := range []string{"/api/clients", "/shadow/report"} {
+		t.Run("HEAD "+p, func(t *testing.T) {
+			resp, err := http.Head(ts.URL + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got, want := resp.StatusCode, http.StatusOK; got != want {
+				t.Errorf("got %d; want %d", got, want)
+			}
+			checkHeaders(t, resp.Header, true)
+		})
+	}
 }
 
 // TestAssetsAreSelfContained scans every embedded file for what the CSP
@@ -335,6 +485,92 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("got %d embedded files; want the page, its script and its style sheet", n)
+	}
+}
+
+func TestShadowReport(t *testing.T) {
+	src := smallSource()
+	t.Run("round trip", func(t *testing.T) {
+		ts := newServer(t, src)
+		resp, body := get(t, ts.URL+"/shadow/report")
+		checkHeaders(t, resp.Header, true)
+		var got evidence.ShadowReport
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, src.report) {
+			t.Errorf("report round trip:\ngot  %+v\nwant %+v", got, src.report)
+		}
+		if strings.Contains(body, "<script>") {
+			t.Errorf("got %q in the JSON; want it escaped", "<script>")
+		}
+	})
+	t.Run("one client", func(t *testing.T) {
+		ts := newServer(t, src)
+		_, body := get(t, ts.URL+"/shadow/report?client=acme")
+		var got evidence.ShadowReport
+		if err := json.Unmarshal([]byte(body), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Clients) != 1 || got.Clients[0].Client != "acme" || len(got.Groups) != 1 || got.Groups[0].Client != "acme" {
+			t.Errorf("got clients %+v and groups %+v; want acme's only", got.Clients, got.Groups)
+		}
+		if calls := src.called(); !slices.Contains(calls, "report acme") {
+			t.Errorf("source calls: got %q; want %q among them", calls, "report acme")
+		}
+	})
+	for _, tt := range []struct {
+		name      string
+		candidate func() bool
+		want      bool
+	}{
+		{"no candidate function", nil, false},
+		{"no candidate", func() bool { return false }, false},
+		{"a candidate", func() bool { return true }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			New(src, Options{CandidateConfigured: tt.candidate}).Routes()["/shadow/report"].ServeHTTP(rec,
+				httptest.NewRequest(http.MethodGet, "/shadow/report", nil))
+			checkHeaders(t, rec.Header(), true)
+			var got evidence.ShadowReport
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.CandidateConfigured != tt.want {
+				t.Errorf("candidate_configured: got %v; want %v", got.CandidateConfigured, tt.want)
+			}
+		})
+	}
+}
+
+// TestStoreFailure: a detail the store cannot give is a 503 that says so,
+// with every header; the overview and the report, read from memory, work.
+func TestStoreFailure(t *testing.T) {
+	src := smallSource()
+	src.err = errors.New("connection refused")
+	ts := newServer(t, src)
+	for _, p := range []string{"/api/clients/acme", "/api/clients/acme?replica=proxy-b", "/api/clients/nobody?replica=proxy-b"} {
+		t.Run(p, func(t *testing.T) {
+			resp, body := get(t, ts.URL+p)
+			if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
+				t.Errorf("status: got %d; want %d", got, want)
+			}
+			checkHeaders(t, resp.Header, true)
+			var got map[string]string
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if want := "the evidence store could not be read: connection refused"; got["error"] != want {
+				t.Errorf("error: got %q; want %q", got["error"], want)
+			}
+		})
+	}
+	for _, p := range []string{"/api/clients", "/shadow/report"} {
+		resp, _ := get(t, ts.URL+p)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s with the store down: got %d; want 200", p, resp.StatusCode)
+		}
 	}
 }
 

@@ -1,11 +1,14 @@
 // The migration dashboard of envelope-proxy.
 //
-// It polls /api/clients (and /api/clients/{name} in the detail view) every
-// five seconds and draws the page from the answers. Client names, codes and
-// sample bodies come from traffic, so they are only ever put in the page as
-// text (textContent, setAttribute); nothing here turns a string into
-// markup. The list's filters, sort and page live in the URL's hash, so
-// the back button, a reload and a shared link all keep them.
+// It polls /api/clients (and /api/clients/{name}[?replica=R] in the detail
+// view) every five seconds and draws the page from the answers: the fleet
+// of replicas that share the evidence, the clients, and one client. Client
+// names, codes, replica names and sample bodies come from config and
+// traffic, so they are only ever put in the page as text (textContent,
+// setAttribute); nothing here turns a string into markup. The list's
+// filters, sort and page, and the replica a client's page is limited to,
+// live in the URL's hash, so the back button, a reload and a shared link
+// all keep them.
 'use strict';
 
 (() => {
@@ -24,6 +27,8 @@
   const VERDICT_RANK = { not_ready: 0, insufficient_evidence: 1, ready: 2 };
   const MODES = ['legacy', 'shadow', 'envelope'];
   const KINDS = ['client', 'cohort', 'default', 'removed'];
+  // A replica's states, as package evidence names them.
+  const REPLICA_STATES = ['active', 'silent', 'stopped'];
 
   // The list's columns: key, header, and how a row sorts on it.
   const COLUMNS = [
@@ -47,6 +52,7 @@
     receivedAt: 0, // when the last successful poll ended (Date.now())
     error: '', // why the last poll failed; empty when it worked
     detailName: null, // the client the detail view shows; null in the list
+    detailReplica: '', // the replica its numbers are limited to; '' for the fleet
     detail: null, // its last ClientDetail
     detailRaw: '', // the JSON it came from, to skip redrawing unchanged data
     detailMissing: false, // the API said 404
@@ -226,7 +232,18 @@
     if (resp.status === 401 || resp.status === 403) {
       throw new Error(`HTTP ${resp.status} from ${url}: reload the page to sign in again`);
     }
-    if (!resp.ok) throw new Error(`HTTP ${resp.status} from ${url}`);
+    if (!resp.ok) {
+      // The API explains its failures ({"error": "..."}, as the 503 of an
+      // unreadable store); anything else is named by its status alone.
+      let why = '';
+      try {
+        const body = await resp.json();
+        if (body && typeof body.error === 'string' && body.error) why = ': ' + body.error;
+      } catch {
+        // not JSON: the status says enough
+      }
+      throw new Error(`HTTP ${resp.status} from ${url}${why}`);
+    }
     const text = await resp.text();
     try {
       return { text, data: JSON.parse(text) };
@@ -239,10 +256,11 @@
     clearTimeout(pollTimer);
     const seq = ++pollSeq;
     const name = state.detailName;
+    const replica = state.detailReplica;
     try {
       const [ov, det] = await Promise.all([
         getJSON('/api/clients'),
-        name === null ? Promise.resolve(undefined) : getJSON('/api/clients/' + encodeURIComponent(name), true),
+        name === null ? Promise.resolve(undefined) : getJSON(detailURL(name, replica), true),
       ]);
       if (seq !== pollSeq) return; // a navigation started a newer poll
       state.overview = ov.data;
@@ -267,7 +285,19 @@
     pollTimer = setTimeout(poll, POLL_MS);
   }
 
+  // detailURL is the API's URL of a client's detail, limited to one
+  // replica when replica is not ''.
+  function detailURL(name, replica) {
+    return '/api/clients/' + encodeURIComponent(name) + (replica ? '?replica=' + encodeURIComponent(replica) : '');
+  }
+
   // ---- routing -----------------------------------------------------------
+
+  // detailHash is the hash of a client's page, limited to one replica when
+  // replica is not ''.
+  function detailHash(name, replica) {
+    return 'client=' + encodeURIComponent(name) + (replica ? '&replica=' + encodeURIComponent(replica) : '');
+  }
 
   function listHash() {
     const p = new URLSearchParams();
@@ -294,12 +324,14 @@
     const p = new URLSearchParams(location.hash.slice(1));
     const client = p.get('client');
     if (client !== null) {
+      const replica = p.get('replica') || '';
       if (state.detailName === null) {
         state.listScroll = window.scrollY;
         state.cameFromList = state.overview !== null;
       }
-      if (client !== state.detailName) {
+      if (client !== state.detailName || replica !== state.detailReplica) {
         state.detailName = client;
+        state.detailReplica = replica;
         state.detail = null;
         state.detailRaw = '';
         state.detailMissing = false;
@@ -311,6 +343,7 @@
     }
     const wasDetail = state.detailName !== null;
     state.detailName = null;
+    state.detailReplica = '';
     state.detail = null;
     state.detailRaw = '';
     state.filter.name = p.get('name') || '';
@@ -329,7 +362,21 @@
   }
 
   function openClient(name) {
-    location.hash = 'client=' + encodeURIComponent(name);
+    location.hash = detailHash(name, '');
+  }
+
+  // setReplica limits the client's page to one replica ('' for the whole
+  // fleet), keeping the choice in the URL as the list's filters are kept:
+  // without a history entry of its own.
+  function setReplica(replica) {
+    if (state.detailName === null || replica === state.detailReplica) return;
+    state.detailReplica = replica;
+    state.detail = null;
+    state.detailRaw = '';
+    state.detailMissing = false;
+    history.replaceState(null, '', '#' + detailHash(state.detailName, replica));
+    render();
+    poll();
   }
 
   function backToList(ev) {
@@ -343,12 +390,18 @@
 
   function render() {
     renderFacts();
-    tick();
+    renderFleetWarning();
     const inDetail = state.detailName !== null;
+    $('fleet').hidden = inDetail;
     $('list').hidden = inDetail;
     $('detail').hidden = !inDetail;
-    if (inDetail) renderDetail();
-    else renderList();
+    if (inDetail) {
+      renderDetail();
+    } else {
+      renderFleet();
+      renderList();
+    }
+    tick();
   }
 
   let factsFor = null;
@@ -359,9 +412,17 @@
     const t = ov.thresholds || {};
     const st = ov.state || {};
     const facts = $('facts');
-    const storage = st.persistent
-      ? h('span', { class: 'ok' }, 'persistent', st.since ? ` since ${when(new Date(st.since))}` : '')
-      : h('span', { class: 'warn', title: st.error || '' }, 'memory only', st.error ? ': ' + st.error : '');
+    let storage;
+    if (st.kind === 'memory' || (!st.persistent && !st.kind)) {
+      storage = h('span', { class: 'warn', title: st.error || '' }, 'memory only', st.error ? ': ' + st.error : '');
+    } else if (st.error) {
+      storage = h('span', { class: 'warn', title: st.error }, `${st.kind || 'store'} failing`,
+        st.pending ? `, ${count(st.pending)} pending` : '');
+    } else if (!st.persistent) {
+      storage = h('span', { class: 'warn' }, `${st.kind || 'store'} not open yet`);
+    } else {
+      storage = h('span', { class: 'ok' }, st.kind || 'persistent', st.since ? ` since ${when(new Date(st.since))}` : '');
+    }
     facts.replaceChildren(
       h('div', null, h('dt', { text: 'Window' }), h('dd', { text: ov.window || '–' })),
       h('div', null, h('dt', { text: 'Requests' }), h('dd', { text: count(ov.requests) })),
@@ -388,13 +449,110 @@
       upd.title = gen ? 'Evidence computed at ' + new Date(gen).toLocaleString() : '';
     }
     upd.classList.toggle('stale', Boolean(state.error));
+    for (const e of document.querySelectorAll('[data-local-t]')) {
+      e.textContent = ago(Date.now() - Number(e.getAttribute('data-local-t')));
+    }
     if (state.error) {
       const kept = state.receivedAt ? `Showing the data from ${ago(Date.now() - state.receivedAt)}` : 'No data yet';
-      banner.textContent = `Could not refresh: ${state.error}. ${kept}; retrying every ${POLL_MS / 1000}s.`;
+      banner.textContent = `Could not refresh: ${state.error.replace(/\.$/, '')}. ${kept}; retrying every ${POLL_MS / 1000}s.`;
       banner.hidden = false;
     } else {
       banner.hidden = true;
     }
+  }
+
+  // ---- rendering: fleet --------------------------------------------------
+
+  // renderFleetWarning shows the overview's warning about replicas gone
+  // silent, on every view: their evidence is missing from every number.
+  function renderFleetWarning() {
+    const w = (state.overview && state.overview.fleet_warning) || '';
+    const banner = $('fleet-warning');
+    const text = w ? `Fleet: ${w.replace(/\.$/, '')}. What they have not written is missing from every number on this page.` : '';
+    if (banner.textContent !== text) banner.textContent = text;
+    banner.hidden = !w;
+  }
+
+  // localTime turns a time the server stamped into this browser's clock,
+  // through the overview's generated_at, so that "12s ago" is right even
+  // when the two clocks disagree.
+  function localTime(iso) {
+    const t = Date.parse(iso);
+    const gen = Date.parse((state.overview && state.overview.generated_at) || '');
+    if (!Number.isFinite(t)) return null;
+    return Number.isFinite(gen) && state.receivedAt ? t + (state.receivedAt - gen) : t;
+  }
+
+  // relTime is a relative time that tick() keeps counting up.
+  function relTime(iso) {
+    const t = localTime(iso);
+    if (t === null || !iso || iso.startsWith('0001-')) return h('span', { class: 'none', text: '–' });
+    return h('time', {
+      datetime: iso, title: new Date(Date.parse(iso)).toLocaleString(), 'data-local-t': String(t), text: ago(Date.now() - t),
+    });
+  }
+
+  // storeProblem says what is wrong with the evidence store, or null.
+  function storeProblem(st) {
+    if (st.kind === 'memory') {
+      return ['Evidence in memory only.', [
+        st.error ? st.error.replace(/\.$/, '') + '.' : '',
+        'It is lost at a restart and shared with no other replica.',
+        st.lost ? `${count(st.lost)} minute buckets were dropped (memory full).` : '',
+      ]];
+    }
+    if (!st.error && !st.lost) return null;
+    return [st.error ? 'Evidence store problem.' : 'Evidence lost.', [
+      st.error ? st.error.replace(/\.$/, '') + '.' : '',
+      st.error ? `${count(st.pending)} minute buckets of this replica's evidence (one per client and minute) not yet written.` : '',
+      st.lost ? `${count(st.lost)} minute buckets lost: dropped while the store was unreachable and memory was full.` : '',
+    ]];
+  }
+
+  let fleetFor = null;
+  function renderFleet() {
+    const ov = state.overview;
+    if (!ov || fleetFor === ov) return;
+    fleetFor = ov;
+    const st = ov.state || {};
+    const fact = (label, value, cls) => h('div', { class: cls || null }, h('dt', { text: label }), h('dd', null, value));
+    $('fleet-store').replaceChildren(...[
+      fact('Store', h('span', { class: 'store-kind', 'data-kind': st.kind || '', text: st.kind || (st.persistent ? 'persistent' : 'memory') })),
+      st.location ? fact('Location', h('code', { class: 'location', title: st.location, text: st.location })) : null,
+      fact('This replica', h('span', { class: 'mono', text: st.replica || '–' })),
+      fact('Evidence since', st.since ? when(new Date(st.since)) : '–'),
+    ].filter(Boolean));
+    const problem = storeProblem(st);
+    const box = $('store-problem');
+    if (problem) {
+      box.replaceChildren(h('strong', { text: problem[0] }), ' ', problem[1].filter(Boolean).join(' '));
+      box.classList.toggle('memory', st.kind === 'memory');
+    }
+    box.hidden = !problem;
+    const reps = ov.replicas || [];
+    $('replicas-body').replaceChildren(...(reps.length
+      ? reps.map(replicaRow)
+      : [h('tr', null, h('td', { colspan: 6, class: 'muted', text: 'No replica has written evidence in the window.' }))]));
+  }
+
+  function replicaState(st) {
+    const known = REPLICA_STATES.includes(st) ? st : 'other';
+    return h('span', { class: 'rstate rs-' + known, 'data-state': st || 'unknown', text: st || 'unknown' });
+  }
+
+  function replicaRow(r) {
+    const share = h('td', { class: 'num share-cell' });
+    const bar = h('span', { class: 'share-bar', 'aria-hidden': 'true' }, h('span', { class: 'share-fill' }));
+    bar.firstChild.style.width = Math.max(0, Math.min(100, (r.share || 0) * 100)) + '%';
+    share.append(h('div', { class: 'share' }, bar, h('span', { text: percent(r.share || 0) })));
+    return h('tr', { 'data-replica': r.name, class: r.self ? 'self' : null },
+      h('th', { scope: 'row' }, h('span', { class: 'mono replica-name', text: r.name }),
+        r.self ? h('span', { class: 'self-tag', text: 'this replica' }) : null),
+      h('td', null, replicaState(r.state)),
+      h('td', { text: r.started ? when(new Date(r.started)) : '–' }),
+      h('td', { class: 'last-write' }, relTime(r.last_seen)),
+      h('td', { class: 'num', text: count(r.requests) }),
+      share);
   }
 
   // ---- rendering: list ---------------------------------------------------
@@ -611,36 +769,68 @@
 
   // ---- rendering: detail -------------------------------------------------
 
+  // renderReplicaSelect fills the replica selector from the overview's
+  // replicas, rebuilding its options only when they change so that a poll
+  // never closes it under the pointer. A replica named by the URL but not
+  // in the overview (it wrote nothing in the window) stays selectable.
+  let replicaOptsSig = '';
+  function renderReplicaSelect() {
+    const sel = $('detail-replica');
+    const reps = (state.overview && state.overview.replicas) || [];
+    const cur = state.detailReplica;
+    const sig = JSON.stringify([reps.map((r) => [r.name, Boolean(r.self), r.state]), cur]);
+    if (sig !== replicaOptsSig) {
+      replicaOptsSig = sig;
+      const opts = [h('option', { value: '' }, 'All replicas')];
+      for (const r of reps) {
+        opts.push(h('option', { value: r.name },
+          r.name + (r.self ? ' (this replica)' : '') + (r.state && r.state !== 'active' ? ` · ${r.state}` : '')));
+      }
+      if (cur && !reps.some((r) => r.name === cur)) opts.push(h('option', { value: cur }, `${cur} (not in the window)`));
+      sel.replaceChildren(...opts);
+    }
+    if (sel.value !== cur) sel.value = cur;
+  }
+
   let detailDrawn = null; // the detail object the section shows
+  let detailDrawnFor = ''; // the client and replica it was drawn for
   function renderDetail() {
-    const sec = $('detail');
+    $('back').setAttribute('href', '#' + listHash());
+    renderReplicaSelect();
+    const sec = $('detail-body');
     const name = state.detailName;
-    const back = h('a', { href: '#' + listHash(), class: 'back', onclick: backToList }, '← All clients');
+    const replica = state.detailReplica;
+    const drawnFor = JSON.stringify([name, replica]);
     if (state.detailMissing) {
       detailDrawn = null;
-      sec.replaceChildren(back, h('h2', { id: 'detail-title', text: name }),
-        h('p', { class: 'empty', text: 'No client by this name has evidence in the window.' }));
+      sec.replaceChildren(h('h2', { id: 'detail-title', text: name }),
+        h('p', { class: 'empty', text: replica
+          ? `No client by this name has evidence from replica ${replica} in the window.`
+          : 'No client by this name has evidence in the window.' }));
       return;
     }
     const d = state.detail;
     if (!d) {
-      if (detailDrawn !== null || !sec.firstChild) {
+      if (detailDrawn !== null || !sec.firstChild || detailDrawnFor !== drawnFor) {
         detailDrawn = null;
-        sec.replaceChildren(back, h('h2', { id: 'detail-title', text: name }), h('p', { class: 'empty', text: 'loading…' }));
+        detailDrawnFor = drawnFor;
+        sec.replaceChildren(h('h2', { id: 'detail-title', text: name }), h('p', { class: 'empty', text: 'loading…' }));
       }
       return;
     }
     if (d === detailDrawn) return; // unchanged since the last poll
     detailDrawn = d;
+    detailDrawnFor = drawnFor;
     const v = d.verdict || {};
     const sh = d.shadow;
     sec.replaceChildren();
     add(sec, [
-      back,
       h('div', { class: 'detail-head' },
         h('h2', { id: 'detail-title' }, h('span', { text: d.name }), kindTag(d.kind)),
         modeTag(d.mode),
-        verdictBadge(v.state, true)),
+        verdictBadge(v.state, true),
+        d.replica ? h('span', { class: 'replica-tag', 'data-replica': d.replica }, 'replica ', h('span', { class: 'mono', text: d.replica })) : null),
+      d.replica ? scopeNote(d.replica) : null,
       h('div', { class: 'panel verdict-panel v-panel-' + (v.state || 'unknown') },
         h('h3', { text: 'Why ' + verdictText(v.state) }),
         (v.reasons || []).length
@@ -658,6 +848,14 @@
       rewritesSection(d),
       passthroughSection(d),
     ]);
+  }
+
+  // scopeNote says that the page counts one replica's traffic only.
+  function scopeNote(replica) {
+    return h('p', { class: 'scope', id: 'detail-scope', 'data-replica': replica },
+      'Limited to replica ', h('strong', { class: 'mono', text: replica }),
+      ': the verdict, numbers, charts and samples below count only the traffic it served. ',
+      h('button', { type: 'button', class: 'btn quiet inline', onclick: () => setReplica('') }, 'Show all replicas'));
   }
 
   function stat(label, value, sub, cls) {
@@ -694,7 +892,7 @@
     const sh = d.shadow;
     const bad = (cond) => (cond ? 'bad' : '');
     return h('div', { class: 'stats' },
-      stat('Requests', count(d.requests), `${percent(d.share)} of all requests`),
+      stat('Requests', count(d.requests), `${percent(d.share)} of ${d.replica ? 'the fleet\'s' : 'all'} requests`),
       h('div', { class: 'stat wide' },
         h('div', { class: 'stat-label', text: 'Status classes' }),
         total ? bar : h('div', { class: 'muted', text: 'no responses' }),
@@ -1112,6 +1310,8 @@
     $('filter-mode').addEventListener('change', (e) => setFilter('mode', e.target.value));
     $('filter-verdict').addEventListener('change', (e) => setFilter('verdict', e.target.value));
     $('filters').addEventListener('submit', (e) => e.preventDefault());
+    $('detail-replica').addEventListener('change', (e) => setReplica(e.target.value));
+    $('back').addEventListener('click', backToList);
     $('filters').addEventListener('reset', (e) => {
       e.preventDefault();
       state.filter = { name: '', mode: '', verdict: '' };
