@@ -204,7 +204,7 @@ func processSignals(env Env, sigs ...os.Signal) (<-chan os.Signal, func()) {
 func evidenceStatus(st evidence.StateInfo) string {
 	switch {
 	case st.Error != "":
-		return fmt.Sprintf("evidence: %s (%s) in memory, %d minutes not yet written: %s", st.Kind, st.Location, st.Pending, st.Error)
+		return fmt.Sprintf("evidence: %s (%s) in memory, %d buckets (one per client and minute) not yet written: %s", st.Kind, st.Location, st.Pending, st.Error)
 	case st.Persistent:
 		return fmt.Sprintf("evidence: %s %s, replica %s", st.Kind, st.Location, st.Replica)
 	}

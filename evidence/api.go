@@ -44,9 +44,9 @@ type StateInfo struct {
 	Replica string `json:"replica"`
 	// Error explains why evidence is kept in memory, when it is.
 	Error string `json:"error,omitempty"`
-	// Pending counts this replica's minutes of evidence not yet written,
-	// and Lost those dropped while the store was unreachable and memory
-	// full.
+	// Pending counts this replica's buckets of evidence (one per client
+	// and minute) not yet written, and Lost those dropped while the store
+	// was unreachable and memory full.
 	Pending int    `json:"pending"`
 	Lost    uint64 `json:"lost,omitempty"`
 	// Since is the start of the oldest evidence held.

@@ -377,7 +377,13 @@ func (r *Recorder) replicaState(name, replica string, fleetState *clientState, f
 				}
 			}
 		}
-		for _, list := range [][]*bucket{fleetState.unconfirmed, fleetState.pending} {
+		// Evidence whose write is uncertain may be in the rows already:
+		// with a store, only what was never sent is added.
+		lists := [][]*bucket{fleetState.pending}
+		if st == nil {
+			lists = append(lists, fleetState.unconfirmed)
+		}
+		for _, list := range lists {
 			for _, b := range list {
 				out.addToSums(b, now)
 			}
