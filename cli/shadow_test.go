@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/event"
+	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
-	"github.com/envelope-proxy/envelope-proxy/shadow"
 )
 
 // shadowUpstreams starts a legacy backend and a candidate that answers the
@@ -61,23 +61,37 @@ func shadowUpstreams(t *testing.T, block chan struct{}, candidateDone *atomic.In
 	return legacy, candidate
 }
 
-func (in *instance) shadowReport(client string) shadow.Report {
+// shadowReport fetches /shadow/report of client, as the evidence keeps it.
+func (in *instance) shadowReport(client string) evidence.ShadowReport {
 	in.t.Helper()
 	resp, err := await.Client.Get(in.admin + "/shadow/report?client=" + client)
 	if err != nil {
 		in.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r shadow.Report
+	var r evidence.ShadowReport
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		in.t.Fatal(err)
 	}
 	return r
 }
 
-func group(r shadow.Report, method, route string) *shadow.Group {
+// shadowOutcomes returns the report's count of outcome o for client, 0
+// when the client has none yet.
+func shadowOutcomes(r evidence.ShadowReport, client string, o event.Outcome) uint64 {
+	for _, c := range r.Clients {
+		if c.Client == client {
+			return c.Outcomes[string(o)]
+		}
+	}
+	return 0
+}
+
+// group returns the report's group of route ("GET /v1/credits"), nil when
+// there is none.
+func group(r evidence.ShadowReport, route string) *evidence.ShadowGroup {
 	for i := range r.Groups {
-		if r.Groups[i].Method == method && r.Groups[i].Route == route {
+		if r.Groups[i].Route == route {
 			return &r.Groups[i]
 		}
 	}
@@ -121,12 +135,12 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 				t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
 			}
 			total++
-			var r shadow.Report
+			var r evidence.ShadowReport
 			await.Until(t, c.path+" compared", func() bool {
 				r = in.shadowReport("acme")
 				return len(r.Clients) > 0 && r.Clients[0].Total >= total
 			})
-			if d := r.Clients[0].Outcomes[event.OutcomeDropped]; d == dropped {
+			if d := shadowOutcomes(r, "acme", event.OutcomeDropped); d == dropped {
 				break
 			} else if dropped = d; attempt == 10 {
 				t.Fatalf("%s: dropped %d times in a row with one comparison at a time", c.path, attempt)
@@ -139,28 +153,46 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		route   string
 		outcome event.Outcome
 		path    string // a differing JSON Pointer that must be reported
+		status  int    // the legacy status
+		code    string // the legacy code
 	}{
-		{"/v1/credits", event.OutcomeMatch, ""},
-		{"/v1/credits-wrong-status", event.OutcomeMismatch, ""},
-		{"/v1/items/{id}", event.OutcomeIgnored, ""},
-		{"/v1/price/{id}", event.OutcomeMismatch, "/data/price"},
-		{"/v1/ok", event.OutcomeMatch, ""},
+		{"GET /v1/credits", event.OutcomeMatch, "", 403, "insufficient_credits"},
+		{"GET /v1/credits-wrong-status", event.OutcomeMismatch, "", 403, "insufficient_credits"},
+		{"GET /v1/items/{id}", event.OutcomeIgnored, "", 200, ""},
+		{"GET /v1/price/{id}", event.OutcomeMismatch, "/data/price", 200, ""},
+		{"GET /v1/ok", event.OutcomeMatch, "", 200, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.route, func(t *testing.T) {
-			g := group(r, "GET", tc.route)
+			g := group(r, tc.route)
 			if g == nil {
-				t.Fatalf("no group for GET %s in %+v", tc.route, r.Groups)
+				t.Fatalf("no group for %s in %+v", tc.route, r.Groups)
 			}
-			if g.Outcomes[tc.outcome] != 1 {
+			if g.Outcomes[string(tc.outcome)] != 1 || g.Total != 1 {
 				t.Errorf("outcomes: got %v; want one %q", g.Outcomes, tc.outcome)
+			}
+			if g.LegacyStatus != tc.status || g.LegacyCode != tc.code {
+				t.Errorf("legacy status and code: got %d %q; want %d %q", g.LegacyStatus, g.LegacyCode, tc.status, tc.code)
 			}
 			if tc.path != "" && g.Paths[tc.path] != 1 {
 				t.Errorf("paths: got %v; want %q once", g.Paths, tc.path)
 			}
+			// A mismatch's sample is in its group.
+			wantSamples := 0
+			if tc.outcome == event.OutcomeMismatch {
+				wantSamples = 1
+			}
+			if len(g.Samples) != wantSamples {
+				t.Fatalf("samples: got %d; want %d", len(g.Samples), wantSamples)
+			}
+			for _, s := range g.Samples {
+				if s.Route != g.Route || s.LegacyStatus != g.LegacyStatus || s.LegacyCode != g.LegacyCode {
+					t.Errorf("sample: got %q %d %q; want its group's", s.Route, s.LegacyStatus, s.LegacyCode)
+				}
+			}
 		})
 	}
-	if g := group(r, "GET", "/v1/credits"); g != nil {
+	if g := group(r, "GET /v1/credits"); g != nil {
 		found := false
 		for _, sc := range g.StatusChanges {
 			found = found || (sc.Stage == "envelope" && sc.From == 403 && sc.To == 402)
@@ -169,7 +201,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 			t.Errorf("status changes: got %+v; want the dry run's 403 -> 402", g.StatusChanges)
 		}
 	}
-	if g := group(r, "GET", "/v1/credits-wrong-status"); g != nil {
+	if g := group(r, "GET /v1/credits-wrong-status"); g != nil {
 		found := false
 		for _, sc := range g.StatusChanges {
 			found = found || (sc.Stage == "candidate" && sc.From == 402 && sc.To == 403)
@@ -199,7 +231,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 			}
 		}
 		await.Until(t, "dropped exchanges", func() bool {
-			return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeDropped] >= 4
+			return shadowOutcomes(in.shadowReport("acme"), "acme", event.OutcomeDropped) >= 4
 		})
 	})
 	t.Run("POST is not mirrored", func(t *testing.T) {
@@ -211,7 +243,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		}
 		resp.Body.Close()
 		await.Until(t, "skipped_method", func() bool {
-			return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeSkippedMethod] == 1
+			return shadowOutcomes(in.shadowReport("acme"), "acme", event.OutcomeSkippedMethod) == 1
 		})
 		if _, ok := seen.Load("POST /v1/jobs"); ok {
 			t.Errorf("the candidate received a POST")
@@ -269,5 +301,8 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	if g := await.Receive(t, "the mirrored request", got); g != "POST "+body {
 		t.Errorf("candidate: got %q; want %q", g, "POST "+body)
 	}
-	await.Until(t, "the match", func() bool { return in.shadowReport("acme").Clients[0].Outcomes[event.OutcomeMatch] == 1 })
+	await.Until(t, "the match", func() bool { return shadowOutcomes(in.shadowReport("acme"), "acme", event.OutcomeMatch) == 1 })
+	if g := group(in.shadowReport("acme"), "POST /v1/detect"); g == nil || g.Outcomes[string(event.OutcomeMatch)] != 1 {
+		t.Errorf("group POST /v1/detect: got %+v; want one match", g)
+	}
 }

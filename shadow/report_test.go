@@ -4,108 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/envelope-proxy/envelope-proxy/event"
+	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/wI2L/jsondiff"
 )
 
-func TestReportMemoryIsBounded(t *testing.T) {
-	const paths = 100_000
-	c := New(testConfig("", nil), Options{})
-	defer c.Close()
-	base := newExchange(t, "GET", "/", 200, `{"a":1}`)
-	submit := func(from, to int) {
-		for i := from; i < to; i++ {
-			ex := *base
-			ex.Path = fmt.Sprintf("/v1/things/t%d/detail", i) // not an id: one route each
-			if i%2 == 0 {
-				ex.Path = fmt.Sprintf("/v1/jobs/%d", i) // an id: one route for all
-			}
-			c.compareNow(&ex)
-		}
-	}
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	submit(0, paths)
-	before := heap()
-	submit(paths, 2*paths)
-	after := heap()
-	t.Logf("heap after 100,000 paths: %d KiB; after 200,000: %d KiB", before>>10, after>>10)
-
-	rep := c.Report("")
-	if len(rep.Groups) > maxGroups+1 {
-		t.Errorf("got %d groups; want at most %d", len(rep.Groups), maxGroups+1)
-	}
-	byRoute := map[string]Group{}
-	for _, g := range rep.Groups {
-		byRoute[g.Route] = g
-	}
-	if g := byRoute["/v1/jobs/{id}"]; g.Total != paths {
-		t.Errorf("/v1/jobs/{id}: got %d exchanges; want %d (/v1/jobs/123 and /v1/jobs/456 in one group)", g.Total, paths)
-	}
-	if _, ok := byRoute["/v1/jobs/2"]; ok {
-		t.Errorf("found group /v1/jobs/2; want ids collapsed")
-	}
-	if g := byRoute[otherRoute]; g.Total == 0 || g.Method != overflowMethod {
-		t.Errorf("overflow group: got %+v; want the folded exchanges", g)
-	}
-	if rep.Limits.Folded == 0 {
-		t.Errorf("folded: got 0; want the exchanges past the group bound")
-	}
-	// The second 100,000 paths open no group: memory does not grow with
-	// them (the bound is generous: it only has to tell bounded from
-	// linear, which would be tens of MiB).
-	if after > before && after-before > 8<<20 {
-		t.Errorf("heap grew by %d bytes over 100,000 more distinct paths; want it bounded", after-before)
-	}
-}
-
-func TestGroupBounds(t *testing.T) {
-	st := newStore()
-	key := groupKey{client: "acme", method: "GET", route: "/v1/a", status: 200}
-	for i := range 100_000 {
-		st.add(&observation{
-			key:     key,
-			outcome: event.OutcomeMismatch,
-			paths:   []string{fmt.Sprintf("/data/f%d", i)},
-			sample:  &ReportSample{Sample: event.Sample{Request: fmt.Sprintf("GET /v1/a/%d", i)}},
-		})
-	}
-	// Samples of other groups evict the oldest, whatever their group.
-	for i := range maxSamples {
-		st.add(&observation{key: groupKey{client: "acme", method: "GET", route: fmt.Sprintf("/v1/b%d", i)}, outcome: event.OutcomeMismatch, sample: &ReportSample{}})
-	}
-	groups, _ := st.snapshot("")
-	live := 0
-	for _, g := range groups {
-		live += len(g.Samples)
-		if len(g.Paths) > maxPathsPerGroup+1 {
-			t.Errorf("group %s: got %d paths; want at most %d", g.Route, len(g.Paths), maxPathsPerGroup+1)
-		}
-		if len(g.Samples) > maxSamplesPerGroup {
-			t.Errorf("group %s: got %d samples; want at most %d", g.Route, len(g.Samples), maxSamplesPerGroup)
-		}
-		if g.Route == "/v1/a" {
-			if got := g.Paths[otherRoute]; got != 100_000-maxPathsPerGroup {
-				t.Errorf("{other} paths: got %d; want %d", got, 100_000-maxPathsPerGroup)
-			}
-			if len(g.Samples) != 0 {
-				t.Errorf("group /v1/a: got %d samples; want its old ones evicted", len(g.Samples))
-			}
-		}
-	}
-	if live > maxSamples {
-		t.Errorf("got %d samples in all; want at most %d", live, maxSamples)
-	}
-}
+// The comparison hands every outcome to the evidence, which keeps the
+// report (evidence/shadow.go, tested there): these tests read what is
+// handed over.
 
 func TestReportNeverHoldsSecrets(t *testing.T) {
 	const (
@@ -113,43 +23,239 @@ func TestReportNeverHoldsSecrets(t *testing.T) {
 		bearer = "tok_BEARER987654321"
 		cookie = "cookie_SESSION55555"
 		qtoken = "query_TOKEN4242"
+		email  = "bob@example.com"
+		email2 = "eve@example.com"
 	)
-	srv := jsonServer(t, 401, `{"data":null,"success":false,"message":"Invalid key","errors":[{"bad_key":[]}]}`)
-	ex := newExchange(t, "GET", "/v1/keys/"+key, 401, `{"error":"Invalid API key `+key+`","code":"invalid_key"}`)
-	ex.Header = http.Header{
-		"X-Api-Key":     {key},
-		"Authorization": {"Bearer " + bearer},
-		"Cookie":        {"session=" + cookie + "; theme=dark"},
-		"Accept":        {"application/json"},
-	}
-	ex.RawQuery = "api_key=" + key + "&token=" + qtoken + "&page=2"
-	rep := runOne(t, testConfig(srv.URL, nil), ex)
-	if got := outcomeOf(t, rep); got != event.OutcomeMismatch {
-		t.Fatalf("got %q; want %q", got, event.OutcomeMismatch)
-	}
-	b, err := json.Marshal(rep)
+	mask, err := redact.Compile([]string{"/data/email"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{key, bearer, cookie, qtoken, "page=2"} {
-		if strings.Contains(string(b), secret) {
-			t.Errorf("report holds %q: %s", secret, b)
+	tests := []struct {
+		name         string
+		path         string
+		legacyStatus int
+		legacyBody   string
+		candStatus   int
+		candBody     string
+		redact       redact.Paths
+		want         event.Outcome
+		wantRoute    string
+		// wantLegacy is a part of the sample's legacy body (or of the
+		// unmapped sample) that must be there, redacted.
+		wantLegacy string
+		unmapped   bool
+	}{
+		{name: "mismatch echoing the key", path: "/v1/keys/" + key, legacyStatus: 401,
+			legacyBody: `{"error":"Invalid API key ` + key + `","code":"invalid_key"}`,
+			candStatus: 401, candBody: `{"data":null,"success":false,"message":"Invalid key","errors":[{"bad_key":[]}]}`,
+			want: event.OutcomeMismatch, wantRoute: "GET /v1/keys/{id}", wantLegacy: "Invalid API key " + redact.Mask},
+		{name: "unmapped error echoing the key as its code", path: "/v1/teapot", legacyStatus: 418,
+			legacyBody: `{"error":"no tea for ` + key + `","code":"` + key + `"}`,
+			candStatus: 418, candBody: `{"data":null,"success":false,"message":"x","errors":[]}`,
+			want: event.OutcomeMismatch, wantRoute: "GET /v1/teapot", wantLegacy: "no tea for " + redact.Mask, unmapped: true},
+		{name: "dashboard.redact paths masked in bodies and diff values", path: "/v1/me", legacyStatus: 200,
+			legacyBody: `{"email":"` + email + `","n":1}`,
+			candStatus: 200, candBody: `{"data":{"email":"` + email2 + `","n":2},"success":true,"message":"OK"}`,
+			redact: mask, want: event.OutcomeMismatch, wantRoute: "GET /v1/me", wantLegacy: `"email":"` + redact.Mask + `"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := jsonServer(t, tt.candStatus, tt.candBody)
+			ex := newExchange(t, "GET", tt.path, tt.legacyStatus, tt.legacyBody)
+			ex.Header = http.Header{
+				"X-Api-Key":     {key},
+				"Authorization": {"Bearer " + bearer},
+				"Cookie":        {"session=" + cookie + "; theme=dark"},
+				"Accept":        {"application/json"},
+			}
+			ex.RawQuery = "api_key=" + key + "&token=" + qtoken + "&page=2"
+			evs := runOne(t, testConfig(srv.URL, func(s *Settings) { s.Redact = tt.redact }), ex)
+			ev := onlyComparison(t, evs)
+			if ev.Outcome != tt.want {
+				t.Fatalf("got %q; want %q", ev.Outcome, tt.want)
+			}
+			if ev.Route != tt.wantRoute {
+				t.Errorf("route: got %q; want %q", ev.Route, tt.wantRoute)
+			}
+			// Everything handed over, the sample included.
+			b, err := json.Marshal(evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{key, bearer, cookie, qtoken, "page=2", email, email2} {
+				if strings.Contains(string(b), secret) {
+					t.Errorf("the comparison holds %q: %s", secret, b)
+				}
+			}
+			s := ev.Sample
+			if s == nil {
+				t.Fatalf("got no sample; want one")
+			}
+			if want := "GET " + strings.ReplaceAll(tt.path, key, redact.Mask) + "?api_key=[redacted]&token=[redacted]&page=[redacted]"; s.Request != want {
+				t.Errorf("request: got %q; want %q", s.Request, want)
+			}
+			if s.Route != ev.Route || s.LegacyCode != ev.LegacyCode || s.LegacyStatus != ev.LegacyStatus {
+				t.Errorf("sample's group: got %q %d %q; want %q %d %q", s.Route, s.LegacyStatus, s.LegacyCode, ev.Route, ev.LegacyStatus, ev.LegacyCode)
+			}
+			for _, h := range []string{"X-Api-Key", "Authorization", "Cookie"} {
+				if s.Header[h] != redacted {
+					t.Errorf("header %s: got %q; want %q", h, s.Header[h], redacted)
+				}
+			}
+			if s.Header["Accept"] != "application/json" {
+				t.Errorf("header Accept: got %q; want %q", s.Header["Accept"], "application/json")
+			}
+			if !strings.Contains(s.LegacyBody, tt.wantLegacy) {
+				t.Errorf("legacy body: got %q; want it to hold %q", s.LegacyBody, tt.wantLegacy)
+			}
+			if ev.Unmapped != tt.unmapped {
+				t.Errorf("unmapped: got %v; want %v", ev.Unmapped, tt.unmapped)
+			}
+			if tt.unmapped && (ev.UnmappedCode != redact.Mask || ev.LegacyCode != "other") {
+				t.Errorf("codes: got unmapped %q, legacy %q; want %q, %q", ev.UnmappedCode, ev.LegacyCode, redact.Mask, "other")
+			}
+			if ev.Unmapped && !strings.Contains(ev.UnmappedSample, tt.wantLegacy) {
+				t.Errorf("unmapped sample: got %q; want it to hold %q", ev.UnmappedSample, tt.wantLegacy)
+			}
+			touched := 0
+			for _, op := range s.Diff {
+				if tt.redact.Touches(op.Path) {
+					touched++
+					if op.Value != redactedValue {
+						t.Errorf("diff op %s: got value %q; want %q", op.Path, op.Value, redactedValue)
+					}
+				}
+			}
+			if !tt.redact.Empty() && touched == 0 {
+				t.Errorf("diff: got %+v; want an operation at a redacted path, its value withheld", s.Diff)
+			}
+		})
+	}
+}
+
+func TestSamplesOff(t *testing.T) {
+	srv := jsonServer(t, 418, `{"data":{"x":1},"success":true,"message":"OK"}`)
+	tests := []struct {
+		name     string
+		body     string
+		want     event.Outcome
+		unmapped bool
+	}{
+		{name: "mismatch", body: `{"a":1}`, want: event.OutcomeMismatch},
+		{name: "unmapped error", body: `{"error":"teapot","code":"brewing"}`, want: event.OutcomeMismatch, unmapped: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status := 200
+			if tt.unmapped {
+				status = 418
+			}
+			ev := onlyComparison(t, runOne(t, testConfig(srv.URL, func(s *Settings) { s.Samples = false }), newExchange(t, "GET", "/v1/a", status, tt.body)))
+			if ev.Outcome != tt.want {
+				t.Fatalf("got %q; want %q", ev.Outcome, tt.want)
+			}
+			if ev.Unmapped != tt.unmapped {
+				t.Errorf("unmapped: got %v; want %v", ev.Unmapped, tt.unmapped)
+			}
+			// The counts are handed over; no body is.
+			if ev.Sample != nil || ev.UnmappedSample != "" {
+				t.Errorf("got sample %+v and unmapped sample %q; want none with samples off", ev.Sample, ev.UnmappedSample)
+			}
+			if tt.unmapped && ev.UnmappedCode != "brewing" {
+				t.Errorf("unmapped code: got %q; want %q", ev.UnmappedCode, "brewing")
+			}
+		})
+	}
+}
+
+func TestComparisonIsBounded(t *testing.T) {
+	// A candidate that differs at many places hands over at most maxPaths
+	// collapsed paths, each once, and a sample of at most maxSampleOps
+	// operations.
+	const fields = 3 * maxPaths
+	var legacy, cand strings.Builder
+	legacy.WriteString(`{`)
+	cand.WriteString(`{"data":{`)
+	for i := range fields {
+		if i > 0 {
+			legacy.WriteByte(',')
+			cand.WriteByte(',')
 		}
+		fmt.Fprintf(&legacy, `"f%d":0`, i)
+		fmt.Fprintf(&cand, `"f%d":1`, i)
 	}
-	s := onlyGroup(t, rep).Samples[0]
-	if want := "GET /v1/keys/[redacted]?api_key=[redacted]&token=[redacted]&page=[redacted]"; s.Request != want {
-		t.Errorf("request: got %q; want %q", s.Request, want)
+	legacy.WriteString(`,"items":[0,0,0,0]}`)
+	cand.WriteString(`,"items":[1,1,1,1]},"success":true,"message":"OK"}`)
+	tests := []struct {
+		name      string
+		legacy    string
+		cand      string
+		wantPaths int
+		wantOps   int
+		truncated bool
+	}{
+		{name: "many fields differ", legacy: legacy.String(), cand: cand.String(), wantPaths: maxPaths, wantOps: maxSampleOps, truncated: true},
+		{name: "array elements collapse into one path", legacy: `{"items":[0,0,0,0]}`,
+			cand: `{"data":{"items":[1,1,1,1]},"success":true,"message":"OK"}`, wantPaths: 1, wantOps: 4},
 	}
-	for _, h := range []string{"X-Api-Key", "Authorization", "Cookie"} {
-		if s.Header[h] != redacted {
-			t.Errorf("header %s: got %q; want %q", h, s.Header[h], redacted)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := jsonServer(t, 200, tt.cand)
+			ev := onlyComparison(t, runOne(t, testConfig(srv.URL, nil), newExchange(t, "GET", "/v1/wide", 200, tt.legacy)))
+			if ev.Outcome != event.OutcomeMismatch {
+				t.Fatalf("got %q; want %q", ev.Outcome, event.OutcomeMismatch)
+			}
+			if len(ev.Paths) != tt.wantPaths {
+				t.Errorf("paths: got %d; want %d", len(ev.Paths), tt.wantPaths)
+			}
+			if uniq := slices.Compact(slices.Sorted(slices.Values(ev.Paths))); len(uniq) != len(ev.Paths) {
+				t.Errorf("paths: got %q; want each once", ev.Paths)
+			}
+			for _, p := range ev.Paths {
+				if p != collapsePointer(p) {
+					t.Errorf("path %q: got it as is; want %q", p, collapsePointer(p))
+				}
+			}
+			if ev.Sample == nil {
+				t.Fatalf("got no sample; want one")
+			}
+			if len(ev.Sample.Diff) != tt.wantOps || ev.Sample.DiffTruncated != tt.truncated {
+				t.Errorf("sample: got %d ops (truncated %v); want %d (truncated %v)", len(ev.Sample.Diff), ev.Sample.DiffTruncated, tt.wantOps, tt.truncated)
+			}
+		})
 	}
-	if s.Header["Accept"] != "application/json" {
-		t.Errorf("header Accept: got %q; want %q", s.Header["Accept"], "application/json")
+}
+
+func TestRouteIsBounded(t *testing.T) {
+	// The route is a key of the evidence: ids collapse, and a path of any
+	// length or depth gives a route of bounded length.
+	tests := []struct {
+		name, method, path string
+		routes             []string
+		want               string
+	}{
+		{name: "id collapsed", method: "GET", path: "/v1/jobs/123", want: "GET /v1/jobs/{id}"},
+		{name: "another id, same route", method: "GET", path: "/v1/jobs/456", want: "GET /v1/jobs/{id}"},
+		{name: "method is part of the route", method: "HEAD", path: "/v1/jobs/123", want: "HEAD /v1/jobs/{id}"},
+		{name: "explicit template", method: "GET", path: "/v1/users/bob", routes: []string{"/v1/users/{name}"}, want: "GET /v1/users/{name}"},
+		{name: "overlong segment", method: "GET", path: "/v1/x/" + strings.Repeat("a", 10_000), want: "GET /v1/x/{id}"},
+		{name: "deep path", method: "GET", path: strings.Repeat("/a", 1000), want: "GET " + strings.Repeat("/a", maxRouteSegments) + "/{more}"},
+		// 64 letters that are not hex are no id: the longest route there
+		// is, 1,051 bytes with the method.
+		{name: "longest route", method: "GET", path: strings.Repeat("/"+strings.Repeat("g", maxSegmentLen), 20),
+			want: "GET " + strings.Repeat("/"+strings.Repeat("g", maxSegmentLen), maxRouteSegments) + "/{more}"},
 	}
-	if !strings.Contains(s.LegacyBody, "Invalid API key [redacted]") {
-		t.Errorf("legacy body: got %q; want the echoed key redacted", s.LegacyBody)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig("", func(s *Settings) {
+				s.Shadow.Routes = tt.routes
+				s.Shadow.Methods = []string{"GET", "HEAD"}
+			})
+			ev := onlyComparison(t, runOne(t, cfg, newExchange(t, tt.method, tt.path, 200, `{"a":1}`)))
+			if ev.Route != tt.want {
+				t.Errorf("got %q; want %q", ev.Route, tt.want)
+			}
+		})
 	}
 }
 
@@ -164,57 +270,11 @@ func TestSampleBodiesAreCut(t *testing.T) {
 	if strings.Contains(got, "KKKKK") {
 		t.Errorf("got a part of the key at the cut: %q", got[len(got)-20:])
 	}
-	smp := newSample(&compiled{keyHeader: "X-Api-Key", samples: true}, &event.Capture{Method: "GET", Path: "/"}, &comparison{diff: diffResult{ops: make(jsondiff.Patch, 40)}})
+	smp := newSample(&compiled{keyHeader: "X-Api-Key", samples: true}, &event.Capture{Method: "GET", Path: "/"}, &comparison{diff: diffResult{ops: make(jsondiff.Patch, 40)}}, "GET /")
 	if len(smp.Diff) != maxSampleOps || !smp.DiffTruncated {
 		t.Errorf("got %d ops (truncated %v); want %d, truncated", len(smp.Diff), smp.DiffTruncated, maxSampleOps)
 	}
-}
-
-func TestServeHTTP(t *testing.T) {
-	c := New(testConfig("", nil), Options{})
-	for _, client := range []string{"acme", "globex"} {
-		ex := newExchange(t, "GET", "/v1/a", 403, creditsLegacy)
-		ex.Client = client
-		c.compareNow(ex)
-	}
-	c.Close()
-	tests := []struct {
-		name, method, target string
-		wantStatus           int
-		wantClients          []string
-	}{
-		{"all clients", "GET", "/shadow/report", 200, []string{"acme", "globex"}},
-		{"one client", "GET", "/shadow/report?client=globex", 200, []string{"globex"}},
-		{"unknown client", "GET", "/shadow/report?client=nobody", 200, nil},
-		{"POST refused", "POST", "/shadow/report", 405, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := httptest.NewRecorder()
-			c.ServeHTTP(w, httptest.NewRequest(tt.method, tt.target, nil))
-			if w.Code != tt.wantStatus {
-				t.Fatalf("status: got %d; want %d", w.Code, tt.wantStatus)
-			}
-			if tt.wantStatus != 200 {
-				return
-			}
-			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type: got %q; want %q", ct, "application/json")
-			}
-			var rep Report
-			if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil {
-				t.Fatalf("decoding report: %v", err)
-			}
-			var clients, groupClients []string
-			for _, ct := range rep.Clients {
-				clients = append(clients, ct.Client)
-			}
-			for _, g := range rep.Groups {
-				groupClients = append(groupClients, g.Client)
-			}
-			if fmt.Sprint(clients) != fmt.Sprint(tt.wantClients) || fmt.Sprint(groupClients) != fmt.Sprint(tt.wantClients) {
-				t.Errorf("clients: got %q and groups of %q; want %q", clients, groupClients, tt.wantClients)
-			}
-		})
+	if smp.Route != "GET /" {
+		t.Errorf("route: got %q; want %q", smp.Route, "GET /")
 	}
 }
