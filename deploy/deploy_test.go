@@ -7,6 +7,7 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,14 @@ const (
 	binaryPath = "/usr/local/bin/envelope-proxy"
 	proxyName  = "envelope-proxy"
 )
+
+// secretsDir holds the example of the Secret that both variants read:
+// applied by neither, it shows the name and keys to create.
+const secretsDir = "kubernetes"
+
+// envRefRE finds the ${NAME} references that config.Expand replaces with
+// the environment variable NAME.
+var envRefRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 
 // check is one row of a table: got is what a file says, want what the
 // binary needs, and ok whether they agree.
@@ -89,8 +98,11 @@ type manifest struct {
 	Metadata struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
-	Data map[string]string `yaml:"data"`
-	Spec struct {
+	// Data is a ConfigMap's data, or a Secret's base64-encoded; StringData
+	// is a Secret's in plain text.
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Spec       struct {
 		Ports []struct {
 			Port       int    `yaml:"port"`
 			TargetPort string `yaml:"targetPort"`
@@ -128,8 +140,9 @@ type container struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
-	LivenessProbe  probe `yaml:"livenessProbe"`
-	ReadinessProbe probe `yaml:"readinessProbe"`
+	Env            []envVar `yaml:"env"`
+	LivenessProbe  probe    `yaml:"livenessProbe"`
+	ReadinessProbe probe    `yaml:"readinessProbe"`
 	Lifecycle      struct {
 		PreStop struct {
 			Sleep struct {
@@ -143,6 +156,47 @@ type container struct {
 		SubPath   string `yaml:"subPath"`
 		ReadOnly  bool   `yaml:"readOnly"`
 	} `yaml:"volumeMounts"`
+}
+
+// envVar is one variable of a container's environment: a literal value, or
+// a reference to a Secret's key.
+type envVar struct {
+	Name      string  `yaml:"name"`
+	Value     *string `yaml:"value"`
+	ValueFrom *struct {
+		SecretKeyRef *secretKeyRef `yaml:"secretKeyRef"`
+	} `yaml:"valueFrom"`
+}
+
+// secretKeyRef names a key of a Secret; Optional lets the container start
+// without it.
+type secretKeyRef struct {
+	Name     string `yaml:"name"`
+	Key      string `yaml:"key"`
+	Optional bool   `yaml:"optional"`
+}
+
+// secretRef returns the Secret key that sets v, or nil for a literal.
+func (v envVar) secretRef() *secretKeyRef {
+	if v.ValueFrom == nil {
+		return nil
+	}
+	return v.ValueFrom.SecretKeyRef
+}
+
+// String describes where the variable's value comes from.
+func (v envVar) String() string {
+	switch ref := v.secretRef(); {
+	case ref != nil:
+		s := "Secret " + ref.Name + " key " + ref.Key
+		if ref.Optional {
+			s += " (optional)"
+		}
+		return s
+	case v.Value != nil:
+		return "a literal value"
+	}
+	return "<unset>"
 }
 
 // probe is a liveness or readiness probe, of which only httpGet is read.
@@ -166,6 +220,16 @@ func (c container) port(name string) string {
 	return ""
 }
 
+// env returns the container's variable called name, or a zero one.
+func (c container) env(name string) envVar {
+	for _, v := range c.Env {
+		if v.Name == name {
+			return v
+		}
+	}
+	return envVar{}
+}
+
 // preStop returns the container's preStop sleep.
 func (c container) preStop() time.Duration {
 	return time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
@@ -179,11 +243,15 @@ func readManifests(t *testing.T, dir string) []manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = slices.DeleteFunc(files, func(f string) bool { return filepath.Base(f) == "kustomization.yaml" })
+	return readManifestFiles(t, files...)
+}
+
+// readManifestFiles decodes every document of files.
+func readManifestFiles(t *testing.T, files ...string) []manifest {
+	t.Helper()
 	var objs []manifest
 	for _, file := range files {
-		if filepath.Base(file) == "kustomization.yaml" {
-			continue
-		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -213,6 +281,24 @@ func find(t *testing.T, objs []manifest, kind, name string) manifest {
 	}
 	t.Fatalf("no %s %q", kind, name)
 	return manifest{}
+}
+
+// secretValue returns key of Secret m in plain text, and whether it is
+// there.
+func secretValue(t *testing.T, m manifest, key string) (string, bool) {
+	t.Helper()
+	if v, ok := m.StringData[key]; ok {
+		return v, true
+	}
+	v, ok := m.Data[key]
+	if !ok {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		t.Fatalf("Secret %s key %s: %v", m.Metadata.Name, key, err)
+	}
+	return string(b), true
 }
 
 // containerNamed returns the container called name, failing the test if
@@ -282,6 +368,73 @@ func TestKubernetes(t *testing.T) {
 			if !ok {
 				t.Fatalf("ConfigMap %s has no key %s", cmName, path.Base(configPath))
 			}
+			// state_url is only a reference to environment variables,
+			// which the Deployment sets from the Secret that
+			// secret.example.yaml shows (created out of band, never
+			// applied from here): the database URL and its password stay
+			// out of the ConfigMap. The config is parsed with the
+			// example's values, as a pod would see them.
+			var doc struct {
+				StateURL string `yaml:"state_url"`
+			}
+			if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
+				t.Fatalf("ConfigMap %s: %v", cmName, err)
+			}
+			refs := envRefRE.FindAllStringSubmatch(doc.StateURL, -1)
+			stateChecks := []check{
+				{name: "state_url/only a ${NAME} reference", got: doc.StateURL, want: "${NAME}, the URL itself in a Secret", ok: len(refs) == 1 && refs[0][0] == doc.StateURL},
+			}
+			secrets := readManifests(t, secretsDir)
+			var passwords []string
+			for _, ref := range refs {
+				name := ref[1]
+				v := proxy.env(name)
+				sk := v.secretRef()
+				stateChecks = append(stateChecks, check{name: "state_url/" + name + " from a required Secret", got: v.String(), want: "a Secret's key, not optional", ok: sk != nil && !sk.Optional})
+				if sk == nil {
+					continue
+				}
+				val, ok := secretValue(t, find(t, secrets, "Secret", sk.Name), sk.Key)
+				if !ok {
+					t.Fatalf("Secret %s in %s has no key %s, which %s reads", sk.Name, secretsDir, sk.Key, name)
+				}
+				u, err := url.Parse(val)
+				isPostgres := err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host != ""
+				got := val
+				if err == nil {
+					got = u.Redacted()
+					if pw, ok := u.User.Password(); ok {
+						passwords = append(passwords, pw)
+					}
+				}
+				stateChecks = append(stateChecks, check{name: "state_url/" + name + " example is a PostgreSQL URL", got: got, want: "postgres://user@host:port/db?...", ok: isPostgres})
+				t.Setenv(name, val)
+			}
+			// The driver's PGPASSWORD, when set, comes from a Secret too.
+			if v := proxy.env("PGPASSWORD"); v.Name != "" {
+				sk := v.secretRef()
+				stateChecks = append(stateChecks, check{name: "state_url/PGPASSWORD from a Secret", got: v.String(), want: "a Secret's key", ok: sk != nil})
+				if sk != nil {
+					pw, ok := secretValue(t, find(t, secrets, "Secret", sk.Name), sk.Key)
+					stateChecks = append(stateChecks, check{name: "state_url/PGPASSWORD's key in the example Secret", got: strconv.FormatBool(ok), want: "true", ok: ok})
+					if ok {
+						passwords = append(passwords, pw)
+					}
+				}
+			}
+			for _, cm := range objs {
+				if cm.Kind != "ConfigMap" {
+					continue
+				}
+				for key, text := range cm.Data {
+					for _, pw := range passwords {
+						stateChecks = append(stateChecks, check{name: "state_url/password not in ConfigMap " + cm.Metadata.Name + " " + key, got: "contains it", want: "no password", ok: pw == "" || !strings.Contains(text, pw)})
+					}
+				}
+			}
+			// Before the parse, which fails on a variable left unset.
+			run(t, stateChecks)
+
 			cfg, err := config.Parse([]byte(raw))
 			if err != nil {
 				t.Fatalf("ConfigMap %s: %v", cmName, err)
@@ -315,7 +468,11 @@ func TestKubernetes(t *testing.T) {
 				// drop or rename keys: either would stop the reload.
 				eq("config/subPath", subPath, ""),
 				eq("config/items", strconv.Itoa(items), "0"),
+				// The fallback, when state_url is empty.
 				eq("state_dir/writable emptyDir mount", strings.Join(writable, ","), cfg.StateDir),
+				// Each pod by its own name: one name shared by every pod
+				// would have them write each other's rows.
+				eq("replica/empty, the pod's name", cfg.Replica, ""),
 				eq("ports/http is listen", proxy.port("http"), port(t, cfg.Listen)),
 				eq("ports/admin is admin_listen", proxy.port("admin"), adminPort),
 				{name: "ports/admin_listen reachable by the kubelet", got: adminHost, want: `"", 0.0.0.0 or ::`, ok: adminHost == "" || adminHost == "0.0.0.0" || adminHost == "::"},
@@ -352,6 +509,53 @@ func TestKubernetes(t *testing.T) {
 				)
 			} else {
 				checks = append(checks, check{name: "upstream/host is outside the pod", got: up.Hostname(), want: "not loopback", ok: !isLoopback(up.Hostname())})
+			}
+			run(t, checks)
+		})
+	}
+}
+
+// TestKustomization checks what `kubectl apply -k` applies in each variant:
+// every file it lists is there, every manifest beside it is listed but the
+// examples (*.example.yaml), and no Secret is among them, so credentials
+// are never applied from (or committed to) the repository.
+func TestKustomization(t *testing.T) {
+	for _, dir := range []string{"kubernetes", "kubernetes/sidecar"} {
+		t.Run(dir, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var k struct {
+				Resources       []string `yaml:"resources"`
+				SecretGenerator []any    `yaml:"secretGenerator"`
+			}
+			if err := yaml.Unmarshal(b, &k); err != nil {
+				t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+			}
+			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, f := range files {
+				if base := filepath.Base(f); base != "kustomization.yaml" && !strings.HasSuffix(base, ".example.yaml") {
+					want = append(want, base)
+				}
+			}
+			got := slices.Sorted(slices.Values(k.Resources))
+			checks := []check{
+				eq("resources are the manifests but the examples", strings.Join(got, " "), strings.Join(want, " ")),
+				eq("no secretGenerator", strconv.Itoa(len(k.SecretGenerator)), "0"),
+			}
+			var listed []string
+			for _, r := range k.Resources {
+				listed = append(listed, filepath.Join(dir, r))
+			}
+			for _, o := range readManifestFiles(t, listed...) {
+				if o.Kind == "Secret" {
+					checks = append(checks, check{name: "no Secret applied", got: "Secret " + o.Metadata.Name, want: "none: an *.example.yaml, created out of band"})
+				}
 			}
 			run(t, checks)
 		})
