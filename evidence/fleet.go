@@ -18,7 +18,15 @@ const (
 	ReplicaSilent = "silent"
 	// ReplicaStopped shut down cleanly.
 	ReplicaStopped = "stopped"
+	// ReplicaGone has been silent for longer than goneAfter: a pod
+	// replaced long ago, most likely. Its evidence still counts while it
+	// is in the window, without a warning.
+	ReplicaGone = "gone"
 )
+
+// goneAfter is how long a replica stays silent, with a warning, before it
+// is taken for gone.
+const goneAfter = time.Hour
 
 // fleet is what the page shows of the replicas that write the store: their
 // registrations, and each one's requests by hour, for its share.
@@ -115,6 +123,8 @@ func (f *fleet) view(self string, now time.Time, from int64, persistent bool) ([
 			switch {
 			case r.Stopped:
 				rs.State = ReplicaStopped
+			case now.Sub(rs.LastSeen) > goneAfter:
+				rs.State = ReplicaGone
 			case now.Sub(rs.LastSeen) > f.silentAfter():
 				rs.State = ReplicaSilent
 			}
@@ -122,7 +132,8 @@ func (f *fleet) view(self string, now time.Time, from int64, persistent bool) ([
 		if name == self && (!persistent || !registered) {
 			rs.State, rs.LastSeen = ReplicaActive, now.UTC()
 		}
-		if !registered && name != self && rs.Requests == 0 {
+		if name != self && rs.Requests == 0 && (!registered || rs.State == ReplicaGone || rs.State == ReplicaStopped) {
+			// Nothing of it is left in the window.
 			continue
 		}
 		total += rs.Requests

@@ -436,7 +436,12 @@ func (r *Recorder) RecordComparison(ev event.Comparison) {
 		}
 		r.countUnmapped(cs, b, s, ev.LegacyStatus, ev.UnmappedCode, now, sample)
 	}
-	if ev.Sample != nil && s.Samples && cs.keepMismatch(r.replica, ev.Sample) {
-		cs.ownDirty = true
+	if ev.Sample != nil && s.Samples {
+		// The sample names its group as the group is kept: clipped.
+		smp := *ev.Sample
+		smp.Route, smp.LegacyCode = clip(smp.Route, maxRouteLen), clip(smp.LegacyCode, maxCodeLen)
+		if cs.keepMismatch(r.replica, &smp) {
+			cs.ownDirty = true
+		}
 	}
 }

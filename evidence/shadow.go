@@ -162,6 +162,11 @@ func (s *storedGroup) decode(b *bucket) {
 		bump(&g.rules, clip(k, maxCodeLen), otherKey, maxGroupRules, v)
 	}
 	for _, c := range s.Changes {
+		if c.Stage != stageEnvelope && c.Stage != stageCandidate {
+			// Only the two stages exist: anything else read from a file
+			// folds into {other}.
+			c.changeKey = changeKey{Stage: otherKey}
+		}
 		bump(&g.changes, c.changeKey, changeKey{Stage: otherKey}, maxGroupChanges, c.Count)
 	}
 	for k, v := range s.Paths {
@@ -258,6 +263,12 @@ func (r *Recorder) ShadowReport(client string) ShadowReport {
 		cs.mu.Unlock()
 		if total := sum.shadowTotal(); total > 0 {
 			rep.Clients = append(rep.Clients, ShadowClient{Client: name, Total: total, Outcomes: outcomeMap(sum.Shadow[:])})
+		}
+		for i, smp := range samples {
+			// A sample of a group folded into {other} is shown there.
+			if k := (groupKey{smp.Route, smp.LegacyStatus, smp.LegacyCode}); sum.groups[k] == nil {
+				samples[i].Route, samples[i].LegacyStatus, samples[i].LegacyCode = otherKey, 0, ""
+			}
 		}
 		for k, g := range sum.groups {
 			rep.Groups = append(rep.Groups, g.report(name, k, samples))

@@ -8,8 +8,9 @@ import "net/url"
 // parse as a URL with a scheme, such as PostgreSQL's key=value form, which
 // may hold a password anywhere.
 func URLPassword(raw string) string {
-	if raw == "" {
-		return ""
+	if raw == "" || isEnvReference(raw) {
+		// An environment variable's name holds no secret.
+		return raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
@@ -25,4 +26,18 @@ func URLPassword(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// isEnvReference reports a value that is only ${NAME}.
+func isEnvReference(s string) bool {
+	if len(s) < 4 || s[:2] != "${" || s[len(s)-1] != '}' {
+		return false
+	}
+	for i := 2; i < len(s)-1; i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

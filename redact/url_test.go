@@ -8,6 +8,8 @@ import (
 func TestURLPassword(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", ""},
+		{"${ENVELOPE_PROXY_STATE_URL}", "${ENVELOPE_PROXY_STATE_URL}"},
+		{"${A}x", "(connection string)"},
 		{"postgres://envelope@db:5432/evidence?sslmode=require", "postgres://envelope@db:5432/evidence?sslmode=require"},
 		{"postgres://envelope:s3cret@db:5432/evidence", "postgres://envelope:%5Bredacted%5D@db:5432/evidence"},
 		{"postgresql://db/evidence?user=e&password=s3cret", "postgresql://db/evidence?password=%5Bredacted%5D&user=e"},

@@ -28,7 +28,7 @@
   const MODES = ['legacy', 'shadow', 'envelope'];
   const KINDS = ['client', 'cohort', 'default', 'removed'];
   // A replica's states, as package evidence names them.
-  const REPLICA_STATES = ['active', 'silent', 'stopped'];
+  const REPLICA_STATES = ['active', 'silent', 'stopped', 'gone'];
 
   // The list's columns: key, header, and how a row sorts on it.
   const COLUMNS = [
