@@ -67,6 +67,40 @@ func secondsToNanos(s int64) int64 {
 	return s * nanos
 }
 
+// secondsToMillis converts Unix seconds to Unix milliseconds, saturating
+// like secondsToNanos: a retention far in the future overflowed to a time
+// before every registration and deleted none of them.
+func secondsToMillis(s int64) int64 {
+	const millis = 1000
+	switch {
+	case s > (1<<63-1)/millis:
+		return 1<<63 - 1
+	case s < -(1<<63)/millis:
+		return -1 << 63
+	}
+	return s * millis
+}
+
+// notFolded returns the deltas of a batch that the maintenance has not
+// folded yet, given the writer's rolled_seq: a batch sent again after an
+// uncertain commit may have been stored, and its deltas folded and deleted
+// since, and inserting them again would count them twice. Batches are
+// written in order and one is sent again before the next is written, so a
+// batch at or below rolled_seq was stored: those of its deltas still there
+// are left alone by the insert's ON CONFLICT, the others were folded.
+func notFolded(deltas []Row, rolledSeq int64) []Row {
+	if rolledSeq <= 0 {
+		return deltas
+	}
+	out := make([]Row, 0, len(deltas))
+	for _, d := range deltas {
+		if d.Seq > rolledSeq {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // nonNil returns b, or an empty slice when b is nil: drivers bind a nil
 // slice as NULL, and the data columns are NOT NULL.
 func nonNil(b []byte) []byte {

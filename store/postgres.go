@@ -141,16 +141,22 @@ func (p *Postgres) Apply(ctx context.Context, w Write) error {
 	defer func() { _ = tx.Rollback(ctx) }()
 	err = func() error {
 		r := w.Replica
-		if _, err := tx.Exec(ctx, `INSERT INTO envelope_proxy_replicas AS r (name, started, last_seen, last_seq, stopped)
+		// The registration's row lock is held from here to the commit, and
+		// the maintenance takes it before deleting the deltas it folded:
+		// rolled_seq as returned covers every fold committed.
+		var rolledSeq int64
+		if err := tx.QueryRow(ctx, `INSERT INTO envelope_proxy_replicas AS r (name, started, last_seen, last_seq, stopped)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (name) DO UPDATE SET started = excluded.started, last_seen = excluded.last_seen,
-				last_seq = greatest(r.last_seq, excluded.last_seq), stopped = excluded.stopped`,
-			r.Name, r.Started, r.LastSeen, r.LastSeq, r.Stopped); err != nil {
+				last_seq = greatest(r.last_seq, excluded.last_seq), stopped = excluded.stopped
+			RETURNING r.rolled_seq`,
+			r.Name, r.Started, r.LastSeen, r.LastSeq, r.Stopped).Scan(&rolledSeq); err != nil {
 			return fmt.Errorf("registering replica: %w", err)
 		}
-		if n := len(w.Deltas); n > 0 {
+		if deltas := notFolded(w.Deltas, rolledSeq); len(deltas) > 0 {
+			n := len(deltas)
 			seqs, clients, starts, datas := make([]int64, n), make([]string, n), make([]int64, n), make([][]byte, n)
-			for i, d := range w.Deltas {
+			for i, d := range deltas {
 				seqs[i], clients[i], starts[i], datas[i] = d.Seq, d.Client, d.Start, nonNil(d.Data)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO envelope_proxy_deltas (replica, seq, client, start, data)
@@ -164,10 +170,11 @@ func (p *Postgres) Apply(ctx context.Context, w Write) error {
 				return fmt.Errorf("clearing samples: %w", err)
 			}
 		}
-		if n := len(w.Samples); n > 0 {
+		if samples := lastSamples(w.Samples); len(samples) > 0 {
+			n := len(samples)
 			clients, kinds, keys := make([]string, n), make([]string, n), make([]string, n)
 			times, seqs, datas := make([]int64, n), make([]int64, n), make([][]byte, n)
-			for i, sm := range w.Samples {
+			for i, sm := range samples {
 				clients[i], kinds[i], keys[i], times[i], seqs[i], datas[i] = sm.Client, sm.Kind, sm.Key, sm.Time, sm.Seq, nonNil(sm.Data)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO envelope_proxy_samples (replica, client, kind, key, time, seq, data)
@@ -186,6 +193,28 @@ func (p *Postgres) Apply(ctx context.Context, w Write) error {
 		return fmt.Errorf("writing evidence store: %w: %v", ErrUncertain, err)
 	}
 	return nil
+}
+
+// lastSamples returns samples with each key (client, kind, key) once, at
+// its last: one INSERT ... ON CONFLICT DO UPDATE cannot update a row twice
+// and would fail the whole batch, where SQLite, upserting one by one, keeps
+// the last.
+func lastSamples(samples []SampleRow) []SampleRow {
+	type key struct{ client, kind, key string }
+	last := make(map[key]int, len(samples))
+	for i, sm := range samples {
+		last[key{sm.Client, sm.Kind, sm.Key}] = i
+	}
+	if len(last) == len(samples) {
+		return samples
+	}
+	out := make([]SampleRow, 0, len(last))
+	for i, sm := range samples {
+		if last[key{sm.Client, sm.Kind, sm.Key}] == i {
+			out = append(out, sm)
+		}
+	}
+	return out
 }
 
 // readOnly runs f in a repeatable-read, read-only transaction: one
@@ -314,7 +343,7 @@ func (p *Postgres) Maintain(ctx context.Context, m Maintenance) (bool, error) {
 			{`DELETE FROM envelope_proxy_rows WHERE start + span <= $1`, m.RetainAfter},
 			{`DELETE FROM envelope_proxy_deltas WHERE start + 60 <= $1`, m.RetainAfter},
 			{`DELETE FROM envelope_proxy_samples WHERE time < $1`, secondsToNanos(m.RetainAfter)},
-			{`DELETE FROM envelope_proxy_replicas WHERE last_seen < $1`, m.RetainAfter * 1000},
+			{`DELETE FROM envelope_proxy_replicas WHERE last_seen < $1`, secondsToMillis(m.RetainAfter)},
 		} {
 			if _, err := tx.Exec(ctx, q.query, q.arg); err != nil {
 				return err

@@ -216,19 +216,22 @@ func (s *SQLite) Apply(ctx context.Context, w Write) error {
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r := w.Replica
-		if _, err := tx.ExecContext(ctx, `INSERT INTO envelope_proxy_replicas (name, started, last_seen, last_seq, stopped)
+		var rolledSeq int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO envelope_proxy_replicas (name, started, last_seen, last_seq, stopped)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET started = excluded.started, last_seen = excluded.last_seen,
-				last_seq = max(last_seq, excluded.last_seq), stopped = excluded.stopped`,
-			r.Name, r.Started, r.LastSeen, r.LastSeq, r.Stopped); err != nil {
+				last_seq = max(last_seq, excluded.last_seq), stopped = excluded.stopped
+			RETURNING rolled_seq`,
+			r.Name, r.Started, r.LastSeen, r.LastSeq, r.Stopped).Scan(&rolledSeq); err != nil {
 			return fmt.Errorf("registering replica: %w", err)
 		}
+		deltas := notFolded(w.Deltas, rolledSeq)
 		if err := execEach(ctx, tx, `INSERT INTO envelope_proxy_deltas (replica, seq, client, start, data) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`, len(w.Deltas), func(i int) []any {
-			d := w.Deltas[i]
+			ON CONFLICT DO NOTHING`, len(deltas), func(i int) []any {
+			d := deltas[i]
 			return []any{r.Name, d.Seq, d.Client, d.Start, nonNil(d.Data)}
 		}); err != nil {
-			return fmt.Errorf("saving %d deltas: %w", len(w.Deltas), err)
+			return fmt.Errorf("saving %d deltas: %w", len(deltas), err)
 		}
 		if w.ClearSamples {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM envelope_proxy_samples WHERE replica = ?`, r.Name); err != nil {
@@ -458,7 +461,7 @@ func retain(ctx context.Context, tx *sql.Tx, retainAfter int64) error {
 		{`DELETE FROM envelope_proxy_rows WHERE start + span <= ?`, retainAfter},
 		{`DELETE FROM envelope_proxy_deltas WHERE start + 60 <= ?`, retainAfter},
 		{`DELETE FROM envelope_proxy_samples WHERE time < ?`, secondsToNanos(retainAfter)},
-		{`DELETE FROM envelope_proxy_replicas WHERE last_seen < ?`, retainAfter * 1000},
+		{`DELETE FROM envelope_proxy_replicas WHERE last_seen < ?`, secondsToMillis(retainAfter)},
 	} {
 		if _, err := tx.ExecContext(ctx, q.query, q.arg); err != nil {
 			return err
@@ -494,6 +497,14 @@ func (s *SQLite) fit(ctx context.Context, maxBytes int64) error {
 				_, err := tx.ExecContext(ctx, `DELETE FROM envelope_proxy_samples`)
 				return err
 			}
+			// The samples go up to the next start kept, as in version 1:
+			// going up to an hour past the oldest deleted the samples of
+			// up to 59 minutes that were kept.
+			var next sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT min(start) FROM (SELECT start FROM envelope_proxy_rows WHERE start > ?
+				UNION ALL SELECT start FROM envelope_proxy_deltas WHERE start > ?)`, oldest.Int64, oldest.Int64).Scan(&next); err != nil {
+				return err
+			}
 			for _, q := range []string{
 				`DELETE FROM envelope_proxy_rows WHERE start = ?`,
 				`DELETE FROM envelope_proxy_deltas WHERE start = ?`,
@@ -502,7 +513,11 @@ func (s *SQLite) fit(ctx context.Context, maxBytes int64) error {
 					return err
 				}
 			}
-			_, err := tx.ExecContext(ctx, `DELETE FROM envelope_proxy_samples WHERE time < ?`, secondsToNanos(oldest.Int64+Hour))
+			if !next.Valid {
+				_, err := tx.ExecContext(ctx, `DELETE FROM envelope_proxy_samples`)
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM envelope_proxy_samples WHERE time < ?`, secondsToNanos(next.Int64))
 			return err
 		})
 		if err != nil {
