@@ -162,7 +162,14 @@ func (r *Recorder) sync(stopping bool) error {
 	}
 	if l.reloadWanted.Swap(false) {
 		if err := r.reload(); err != nil {
+			// Nothing is written before a load has told this replica
+			// where its numbering stands: a batch numbered from a stale
+			// seq would be skipped by the others' marks, or taken for
+			// one already folded.
+			l.reloadWanted.Store(true)
+			r.boundPending()
 			r.storeFailed("loading evidence", err)
+			return err
 		}
 	}
 	if err := r.write(stopping); err != nil {
@@ -213,6 +220,7 @@ func (r *Recorder) connect(timeout time.Duration) bool {
 	l.backoff = 0
 	l.connected.Store(true)
 	if err := r.reload(); err != nil {
+		l.reloadWanted.Store(true)
 		r.storeFailed("loading evidence", err)
 	} else {
 		l.setErr("")

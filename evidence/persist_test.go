@@ -194,3 +194,77 @@ func TestFlippedClientIsJudgedOnItsEnvelopeTraffic(t *testing.T) {
 		t.Errorf("got %d requests, %s %q; want 54 requests, insufficient evidence on the 4 served as envelopes", s.Requests, s.Verdict.State, s.Verdict.Reasons)
 	}
 }
+
+// loadFailsFirst is a store whose first Load fails, and which counts the
+// writes made before a Load has succeeded.
+type loadFailsFirst struct {
+	store.Store
+	loads, applies, appliesBeforeLoad int
+}
+
+func (s *loadFailsFirst) Load(ctx context.Context, since int64) (*store.Snapshot, error) {
+	s.loads++
+	if s.loads == 1 {
+		return nil, context.DeadlineExceeded
+	}
+	return s.Store.Load(ctx, since)
+}
+
+func (s *loadFailsFirst) Apply(ctx context.Context, w store.Write) error {
+	s.applies++
+	if s.loads < 2 {
+		s.appliesBeforeLoad++
+	}
+	return s.Store.Apply(ctx, w)
+}
+
+// TestNoWriteBeforeALoad restarts a replica whose earlier run's batches
+// were folded, on a store whose first Load fails: the replica must not
+// write until it knows where its numbering stands, else its batches,
+// numbered from 1 again, would be taken for ones already folded and lost.
+func TestNoWriteBeforeALoad(t *testing.T) {
+	dir := t.TempDir()
+	c := start()
+	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	for range 3 {
+		oneEach(r)
+		if err := r.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.advance(10 * time.Minute)
+	r.maintainStore(c.now())
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var failing *loadFailsFirst
+	o := testConfig(dir).options(c)
+	o.Open = func(context.Context) (store.Store, error) {
+		st, err := store.OpenSQLite(dir, store.SQLiteOptions{Replica: "r1"})
+		if err != nil {
+			return nil, err
+		}
+		failing = &loadFailsFirst{Store: st}
+		return failing, nil
+	}
+	r2 := New(testConfig(dir).Settings, o)
+	t.Cleanup(func() { r2.Close() })
+	for range 2 {
+		oneEach(r2)
+	}
+	if err := r2.Flush(); err != nil {
+		t.Fatalf("flush after the failed load: %v", err)
+	}
+	if failing.appliesBeforeLoad != 0 {
+		t.Errorf("writes before a load: got %d; want 0", failing.appliesBeforeLoad)
+	}
+	if failing.applies == 0 {
+		t.Errorf("the pending evidence was never written")
+	}
+	r3 := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	t.Cleanup(func() { r3.Close() })
+	if got := summary(t, r3, "acme").Requests; got != 5 {
+		t.Errorf("requests in the store: got %d; want 5", got)
+	}
+}
