@@ -453,8 +453,8 @@ func TestShadowReportUnderUntrustedVolume(t *testing.T) {
 }
 
 // TestShadowSampleOfALongRoute: the shadow comparison's route templates
-// keep up to 16 segments of up to 64 bytes each, then "/{more}" (shadow's
-// collapseSegments; shadow's TestRouteIsBounded/longest_route), so with the
+// keep up to 16 segments of up to 64 bytes each, then "/{more}" (routes.CollapseSegments;
+// shadow's TestRouteIsBounded/longest_route), so with the
 // method a route it hands over can be 1,051 bytes, past maxRouteLen. The
 // group's route is clipped; the sample, which carries the route unclipped,
 // must still be shown in its group.

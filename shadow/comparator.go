@@ -286,7 +286,7 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 	ev := event.Comparison{
 		Client:        cs.name,
 		Outcome:       r.outcome,
-		Route:         ex.Method + " " + s.routes.template(ex.Path),
+		Route:         ex.Method + " " + s.routes.Name(ex.Path),
 		LegacyStatus:  ex.LegacyStatus,
 		LegacyLatency: ex.LegacyLatency,
 	}

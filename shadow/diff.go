@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/envelope-proxy/envelope-proxy/routes"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -252,12 +253,31 @@ func removePointer(v any, toks []string) any {
 // arrayIndex parses an RFC 6901 array index (digits, no leading zero)
 // within an array of length n.
 func arrayIndex(tok string, n int) (int, bool) {
-	if !isDigits(tok) || (len(tok) > 1 && tok[0] == '0') || len(tok) > 9 {
+	if tok == "" || (len(tok) > 1 && tok[0] == '0') || len(tok) > 9 {
 		return 0, false
 	}
 	i := 0
 	for j := 0; j < len(tok); j++ {
-		i = i*10 + int(tok[j]-'0')
+		c := tok[j]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int(c-'0')
 	}
 	return i, i < n
 }
+
+// collapsePointer names a differing JSON Pointer for the report: array
+// indices (and the "-" append position) become "*", as do object keys that
+// look like ids, so that a list of 1,000 items differing at the same field
+// counts as one path. Like a route, it keeps at most routes.MaxSegments
+// tokens of at most routes.MaxSegmentLen bytes.
+func collapsePointer(p string) string {
+	if p == "" {
+		return ""
+	}
+	return routes.CollapseSegments(strings.TrimPrefix(p, "/"), "*", isPointerID)
+}
+
+// isPointerID reports a JSON Pointer token collapsePointer replaces.
+func isPointerID(tok string) bool { return tok == "-" || routes.IsID(tok) }

@@ -77,3 +77,23 @@ func deepArray(n int) string {
 	}
 	return string(b)
 }
+
+func TestCollapsePointer(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"", ""},
+		{"/message", "/message"},
+		{"/data/items/3/price", "/data/items/*/price"},
+		{"/data/items/-", "/data/items/*"},
+		{"/data/by_id/507f1f77bcf86cd799439011/name", "/data/by_id/*/name"},
+		{"/errors/0/insufficient_credits/0", "/errors/*/insufficient_credits/*"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := collapsePointer(tt.in); got != tt.want {
+				t.Errorf("got %q; want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/envelope-proxy/envelope-proxy/routes"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -239,11 +240,11 @@ func TestRouteIsBounded(t *testing.T) {
 		{name: "method is part of the route", method: "HEAD", path: "/v1/jobs/123", want: "HEAD /v1/jobs/{id}"},
 		{name: "explicit template", method: "GET", path: "/v1/users/bob", routes: []string{"/v1/users/{name}"}, want: "GET /v1/users/{name}"},
 		{name: "overlong segment", method: "GET", path: "/v1/x/" + strings.Repeat("a", 10_000), want: "GET /v1/x/{id}"},
-		{name: "deep path", method: "GET", path: strings.Repeat("/a", 1000), want: "GET " + strings.Repeat("/a", maxRouteSegments) + "/{more}"},
+		{name: "deep path", method: "GET", path: strings.Repeat("/a", 1000), want: "GET " + strings.Repeat("/a", routes.MaxSegments) + "/{more}"},
 		// 64 letters that are not hex are no id: the longest route there
 		// is, 1,051 bytes with the method.
-		{name: "longest route", method: "GET", path: strings.Repeat("/"+strings.Repeat("g", maxSegmentLen), 20),
-			want: "GET " + strings.Repeat("/"+strings.Repeat("g", maxSegmentLen), maxRouteSegments) + "/{more}"},
+		{name: "longest route", method: "GET", path: strings.Repeat("/"+strings.Repeat("g", routes.MaxSegmentLen), 20),
+			want: "GET " + strings.Repeat("/"+strings.Repeat("g", routes.MaxSegmentLen), routes.MaxSegments) + "/{more}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/redact"
+	"github.com/envelope-proxy/envelope-proxy/routes"
 )
 
 // Settings are what the comparison takes from one config.
@@ -52,7 +53,7 @@ type compiled struct {
 	// passes larger error bodies unchanged.
 	envelopeMaxBody int64
 
-	routes *routeTemplates
+	routes *routes.Templates
 	// keyHeader is routing.header, canonical; its values are redacted.
 	keyHeader string
 
@@ -88,7 +89,7 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 		maxBodyBytes:     sh.MaxBodyBytes,
 		maxRequestBytes:  sh.MaxRequestBytes,
 		envelopeMaxBody:  in.EnvelopeMaxBody,
-		routes:           newRouteTemplates(sh.Routes),
+		routes:           routes.New(sh.Routes),
 		keyHeader:        http.CanonicalHeaderKey(in.KeyHeader),
 		candidateURL:     strings.TrimSpace(in.Candidate.URL),
 		candidateTimeout: in.Candidate.Timeout,

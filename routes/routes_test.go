@@ -1,4 +1,4 @@
-package shadow
+package routes
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestRouteTemplate(t *testing.T) {
-	r := newRouteTemplates([]string{"/v1/jobs/{job}/logs", "v1/users/{name}", "/v1/files/{path}/{version}"})
+	r := New([]string{"/v1/jobs/{job}/logs", "v1/users/{name}", "/v1/files/{path}/{version}"})
 	tests := []struct {
 		name, path, want string
 	}{
@@ -34,27 +34,7 @@ func TestRouteTemplate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := r.template(tt.path); got != tt.want {
-				t.Errorf("got %q; want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestCollapsePointer(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"", ""},
-		{"/message", "/message"},
-		{"/data/items/3/price", "/data/items/*/price"},
-		{"/data/items/-", "/data/items/*"},
-		{"/data/by_id/507f1f77bcf86cd799439011/name", "/data/by_id/*/name"},
-		{"/errors/0/insufficient_credits/0", "/errors/*/insufficient_credits/*"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := collapsePointer(tt.in); got != tt.want {
+			if got := r.Name(tt.path); got != tt.want {
 				t.Errorf("got %q; want %q", got, tt.want)
 			}
 		})

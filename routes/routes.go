@@ -1,4 +1,8 @@
-package shadow
+// Package routes names a request path by its route template
+// ("/v1/jobs/{id}"), so that what is kept per route (shadow report groups,
+// contract violations) does not grow with the ids in the paths and stays
+// short whatever the path.
+package routes
 
 import (
 	"strings"
@@ -8,20 +12,20 @@ import (
 // must not carry an id (the report would grow with traffic) and must stay
 // short whatever the path.
 const (
-	// maxRouteSegments is the number of path segments kept; deeper paths
+	// MaxSegments is the number of path segments kept; deeper paths
 	// end in "/{more}".
-	maxRouteSegments = 16
-	// maxSegmentLen is the longest literal segment kept; a longer one is
+	MaxSegments = 16
+	// MaxSegmentLen is the longest literal segment kept; a longer one is
 	// an id or a blob in all but name.
-	maxSegmentLen = 64
+	MaxSegmentLen = 64
 	// idPlaceholder replaces id-like segments.
 	idPlaceholder = "{id}"
 )
 
-// routeTemplates name a request path by its route template: the first
+// Templates name a request path by its route template: the first
 // explicit template (shadow.routes) that matches, else the path with
 // id-like segments collapsed to {id}. It is immutable once built.
-type routeTemplates struct {
+type Templates struct {
 	templates []routeTemplate
 }
 
@@ -33,11 +37,11 @@ type routeTemplate struct {
 	wild []bool
 }
 
-// newRouteTemplates compiles the shadow.routes templates. A template without a
+// New compiles the shadow.routes templates. A template without a
 // leading slash gets one, so that "v1/jobs/{id}" and "/v1/jobs/{id}" mean
 // the same.
-func newRouteTemplates(templates []string) *routeTemplates {
-	r := &routeTemplates{templates: make([]routeTemplate, 0, len(templates))}
+func New(templates []string) *Templates {
+	r := &Templates{templates: make([]routeTemplate, 0, len(templates))}
 	for _, t := range templates {
 		t = strings.TrimSpace(t)
 		if t == "" {
@@ -56,10 +60,10 @@ func newRouteTemplates(templates []string) *routeTemplates {
 	return r
 }
 
-// template returns path's route template. An explicit template matches a
+// Name returns path's route template. An explicit template matches a
 // path with the same number of segments whose literal segments are equal;
 // the first such template wins over the heuristic.
-func (r *routeTemplates) template(path string) string {
+func (r *Templates) Name(path string) string {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
@@ -91,22 +95,22 @@ func (t *routeTemplate) matches(rest string, n int) bool {
 
 // collapseRoute builds the heuristic template of a path given without its
 // leading slash: id-like segments become {id}, overlong ones are
-// shortened, and at most maxRouteSegments segments are kept.
+// shortened, and at most MaxSegments segments are kept.
 func collapseRoute(rest string) string {
-	return collapseSegments(rest, idPlaceholder, isRouteID)
+	return CollapseSegments(rest, idPlaceholder, IsID)
 }
 
-// isRouteID reports a path segment collapseRoute replaces.
-func isRouteID(seg string) bool { return isIDSegment(seg) || len(seg) > maxSegmentLen }
+// IsID reports a path segment collapseRoute replaces.
+func IsID(seg string) bool { return isIDSegment(seg) || len(seg) > MaxSegmentLen }
 
-// collapseSegments writes each "/"-separated segment of rest after a "/",
+// CollapseSegments writes each "/"-separated segment of rest after a "/",
 // replacing with placeholder those collapsed reports, and ends with
-// "/{more}" after maxRouteSegments segments.
-func collapseSegments(rest, placeholder string, collapsed func(string) bool) string {
+// "/{more}" after MaxSegments segments.
+func CollapseSegments(rest, placeholder string, collapsed func(string) bool) string {
 	var b strings.Builder
 	b.Grow(len(rest) + 1)
 	for i := 0; ; i++ {
-		if i == maxRouteSegments {
+		if i == MaxSegments {
 			b.WriteString("/{more}")
 			break
 		}
@@ -210,18 +214,3 @@ func isBase62ish(s string) bool {
 	}
 	return letter && digit
 }
-
-// collapsePointer names a differing JSON Pointer for the report: array
-// indices (and the "-" append position) become "*", as do object keys that
-// look like ids, so that a list of 1,000 items differing at the same field
-// counts as one path. Like a route, it keeps at most maxRouteSegments
-// tokens of at most maxSegmentLen bytes.
-func collapsePointer(p string) string {
-	if p == "" {
-		return ""
-	}
-	return collapseSegments(strings.TrimPrefix(p, "/"), "*", isPointerID)
-}
-
-// isPointerID reports a JSON Pointer token collapsePointer replaces.
-func isPointerID(tok string) bool { return tok == "-" || isRouteID(tok) }
