@@ -139,7 +139,7 @@ func (c *Comparator) Swap(in Settings) {
 // only, no allocation once the client has been seen.
 func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
 	s := c.cur.Load()
-	if !s.sampled(keyHash) {
+	if !s.sample.Includes(keyHash) {
 		return false
 	}
 	if method == http.MethodConnect || !s.mirrors(method) {

@@ -1,7 +1,6 @@
 package shadow
 
 import (
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/redact"
 	"github.com/envelope-proxy/envelope-proxy/routes"
+	"github.com/envelope-proxy/envelope-proxy/sampling"
 )
 
 // Settings are what the comparison takes from one config.
@@ -35,11 +35,8 @@ type Settings struct {
 // request path reads it with one atomic load and a comparison keeps the
 // settings it started with.
 type compiled struct {
-	// sampleAll and sampleNone short-cut sample 1 and sample 0; otherwise
-	// a key is sampled when its hash is below threshold.
-	sampleAll, sampleNone bool
-	threshold             uint64
-	sample                float64
+	// sample is shadow.sample: the keys whose exchanges are compared.
+	sample sampling.Share
 
 	// methods are the mirrored methods, upper case, CONNECT excluded.
 	methods []string
@@ -84,7 +81,7 @@ const (
 func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, invalid []string, err error) {
 	sh := in.Shadow
 	s = &compiled{
-		sample:           sh.Sample,
+		sample:           sampling.NewShare(sh.Sample),
 		maxInFlight:      int64(sh.MaxInFlight),
 		maxBodyBytes:     sh.MaxBodyBytes,
 		maxRequestBytes:  sh.MaxRequestBytes,
@@ -95,14 +92,6 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 		candidateTimeout: in.Candidate.Timeout,
 		samples:          in.Samples,
 		mask:             in.Redact,
-	}
-	switch {
-	case !(sh.Sample > 0): // NaN included
-		s.sampleNone = true
-	case sh.Sample >= 1:
-		s.sampleAll = true
-	default:
-		s.threshold = uint64(sh.Sample * math.Exp2(64))
 	}
 	for _, m := range sh.Methods {
 		m = strings.ToUpper(strings.TrimSpace(m))
@@ -154,20 +143,6 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 // handful of strings: no allocation, no map hashing.
 func (s *compiled) mirrors(method string) bool {
 	return containsString(s.methods, method)
-}
-
-// sampled reports whether a key is in the sample. The decision depends
-// only on the key's hash, so a key is sampled consistently on every
-// replica and across restarts. Requests without a key (hash 0) are
-// sampled whenever the sample is not empty.
-func (s *compiled) sampled(keyHash uint64) bool {
-	switch {
-	case s.sampleNone:
-		return false
-	case s.sampleAll, keyHash == 0:
-		return true
-	}
-	return keyHash < s.threshold
 }
 
 func containsString(list []string, v string) bool {
