@@ -8,6 +8,7 @@
 #
 #   bash bench/run.sh                  # defaults: DURATION=5s ROUNDS=3, about 7 minutes
 #   PEERS=0 bash bench/run.sh          # without the nginx peers
+#   bash bench/postgres.sh             # also envelope-pg: evidence in a throwaway PostgreSQL
 #
 # Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
@@ -17,7 +18,13 @@
 # streamed wrap, default 5 GiB; 0 skips it), CONNS_CLIENTS (keep-alive
 # clients of the connections run, default 1000; 0 skips it), PEERS (1: also
 # measure nginx and nginx-lua, installing Debian's nginx,
-# libnginx-mod-http-lua and lua-cjson when they are missing; 0: skip them).
+# libnginx-mod-http-lua and lua-cjson when they are missing; 0: skip them),
+# STATE_URL (a postgres:// URL: also measure envelope-pg, the envelope
+# target with the dashboard's evidence in that PostgreSQL database,
+# state_url, instead of the SQLite file in state_dir, with its ratio to
+# envelope in a "vs envelope" column; empty, the default: skip it. Give it
+# a throwaway database: the run adds its evidence to whatever is there.
+# bench/postgres.sh starts one and sets STATE_URL).
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
 set -euo pipefail
@@ -35,6 +42,7 @@ HUGE_BYTES=${HUGE_BYTES:-5368709120}
 CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
 PEERS=${PEERS:-1}
+STATE_URL=${STATE_URL:-}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -48,6 +56,11 @@ log() { echo "== $*" >&2; }
 [[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS: 0 or 1"
 [[ $HUGE_MAX_TIME =~ ^[0-9]+$ ]] && ((HUGE_MAX_TIME >= 1)) || die "HUGE_MAX_TIME=$HUGE_MAX_TIME: want seconds"
+# The URL goes into a single-quoted YAML string: no quote, space or control character.
+STATE_URL_RE="^postgres(ql)?://[^'\"[:space:][:cntrl:]]+$"
+[[ -z $STATE_URL || $STATE_URL =~ $STATE_URL_RE ]] || die "STATE_URL: want a postgres:// URL (without quotes or spaces), or nothing"
+PG=0
+[[ -n $STATE_URL ]] && PG=1
 
 START_TIME=$SECONDS
 
@@ -198,6 +211,8 @@ pick_port; EPLOG_PORT=$PORT
 pick_port; EPLOG_ADMIN=$PORT
 pick_port; NGINX_PORT=$PORT
 pick_port; NGINXLUA_PORT=$PORT
+pick_port; EPPG_PORT=$PORT
+pick_port; EPPG_ADMIN=$PORT
 
 # The command line of each server.
 declare -A CMD=(
@@ -206,6 +221,7 @@ declare -A CMD=(
 	[tuned]="$OUT/baseline -listen 127.0.0.1:$TUNED_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport tuned"
 	[ep]="$OUT/envelope-proxy -config $OUT/envelope-proxy.yaml"
 	[eplog]="$OUT/envelope-proxy -config $OUT/envelope-proxy-accesslog.yaml"
+	[eppg]="$OUT/envelope-proxy -config $OUT/envelope-proxy-pg.yaml"
 )
 declare -A READY_URL=(
 	[backend]="http://127.0.0.1:$BACKEND_PORT/small"
@@ -213,6 +229,7 @@ declare -A READY_URL=(
 	[tuned]="http://127.0.0.1:$TUNED_PORT/small"
 	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
 	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
+	[eppg]="http://127.0.0.1:$EPPG_ADMIN/readyz"
 )
 
 # The peers run from their own directories under bench/out/ (config, pid
@@ -311,14 +328,22 @@ ENVELOPE_KEY=bench-envelope-key-0123456789
 LEGACY_SHA=$(printf %s "$LEGACY_KEY" | sha256sum | cut -d' ' -f1)
 ENVELOPE_SHA=$(printf %s "$ENVELOPE_KEY" | sha256sum | cut -d' ' -f1)
 
-write_config() { # file port admin_port access_log state_dir
-	rm -rf "$OUT/$5"
+write_config() { # file port admin_port access_log state (a directory under bench/out/, or a postgres:// URL)
+	local state
+	if [[ $5 == postgres://* || $5 == postgresql://* ]]; then
+		state="# The dashboard's evidence in PostgreSQL (STATE_URL) instead of SQLite.
+state_dir: \"\"
+state_url: '$5'"
+	else
+		rm -rf "${OUT:?}/${5:?}"
+		state="# The dashboard's evidence, recorded as in production (the default).
+state_dir: $5"
+	fi
 	cat >"$1" <<EOF
 # Written by bench/run.sh.
 listen: "127.0.0.1:$2"
 admin_listen: "127.0.0.1:$3"
-# The dashboard's evidence, recorded as in production (the default).
-state_dir: $5
+$state
 upstream:
   url: "http://127.0.0.1:$BACKEND_PORT"
 routing:
@@ -333,6 +358,9 @@ EOF
 }
 write_config "$OUT/envelope-proxy.yaml" "$EP_PORT" "$EP_ADMIN" false state-ep
 write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" true state-eplog
+rm -f "$OUT/envelope-proxy-pg.yaml"
+# The same config as envelope's but for where the evidence is kept.
+((PG)) && write_config "$OUT/envelope-proxy-pg.yaml" "$EPPG_PORT" "$EPPG_ADMIN" false "$STATE_URL"
 
 # --- targets and workloads -----------------------------------------------
 WORKLOADS=(small credits large)
@@ -346,8 +374,9 @@ TARGETS=(baseline)
 ((NOISE_TARGET)) && TARGETS+=(baseline-again)
 TARGETS+=(baseline-tuned legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
+((PG)) && TARGETS+=(envelope-pg)
 ((PEERS)) && TARGETS+=(nginx nginx-lua)
-declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [nginx]=nginx [nginx-lua]=nginx-lua)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [envelope-pg]=eppg [nginx]=nginx [nginx-lua]=nginx-lua)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
 	[baseline-again]="http://127.0.0.1:$BASE_PORT"
@@ -355,6 +384,7 @@ declare -A TURL=(
 	[legacy]="http://127.0.0.1:$EP_PORT"
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
+	[envelope-pg]="http://127.0.0.1:$EPPG_PORT"
 	[nginx]="http://127.0.0.1:$NGINX_PORT"
 	[nginx-lua]="http://127.0.0.1:$NGINXLUA_PORT"
 )
@@ -362,8 +392,8 @@ declare -A TURL=(
 # header), so that every target parses and forwards requests of the same
 # shape and the ratios measure the proxy, not a shorter request. nginx-lua
 # is the rewriting peer: it gets the envelope key, as the envelope target.
-declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [nginx]=legacy [nginx-lua]=envelope)
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [envelope-pg]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [envelope-pg]=envelope [nginx]=legacy [nginx-lua]=envelope)
 declare -A TDESC=(
 	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): most of its requests dial the backend anew (2 idle connections per host)"
 	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
@@ -371,6 +401,7 @@ declare -A TDESC=(
 	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
+	[envelope-pg]="envelope-proxy, envelope client key, access log off, the dashboard's evidence in PostgreSQL (state_url) instead of SQLite" # completed with the store's location once started
 	[nginx]="nginx proxy_pass, 1 worker, upstream keep-alive, 32 KiB buffers, no access log (bench/peers/nginx)"
 	[nginx-lua]="nginx + Lua doing the same envelope rewrite, 1 worker, no access log (bench/peers/nginx-lua): the transforming peer"
 )
@@ -387,12 +418,31 @@ key_args() { # the curl/wrk header arguments of a target
 if [[ $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo 2) == 0 ]]; then
 	log "warning: net.ipv4.tcp_tw_reuse is 0: the baseline may run out of loopback ports"
 fi
-log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT$( ((PEERS)) && echo ", nginx :$NGINX_PORT, nginx-lua :$NGINXLUA_PORT"))"
+log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT$( ((PG)) && echo ", with PostgreSQL evidence :$EPPG_PORT")$( ((PEERS)) && echo ", nginx :$NGINX_PORT, nginx-lua :$NGINXLUA_PORT"))"
 start_server backend
 start_server baseline
 start_server tuned
 start_server ep
 ((ACCESS_LOG_TARGET)) && start_server eplog
+
+# envelope-pg must write its evidence to PostgreSQL: /readyz stays 200
+# when the store cannot be reached (the evidence is then held in memory),
+# so its body's evidence line is checked, at start and after the rounds.
+pg_evidence() { # -> the evidence line of envelope-pg's /readyz, or dies
+	local body line
+	body=$(curl -s --max-time 5 "${READY_URL[eppg]}") || die "envelope-pg: GET ${READY_URL[eppg]} failed"
+	line=$(grep '^evidence: ' <<<"$body" || true)
+	[[ $line == "evidence: postgres "* && $line != *" in memory"* ]] ||
+		die "envelope-pg does not keep its evidence in PostgreSQL (STATE_URL): its /readyz says \"${line:-$body}\"; log: $OUT/eppg.log"
+	echo "$line"
+}
+if ((PG)); then
+	start_server eppg
+	PG_EVIDENCE=$(pg_evidence)
+	log "envelope-pg: $PG_EVIDENCE"
+	# The location as the proxy shows it: the URL without its password.
+	TDESC[envelope-pg]+=" (${PG_EVIDENCE#evidence: postgres })"
+fi
 if ((PEERS)); then
 	start_server nginx
 	start_server nginx-lua
@@ -513,6 +563,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 BACKEND_PEAK=$(peak_kib backend)
+# envelope-pg's last run ended with its evidence still written to PostgreSQL.
+if ((PG)); then
+	PG_EVIDENCE=$(pg_evidence)
+	log "envelope-pg after the rounds: $PG_EVIDENCE"
+fi
 
 # --- the streamed wrap -------------------------------------------------------
 # One download of HUGE_BYTES through the envelope target (and through the
@@ -604,7 +659,9 @@ ELAPSED=$((SECONDS - START_TIME))
 	# The references every target is read against, as same-round ratios.
 	REFS=(baseline baseline-tuned)
 	((PEERS)) && REFS+=(nginx nginx-lua)
-	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua)
+	# envelope-pg against the SQLite default.
+	((PG)) && REFS+=(envelope)
+	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope)
 	declare -A MCPU=()
 	for w in "${WORKLOADS[@]}"; do
 		for t in "${TARGETS[@]}"; do
@@ -638,6 +695,10 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo
 	if ((NOISE_TARGET)); then
 		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios to \`baseline\` (its range in the next table) are how far apart two identical targets land on this machine during this run. A ratio within that band of 1.00 is not a difference this run can tell."
+		echo
+	fi
+	if ((PG)); then
+		echo "\`envelope-pg\` is \`envelope\` with the dashboard's evidence in PostgreSQL instead of SQLite: its **vs envelope** ratio is what keeping the evidence in PostgreSQL costs$( ((NOISE_TARGET)) && echo ", within the noise of the SQLite default when its range in the next table lies within \`baseline-again\`'s range vs baseline")."
 		echo
 	fi
 	echo "Spread over the rounds: the lowest and highest round of req/s, and of each same-round ratio."
