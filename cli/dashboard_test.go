@@ -325,8 +325,8 @@ func TestDashboardVerdictsOverARealProxy(t *testing.T) {
 		broken.waitFor("the five requests counted in memory", func(rows map[string]evidence.ClientSummary) bool {
 			return rows["clean"].Requests == 5
 		})
-		if ov, _ := broken.overview(); ov.State.Persistent || !strings.Contains(ov.State.Error, "memory only") {
-			t.Errorf("state: got %+v; want memory only, with the reason", ov.State)
+		if ov, _ := broken.overview(); ov.State.Persistent || !strings.Contains(ov.State.Error, "kept in memory") || !strings.Contains(ov.State.Error, "not a database") {
+			t.Errorf("state: got %+v; want evidence kept in memory, with the reason", ov.State)
 		}
 		broken.stop()
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/admin"
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/contract"
 	"github.com/envelope-proxy/envelope-proxy/dashboard"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/gcfloor"
@@ -78,9 +79,17 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			logger.Error("writing the last dashboard evidence", zap.Error(err))
 		}
 	}()
-	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec})
+	cs, err := contractSettings(cfg, source)
+	if err != nil {
+		return err
+	}
+	// The checks close after the comparison and the proxy, which feed
+	// them, and before the recorder they feed.
+	checker := contract.NewChecker(cs, contract.Options{Logger: logger.Named("contract"), Registerer: reg, Recorder: rec})
+	defer checker.Close()
+	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker})
 	defer comparator.Close()
-	h, err := proxy.New(proxySettings(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec})
+	h, err := proxy.New(proxySettings(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec, Contract: checker})
 	if err != nil {
 		return err
 	}
@@ -120,9 +129,14 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 				logger.Warn("listen, admin_listen, state_dir, state_url, replica and readiness.max_state_bytes changes take effect on restart",
 					zap.String("listen", old.Listen), zap.String("admin_listen", old.AdminListen), zap.String("state_dir", old.StateDir))
 			}
+			cs, err := contractSettings(c, source)
+			if err != nil {
+				return err
+			}
 			if err := h.Swap(proxySettings(c)); err != nil {
 				return err
 			}
+			checker.Swap(cs)
 			comparator.Swap(shadowSettings(c))
 			rec.Swap(evidenceSettings(c))
 			gcfloor.Set(c.GCHeapFloorBytes)
@@ -211,15 +225,15 @@ func evidenceStatus(st evidence.StateInfo) string {
 	return "evidence: memory only"
 }
 
-// stateDir resolves a relative state_dir against the config file's
-// directory, so the evidence sits beside the config it belongs to whatever
-// the working directory; with the embedded defaults it is relative to the
-// working directory.
-func stateDir(source, dir string) string {
-	if dir == "" || source == "" || filepath.IsAbs(dir) {
-		return dir
+// besideConfig resolves a relative path the config names (state_dir,
+// contract.openapi) against the config file's directory, so that what
+// belongs to a config sits beside it whatever the working directory; with
+// the embedded defaults it is relative to the working directory.
+func besideConfig(source, path string) string {
+	if path == "" || source == "" || filepath.IsAbs(path) {
+		return path
 	}
-	return filepath.Join(filepath.Dir(source), dir)
+	return filepath.Join(filepath.Dir(source), path)
 }
 
 func displaySource(source string) string {

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/contract"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
@@ -42,6 +44,39 @@ func shadowSettings(cfg *config.Config) shadow.Settings {
 	}
 }
 
+// contractSettings is the contract checks' part of cfg, with the OpenAPI
+// document contract.openapi names (relative to the config file source)
+// read and checked, or the built-in contract.
+func contractSettings(cfg *config.Config, source string) (contract.Settings, error) {
+	doc, err := contractDocument(cfg, source)
+	if err != nil {
+		return contract.Settings{}, err
+	}
+	return contract.Settings{
+		Document:    doc,
+		Sample:      cfg.Contract.Sample,
+		MaxInFlight: cfg.Contract.MaxInFlight,
+		Routes:      cfg.Shadow.Routes,
+		KeyHeader:   cfg.Routing.Header,
+		Samples:     cfg.Dashboard.Samples,
+		Redact:      cfg.Dashboard.Redact.Paths,
+	}, nil
+}
+
+// contractDocument reads the document contract.openapi names, relative to
+// the config file source, or the built-in contract when it is empty. The
+// error names the setting.
+func contractDocument(cfg *config.Config, source string) (*contract.Document, error) {
+	if cfg.Contract.OpenAPI == "" {
+		return contract.Builtin()
+	}
+	doc, err := contract.Load(besideConfig(source, cfg.Contract.OpenAPI))
+	if err != nil {
+		return nil, fmt.Errorf("contract.openapi: %w", err)
+	}
+	return doc, nil
+}
+
 // evidenceSettings is the evidence's part of cfg.
 func evidenceSettings(cfg *config.Config) evidence.Settings {
 	rd := &cfg.Readiness
@@ -53,6 +88,7 @@ func evidenceSettings(cfg *config.Config) evidence.Settings {
 			MaxUnmapped:             rd.MaxUnmapped,
 			MaxCandidateErrorsRatio: rd.MaxCandidateErrorsRatio,
 			MaxUpstreamErrorsRatio:  rd.MaxUpstreamErrorsRatio,
+			MaxContractViolations:   rd.MaxContractViolations,
 		},
 		Retention: rd.Retention,
 		Samples:   cfg.Dashboard.Samples,
@@ -73,7 +109,7 @@ func evidenceOptions(cfg *config.Config, source string, logger *zap.Logger) evid
 		o.Kind = "postgres"
 		o.Open = func(ctx context.Context) (store.Store, error) { return store.OpenPostgres(ctx, url) }
 	case cfg.StateDir != "":
-		dir, opts := stateDir(source, cfg.StateDir), store.SQLiteOptions{MaxBytes: cfg.Readiness.MaxStateBytes, Replica: o.Replica}
+		dir, opts := besideConfig(source, cfg.StateDir), store.SQLiteOptions{MaxBytes: cfg.Readiness.MaxStateBytes, Replica: o.Replica}
 		o.Kind = "sqlite"
 		o.Open = func(context.Context) (store.Store, error) { return store.OpenSQLite(dir, opts) }
 	default:

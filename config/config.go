@@ -62,6 +62,9 @@ type Config struct {
 	// Candidate is the new service that speaks the envelope natively, if
 	// any; shadowed requests are replayed to it and its answers compared.
 	Candidate Candidate `yaml:"candidate"`
+	// Contract is the new API's OpenAPI document that envelopes are
+	// checked against.
+	Contract Contract `yaml:"contract"`
 	// Log configures the logger.
 	Log Log `yaml:"log"`
 	// StateDir is where the dashboard's evidence is kept across restarts
@@ -101,6 +104,9 @@ type Readiness struct {
 	// MaxUpstreamErrorsRatio bounds an envelope client's requests that
 	// got the proxy's 502 or 504.
 	MaxUpstreamErrorsRatio float64 `yaml:"max_upstream_errors_ratio"`
+	// MaxContractViolations bounds the envelopes the new API's contract
+	// does not allow.
+	MaxContractViolations uint64 `yaml:"max_contract_violations"`
 	// Retention is how long evidence is kept in state_dir.
 	Retention time.Duration `yaml:"retention"`
 	// MaxStateBytes caps the evidence file; the oldest evidence goes first.
@@ -115,6 +121,22 @@ type Dashboard struct {
 	// Redact lists JSON Pointers ("*" for any key or index) whose values
 	// are masked in sample bodies before they are stored.
 	Redact RedactPaths `yaml:"redact"`
+}
+
+// Contract configures the contract checks: every envelope sent to an
+// envelope client, and every envelope a shadow client's dry run computes,
+// is held to the new API's OpenAPI document off the request path.
+type Contract struct {
+	// OpenAPI is the path (relative to the config file) of the new API's
+	// OpenAPI 3.0 or 3.1 document; empty is the built-in envelope
+	// contract. It is read at start and at every reload.
+	OpenAPI string `yaml:"openapi"`
+	// Sample is the share of clients' keys whose envelopes are checked,
+	// by a stable hash of the key.
+	Sample float64 `yaml:"sample"`
+	// MaxInFlight bounds the checks waiting or running at once; beyond
+	// it envelopes are skipped (counted).
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Admin configures the admin listener's access control.
@@ -267,6 +289,10 @@ const (
 	DefaultRequestBuffering = 1 << 20
 	// DefaultStateDir is relative to the working directory.
 	DefaultStateDir = "state"
+	// DefaultContractMaxInFlight is contract.max_in_flight's default,
+	// and MaxContractInFlight its largest value.
+	DefaultContractMaxInFlight = 64
+	MaxContractInFlight        = 4096
 )
 
 // Default returns the configuration used when no file is given.
@@ -313,6 +339,7 @@ func Default() *Config {
 			Routes:          []string{},
 		},
 		Candidate: Candidate{Timeout: 5 * time.Second},
+		Contract:  Contract{Sample: 1, MaxInFlight: DefaultContractMaxInFlight},
 		Log:       Log{Level: "info", AccessLog: true, SampleInitial: 100, SampleThereafter: 100},
 		StateDir:  DefaultStateDir,
 		Readiness: Readiness{

@@ -192,6 +192,12 @@ func (c *Config) Validate() error {
 	if sh.MaxRequestBytes < 0 {
 		add("shadow.max_request_bytes", "must not be negative")
 	}
+	if ct := &c.Contract; !(ct.Sample >= 0 && ct.Sample <= 1) {
+		add("contract.sample", "%v is not in [0, 1]", ct.Sample)
+	}
+	if n := c.Contract.MaxInFlight; n <= 0 || n > MaxContractInFlight {
+		add("contract.max_in_flight", "%d is not in [1, %d]", n, MaxContractInFlight)
+	}
 	if c.Candidate.URL != "" {
 		if u, err := url.Parse(c.Candidate.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("candidate.url", "%q is not an http(s) URL with a host", c.Candidate.URL)

@@ -104,6 +104,9 @@ type ClientSummary struct {
 	// Shadow is the comparison's summary; nil when the client had no
 	// shadow exchange in the window.
 	Shadow *ShadowSummary `json:"shadow,omitempty"`
+	// Contract is what the contract checks found; nil when no envelope
+	// of the client was checked in the window.
+	Contract *ContractSummary `json:"contract,omitempty"`
 	// Verdict is the readiness verdict with its reasons.
 	Verdict verdict.Verdict `json:"verdict"`
 }
@@ -154,6 +157,9 @@ type ClientDetail struct {
 	Paths []PathCount `json:"paths"`
 	// Samples are recent mismatching exchanges, newest first.
 	Samples []event.Sample `json:"samples"`
+	// Violations are the envelopes the new API's contract does not
+	// allow, by kind, most frequent first, each with its newest sample.
+	Violations []ViolationCount `json:"violations"`
 	// Recent are the client's counts over the last hour, by minute.
 	Recent Series `json:"recent"`
 	// Series are the client's counts over the window, by hour.

@@ -53,6 +53,12 @@ type counts struct {
 	EnvelopeUpstreamErrors uint64                    `json:"envelope_upstream_errors,omitempty"`
 	Shadow                 [event.NumOutcomes]uint64 `json:"shadow"`
 	ShadowUnmapped         uint64                    `json:"shadow_unmapped,omitempty"`
+	// The contract checks: envelopes checked, those the contract does
+	// not allow, those it allows only as extensions, and those skipped.
+	ContractChecked    uint64 `json:"contract_checked,omitempty"`
+	ContractViolations uint64 `json:"contract_violations,omitempty"`
+	ContractExtensions uint64 `json:"contract_extensions,omitempty"`
+	ContractSkipped    uint64 `json:"contract_skipped,omitempty"`
 }
 
 func (c *counts) add(o *counts) {
@@ -71,6 +77,10 @@ func (c *counts) add(o *counts) {
 		c.Shadow[i] += o.Shadow[i]
 	}
 	c.ShadowUnmapped += o.ShadowUnmapped
+	c.ContractChecked += o.ContractChecked
+	c.ContractViolations += o.ContractViolations
+	c.ContractExtensions += o.ContractExtensions
+	c.ContractSkipped += o.ContractSkipped
 }
 
 // compared are the shadow exchanges the candidate answered.
@@ -117,6 +127,8 @@ type bucket struct {
 	// groups are the shadow comparisons, by route, legacy status and
 	// code (shadow.go).
 	groups map[groupKey]*groupCounts
+	// violations are the contract violations by kind (contract.go).
+	violations map[violationKey]uint64
 }
 
 func newBucket(start, span int64) *bucket {
@@ -142,6 +154,9 @@ func (b *bucket) merge(o *bucket, tallies bool) {
 	for k, v := range o.unmapped {
 		bump(&b.unmapped, k, unmappedKey{Code: otherKey}, maxUnmappedKeys, v)
 	}
+	for k, v := range o.violations {
+		bump(&b.violations, k, otherViolation, maxViolationKeys, v)
+	}
 	if !tallies {
 		return
 	}
@@ -166,6 +181,7 @@ type stored struct {
 	Passthrough map[string]uint64 `json:"passthrough,omitempty"`
 	Unmapped    []storedUnmapped  `json:"unmapped,omitempty"`
 	Groups      []storedGroup     `json:"groups,omitempty"`
+	Violations  []storedViolation `json:"violations,omitempty"`
 	// Routes and Paths are the shadow tallies of the first layout, read
 	// from files written before groups.
 	Routes map[string]storedRoute `json:"routes,omitempty"`
@@ -199,6 +215,9 @@ func (b *bucket) encode() ([]byte, error) {
 	for k, v := range b.unmapped {
 		s.Unmapped = append(s.Unmapped, storedUnmapped{k, v})
 	}
+	for k, v := range b.violations {
+		s.Violations = append(s.Violations, storedViolation{k, v})
+	}
 	return json.Marshal(&s)
 }
 
@@ -226,6 +245,11 @@ func decodeBucket(start int64, data []byte) (*bucket, error) {
 	}
 	for i := range s.Groups {
 		s.Groups[i].decode(b)
+	}
+	for _, v := range s.Violations {
+		k := v.violationKey
+		k.Route, k.Code, k.Reason, k.Source = clip(k.Route, maxRouteLen), clip(k.Code, maxCodeLen), clip(k.Reason, maxCodeLen), clip(k.Source, maxCodeLen)
+		bump(&b.violations, k, otherViolation, maxViolationKeys, v.Count)
 	}
 	for route, rc := range s.Routes {
 		// The first layout counted compared exchanges and mismatches by

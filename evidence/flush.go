@@ -22,6 +22,8 @@ type Opener func(ctx context.Context) (store.Store, error)
 const (
 	kindUnmapped = "unmapped"
 	kindMismatch = "mismatch"
+	// kindViolation is a contract violation's sample.
+	kindViolation = "violation"
 )
 
 // The loop's bounds: how long one call to the store may take, and how long
@@ -327,7 +329,7 @@ func (cs *clientState) ownSamples(replica string, seq int64) []store.SampleRow {
 		out = append(out, store.SampleRow{Client: cs.name, Kind: kindMismatch, Key: strconv.Itoa(slot), Time: m.sample.Time.UnixNano(), Seq: seq, Data: data})
 		slot++
 	}
-	return out
+	return cs.ownViolationSamples(out, replica, seq)
 }
 
 // written adds a written batch's buckets to the fleet's sums.
@@ -561,6 +563,8 @@ func (r *Recorder) ingest(rows []store.Row, samples []store.SampleRow) {
 			if json.Unmarshal(sm.Data, &m) == nil {
 				cs.keepMismatch(sm.Replica, &m)
 			}
+		case kindViolation:
+			cs.ingestViolationSample(&sm)
 		}
 		cs.mu.Unlock()
 	}

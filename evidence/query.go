@@ -159,6 +159,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 	if n := sum.latency.count(); n > 0 {
 		c.AddedLatency = Latency{Count: n, P50Ms: sum.latency.quantile(0.5, n), P99Ms: sum.latency.quantile(0.99, n)}
 	}
+	c.Contract = contractSummary(sum)
 	if sum.shadowTotal() > 0 {
 		sh := &ShadowSummary{Outcomes: map[string]uint64{}, Compared: sum.compared()}
 		for i, n := range sum.Shadow {
@@ -171,15 +172,18 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		c.Shadow = sh
 	}
 	ev := verdict.Evidence{
-		Mode:            verdict.Mode(rw.mode),
-		Requests:        sum.Requests,
-		Compared:        sum.compared(),
-		Mismatches:      sum.Shadow[outcomeMismatch],
-		CandidateErrors: sum.candidateErrors(),
-		DryRuns:         sum.Shadow[outcomeDryRun],
-		Unmapped:        c.Unmapped,
-		UnmappedCodes:   topCodes(sum.unmapped, maxListedCodes),
-		UpstreamErrors:  sum.UpstreamErrors,
+		Mode:               verdict.Mode(rw.mode),
+		Requests:           sum.Requests,
+		Compared:           sum.compared(),
+		Mismatches:         sum.Shadow[outcomeMismatch],
+		CandidateErrors:    sum.candidateErrors(),
+		DryRuns:            sum.Shadow[outcomeDryRun],
+		Unmapped:           c.Unmapped,
+		UnmappedCodes:      topCodes(sum.unmapped, maxListedCodes),
+		UpstreamErrors:     sum.UpstreamErrors,
+		ContractChecked:    sum.ContractChecked,
+		ContractViolations: sum.ContractViolations,
+		ViolationKinds:     topViolations(sum.violations, maxListedCodes),
 	}
 	if rw.mode == string(verdict.ModeEnvelope) {
 		// A flipped client is judged on what it got since the flip.
@@ -322,9 +326,11 @@ func (r *Recorder) ReplicaClient(name, replica string) (ClientDetail, bool, erro
 				out.Samples = append(out.Samples, *m.sample)
 			}
 		}
+		out.Violations = violationCounts(d.sum, cs, s.Samples)
 		out.Recent, out.Series = cs.series(now, from)
 		cs.mu.Unlock()
 	} else {
+		out.Violations = violationCounts(d.sum, nil, false)
 		out.Recent, out.Series = (&clientState{}).series(now, from)
 	}
 	slices.SortFunc(out.UnmappedCodes, func(a, b UnmappedCode) int {
@@ -400,6 +406,14 @@ func (r *Recorder) replicaState(name, replica string, fleetState *clientState, f
 	for _, m := range fleetState.mismatches {
 		if m.replica == replica {
 			out.mismatches = append(out.mismatches, m)
+		}
+	}
+	for k, v := range fleetState.violations {
+		if v.replica == replica {
+			if out.violations == nil {
+				out.violations = map[violationKey]*violationSample{}
+			}
+			out.violations[k] = v
 		}
 	}
 	return out, nil

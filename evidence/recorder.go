@@ -164,6 +164,8 @@ type clientState struct {
 	// reports own samples not yet written.
 	unmapped   map[unmappedKey]*unmappedSample
 	mismatches []*mismatch
+	// violations keeps the newest sample per kind of contract violation.
+	violations map[violationKey]*violationSample
 	ownDirty   bool
 }
 
@@ -253,7 +255,7 @@ func (r *Recorder) Swap(in Settings) {
 func (r *Recorder) dropSamples() {
 	for _, cs := range *r.clients.Load() {
 		cs.mu.Lock()
-		cs.unmapped, cs.mismatches, cs.ownDirty = nil, nil, false
+		cs.unmapped, cs.mismatches, cs.violations, cs.ownDirty = nil, nil, nil, false
 		cs.mu.Unlock()
 	}
 	r.clearSamples.Store(true)

@@ -99,12 +99,13 @@ func (ex *exchange) answer(w http.ResponseWriter, status int) {
 	msg := transform.StatusText(status)
 	buf := s.buffers.get()
 	defer s.buffers.put(buf)
+	ex.result = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
 	if ex.envelope() {
 		*buf = transform.AppendEnvelopeError(*buf, code, msg)
+		ex.checkContract(*buf, false)
 	} else {
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}
-	ex.result = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
 	h := w.Header()
 	if s.vary != "" {
 		h.Set("Vary", s.vary)

@@ -72,6 +72,10 @@ type exchange struct {
 	// or close it after ServeHTTP has returned and the exchange is reused.
 	reqBody *requestBody
 	shadow  shadowCapture
+	// reqHeader is the client's request header, read only, and
+	// contractEnvelope the envelope handed to the contract checks.
+	reqHeader        http.Header
+	contractEnvelope event.Envelope
 	// record is the event handed to the dashboard's recorder;
 	// unmappedCode is an unmapped error's legacy code and unmappedBody
 	// the reused copy of its body.
@@ -121,7 +125,7 @@ func (ex *exchange) reset() {
 func (ex *exchange) begin(s *snapshot, w http.ResponseWriter, r *http.Request) {
 	ex.reset()
 	ex.snap, ex.decision, ex.start = s, s.router.Route(r), time.Now()
-	ex.method, ex.path, ex.rawQuery = r.Method, r.URL.Path, r.URL.RawQuery
+	ex.method, ex.path, ex.rawQuery, ex.reqHeader = r.Method, r.URL.Path, r.URL.RawQuery, r.Header
 	ex.rp.Transport = s.transport
 	ex.w.ResponseWriter = w
 	ex.w.flusher, _ = w.(http.Flusher)
@@ -228,7 +232,7 @@ func (ex *exchange) finish() {
 		ex.unmappedBody = nil
 	}
 	ex.w.ResponseWriter, ex.w.flusher = nil, nil
-	ex.reqBody, ex.snap, ex.rp.Transport = nil, nil, nil
+	ex.reqBody, ex.snap, ex.rp.Transport, ex.reqHeader = nil, nil, nil, nil
 }
 
 // body returns the exchange's own pooledBody, set to send (*buf)[off:] and

@@ -37,6 +37,7 @@ type services struct {
 	metrics   *Metrics
 	shadow    Shadower
 	recorder  RequestRecorder
+	contract  ContractChecker
 	codecs    *codec.Set
 	buffers   *bufferPool
 	copies    *copyPool
@@ -48,6 +49,13 @@ type services struct {
 type Shadower interface {
 	Admit(client, method string, keyHash uint64) bool
 	Submit(c *event.Capture)
+}
+
+// ContractChecker is what the proxy needs of the contract checks: a
+// hand-over of each envelope it sends that never blocks and copies what it
+// keeps. Nothing flows back: the client never waits on a check.
+type ContractChecker interface {
+	Submit(e *event.Envelope)
 }
 
 // RequestRecorder is what the proxy needs of the migration dashboard's
@@ -73,6 +81,9 @@ type Options struct {
 	// Recorder receives every finished request for the migration
 	// dashboard; nil records nothing.
 	Recorder RequestRecorder
+	// Contract receives every envelope sent to an envelope client, to be
+	// held to the new API's contract; nil checks nothing.
+	Contract ContractChecker
 }
 
 // New builds a Handler serving s, which must come from a valid config.
@@ -83,6 +94,7 @@ func New(s Settings, opts Options) (*Handler, error) {
 		metrics:   opts.Metrics,
 		shadow:    opts.Shadow,
 		recorder:  opts.Recorder,
+		contract:  opts.Contract,
 		codecs:    &codec.Set{},
 		buffers:   newBufferPool(int(s.MaxBodyBytes) * 2),
 		copies:    &copyPool{},

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ func TestExchangeReset(t *testing.T) {
 	ex.reqBody = &requestBody{}
 	ex.shadow.active = true
 	ex.record.Client = "acme"
+	ex.reqHeader = http.Header{"X-Api-Key": {"secret"}}
+	ex.contractEnvelope.Client = "acme"
 	ex.unmappedCode, ex.unmappedTruncated = "quota", true
 	ex.unmappedBody = append(ex.unmappedBody[:0], `{"error":"x"}`...)
 	ex.bodyErr = errBadEncoding

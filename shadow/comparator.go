@@ -27,6 +27,9 @@ type Options struct {
 	// Recorder receives every outcome for the migration dashboard; nil
 	// records nothing.
 	Recorder Recorder
+	// Contract holds every dry run's envelope to the new API's contract;
+	// nil checks nothing.
+	Contract ContractChecker
 }
 
 // Recorder is what the comparison needs of the migration dashboard's
@@ -45,6 +48,7 @@ type Comparator struct {
 	logger   *zap.Logger
 	codecs   *codec.Set
 	recorder Recorder
+	contract ContractChecker
 	metrics  *metrics
 	clients  *clientTable
 	// transformer has the built-in rules only, for exchanges handed over
@@ -99,6 +103,7 @@ func New(s Settings, opts Options) *Comparator {
 		logger:      logger,
 		codecs:      codecs,
 		recorder:    opts.Recorder,
+		contract:    opts.Contract,
 		metrics:     m,
 		clients:     newClientTable(m.total),
 		transformer: t,
@@ -302,6 +307,7 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 		if d.status != ex.LegacyStatus {
 			c.metrics.statusChanges.WithLabelValues(statusLabel(ex.LegacyStatus), statusLabel(d.status)).Inc()
 		}
+		c.checkContract(cs.name, ex, d)
 	}
 	if r.cand != nil {
 		ev.CandidateStatus, ev.CandidateLatency = r.cand.status, r.cand.latency

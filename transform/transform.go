@@ -53,6 +53,9 @@ type Result struct {
 	// Unmapped reports an error that no rule matched: the migration's
 	// blind spot.
 	Unmapped bool
+	// Fields reports an error whose errors entries are keyed by field
+	// rather than by code.
+	Fields bool
 }
 
 // OtherCode is the metric label for codes no rule names.
@@ -212,6 +215,7 @@ func (t *Transformer) AppendError(dst []byte, status int, body []byte) ([]byte, 
 	}
 
 	if len(rc.fields) > 0 {
+		o.Fields = true
 		dst = appendErrorHead(dst, viewString(msg))
 		dst = appendFieldErrors(dst, rc.fields)
 		dst = append(dst, "]}"...)

@@ -58,6 +58,9 @@ type Thresholds struct {
 	// MaxUpstreamErrorsRatio bounds, for an envelope client, the requests
 	// answered with the proxy's own 502 or 504 over all its requests.
 	MaxUpstreamErrorsRatio float64 `json:"max_upstream_errors_ratio"`
+	// MaxContractViolations bounds the envelopes the new API's contract
+	// does not allow (live, and a shadow client's dry runs).
+	MaxContractViolations uint64 `json:"max_contract_violations"`
 }
 
 // Evidence is what one client's traffic showed over the window.
@@ -83,6 +86,12 @@ type Evidence struct {
 	UnmappedCodes []string `json:"unmapped_codes,omitempty"`
 	// UpstreamErrors are the requests the upstream failed (502, 504).
 	UpstreamErrors uint64 `json:"upstream_errors"`
+	// ContractChecked are the envelopes held to the new API's contract,
+	// and ContractViolations those it does not allow, with a few of
+	// their kinds named ("402 trial_expired (undocumented_code)").
+	ContractChecked    uint64   `json:"contract_checked"`
+	ContractViolations uint64   `json:"contract_violations"`
+	ViolationKinds     []string `json:"violation_kinds,omitempty"`
 }
 
 // Verdict is the decision with the reasons for it, each naming the
@@ -103,6 +112,7 @@ func Decide(e Evidence, t Thresholds) Verdict {
 	switch e.Mode {
 	case ModeShadow:
 		j.unmapped(e, t)
+		j.contract(e, t)
 		attempts := e.Compared + e.CandidateErrors
 		switch {
 		case attempts == 0 && e.DryRuns > 0:
@@ -118,6 +128,7 @@ func Decide(e Evidence, t Thresholds) Verdict {
 		}
 	case ModeEnvelope:
 		j.unmapped(e, t)
+		j.contract(e, t)
 		if e.Requests > 0 {
 			j.ratio("upstream errors", e.UpstreamErrors, e.Requests, t.MaxUpstreamErrorsRatio, "requests")
 		}
@@ -162,6 +173,23 @@ func (j *judgement) unmapped(e Evidence, t Thresholds) {
 		j.failed = append(j.failed, unmappedReason(e, t)+j.over)
 	} else {
 		j.passed = append(j.passed, fmt.Sprintf("unmapped %s ≤ %s%s", Count(e.Unmapped), Count(t.MaxUnmapped), j.over))
+	}
+}
+
+// contract holds the envelopes the contract does not allow against
+// max_contract_violations: "contract violations 3 > 0 over 24h (402
+// trial_expired (undocumented_code)), 1,200 checked". With nothing checked
+// (contract.sample 0) it says nothing.
+func (j *judgement) contract(e Evidence, t Thresholds) {
+	checked := ", " + Count(e.ContractChecked) + " checked"
+	if e.ContractViolations > t.MaxContractViolations {
+		s := fmt.Sprintf("contract violations %s > %s%s", Count(e.ContractViolations), Count(t.MaxContractViolations), j.over)
+		if len(e.ViolationKinds) > 0 {
+			s += " (" + strings.Join(e.ViolationKinds, ", ") + ")"
+		}
+		j.failed = append(j.failed, s+checked)
+	} else if e.ContractChecked > 0 {
+		j.passed = append(j.passed, fmt.Sprintf("contract violations %s ≤ %s%s%s", Count(e.ContractViolations), Count(t.MaxContractViolations), j.over, checked))
 	}
 }
 

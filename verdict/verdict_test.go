@@ -103,6 +103,39 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name:  "envelope clean, with its contract checked",
+			e:     Evidence{Mode: ModeEnvelope, Requests: 5000, ContractChecked: 4990},
+			state: Ready,
+			reasons: []string{
+				"unmapped 0 ≤ 0 over 24h",
+				"contract violations 0 ≤ 0 over 24h, 4,990 checked",
+				"upstream errors 0% ≤ 1% over 24h, 5,000 requests",
+			},
+		},
+		{
+			name:    "envelope contract violations",
+			e:       Evidence{Mode: ModeEnvelope, Requests: 5000, ContractChecked: 5000, ContractViolations: 3, ViolationKinds: []string{"402 payment_required (undocumented_code)"}},
+			state:   NotReady,
+			reasons: []string{"contract violations 3 > 0 over 24h (402 payment_required (undocumented_code)), 5,000 checked"},
+		},
+		{
+			name:    "shadow dry-run contract violations on tiny traffic",
+			e:       Evidence{Mode: ModeShadow, Requests: 12, DryRuns: 12, ContractChecked: 12, ContractViolations: 1, ViolationKinds: []string{"200 (schema)"}},
+			state:   NotReady,
+			reasons: []string{"contract violations 1 > 0 over 24h (200 (schema)), 12 checked"},
+		},
+		{
+			name:  "contract violations equal to the threshold",
+			e:     Evidence{Mode: ModeEnvelope, Requests: 1000, ContractChecked: 1000, ContractViolations: 2},
+			tweak: func(t *Thresholds) { t.MaxContractViolations = 2 },
+			state: Ready,
+			reasons: []string{
+				"unmapped 0 ≤ 0 over 24h",
+				"contract violations 2 ≤ 2 over 24h, 1,000 checked",
+				"upstream errors 0% ≤ 1% over 24h, 1,000 requests",
+			},
+		},
+		{
 			name:    "envelope unmapped",
 			e:       Evidence{Mode: ModeEnvelope, Requests: 5000, Unmapped: 3, UnmappedCodes: []string{"LEGACY_42"}},
 			state:   NotReady,
