@@ -16,8 +16,16 @@ func Validate(args []string, env Env) int {
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
-	_, err := config.Load(*path)
+	cfg, err := config.Load(*path)
 	if err == nil {
+		warnings, cerr := contractWarnings(cfg, *path)
+		if cerr != nil {
+			fmt.Fprintf(env.Stderr, "%s: 1 problem(s):\n  %v\n", *path, cerr)
+			return 1
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(env.Stderr, "%s: warning: %s\n", *path, w)
+		}
 		fmt.Fprintf(env.Stdout, "%s: OK\n", *path)
 		return 0
 	}

@@ -120,6 +120,17 @@ type job struct {
 
 // NewChecker starts the checks with settings s.
 func NewChecker(s Settings, opts Options) *Checker {
+	c := newChecker(s, opts)
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	c.start(workers)
+	return c
+}
+
+// newChecker builds a Checker with no worker yet.
+func newChecker(s Settings, opts Options) *Checker {
 	c := &Checker{
 		logger:   opts.Logger,
 		recorder: opts.Recorder,
@@ -141,15 +152,15 @@ func NewChecker(s Settings, opts Options) *Checker {
 	c.metrics = m
 	c.jobs.New = func() any { return new(job) }
 	c.Swap(s)
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = max(1, runtime.GOMAXPROCS(0)/2)
-	}
-	c.workers.Add(workers)
-	for range workers {
-		go c.work()
-	}
 	return c
+}
+
+// start runs n workers, each taking jobs from the queue until Close.
+func (c *Checker) start(n int) {
+	c.workers.Add(n)
+	for range n {
+		go c.work(c.run)
+	}
 }
 
 // Swap puts new settings in force. Checks already queued run with the
@@ -229,13 +240,13 @@ func (c *Checker) Check(e *event.Envelope) {
 	c.check(s, e)
 }
 
-// work runs queued checks until Close.
-func (c *Checker) work() {
+// work hands queued jobs to run until Close.
+func (c *Checker) work(run func(*job)) {
 	defer c.workers.Done()
 	for {
 		select {
 		case j := <-c.queue:
-			c.run(j)
+			run(j)
 		case <-c.stop:
 			return
 		}

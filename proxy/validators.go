@@ -28,7 +28,9 @@ func rulesFingerprint(rules []transform.Rule) string {
 	if len(rules) == 0 {
 		rules = nil
 	}
-	b, err := json.Marshal(struct{ Rules, Defaults []transform.Rule }{rules, transform.DefaultRules()})
+	// Examples change nothing the rules do: they are left out, so that
+	// documenting a rule does not change every entity tag.
+	b, err := json.Marshal(struct{ Rules, Defaults []transform.Rule }{withoutExamples(rules), withoutExamples(transform.DefaultRules())})
 	if err != nil {
 		// Rules are plain data; should one ever fail to encode, a fixed
 		// name still marks the tags, and a rules change then just keeps
@@ -37,6 +39,19 @@ func rulesFingerprint(rules []transform.Rule) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:4])
+}
+
+// withoutExamples is rules with their examples left out.
+func withoutExamples(rules []transform.Rule) []transform.Rule {
+	if rules == nil {
+		return nil
+	}
+	out := make([]transform.Rule, len(rules))
+	for i, r := range rules {
+		r.Examples = nil
+		out[i] = r
+	}
+	return out
 }
 
 // splitTag splits an entity tag into its opaque part (without quotes) and

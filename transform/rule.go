@@ -29,6 +29,21 @@ type Rule struct {
 	FallbackMessage string `yaml:"fallback_message,omitempty" json:"fallback_message,omitempty"`
 	// Fields makes one errors entry per field instead of {code: [message]}.
 	Fields FieldsFrom `yaml:"fields,omitempty" json:"fields,omitempty"`
+	// Examples are legacy responses the rule is meant for. They change
+	// nothing the proxy does: `envelope-proxy contract` rewrites each and
+	// holds the envelope to the new API's contract.
+	Examples []Example `yaml:"examples,omitempty" json:"examples,omitempty"`
+}
+
+// Example is one legacy response: its status (0 is the rule's
+// match.status) and its body, and the request it answers (method, GET by
+// default, and path), which chooses the operation of an OpenAPI document
+// that describes routes.
+type Example struct {
+	Status int    `yaml:"status,omitempty" json:"status,omitempty"`
+	Body   string `yaml:"body" json:"body"`
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	Path   string `yaml:"path,omitempty" json:"path,omitempty"`
 }
 
 // Match is the condition part of a Rule. Every set field must hold.
@@ -100,6 +115,15 @@ func compileRule(i int, r Rule) (rule, error) {
 	for j, p := range r.Match.Has {
 		if p == "" {
 			return bad(fmt.Sprintf("match.has[%d]", j), fmt.Errorf("empty path"))
+		}
+	}
+	for j, ex := range r.Examples {
+		status := ex.Status
+		if status == 0 {
+			status = r.Match.Status
+		}
+		if status < 400 || status > 599 {
+			return bad(fmt.Sprintf("examples[%d].status", j), fmt.Errorf("%d is not an error status (400-599); set it, or the rule's match.status", status))
 		}
 	}
 	if r.Match.Message != "" {
