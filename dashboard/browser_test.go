@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ var browserThresholds = verdict.Thresholds{
 	MaxUnmapped:             0,
 	MaxCandidateErrorsRatio: 0.01,
 	MaxUpstreamErrorsRatio:  0.01,
+	MaxContractViolations:   0,
 }
 
 // series makes points shaped like office traffic, perStep requests per
@@ -108,11 +110,16 @@ func browserSource() *staticSource {
 			Requests: 48_210, Classes: classes(48_210),
 			Rewritten: 4_821, Wrapped: 42_900, Passed: 489, UpstreamErrors: 12,
 			AddedLatency: evidence.Latency{Count: 48_210, P50Ms: 0.31, P99Ms: 2.4},
+			// Every envelope checked conforms; a few successes streamed
+			// past max_body_bytes went unchecked.
+			Contract: &evidence.ContractSummary{Checked: 47_715, Extensions: 1_204, Skipped: 6},
 			Verdict: verdict.Verdict{State: verdict.Ready, Reasons: []string{
 				"unmapped 0 ≤ 0 over 24h",
+				"contract violations 0 ≤ 0 over 24h, 47,715 checked",
 				"upstream errors 0.025% ≤ 1% over 24h, 48,210 requests",
 			}},
 		},
+		Violations: []evidence.ViolationCount{},
 		Rewrites: []evidence.RewriteCount{
 			{LegacyStatus: 200, Status: 200, Count: 42_900},
 			{LegacyStatus: 400, LegacyCode: "invalid_param", Status: 422, Code: "VALIDATION_FAILED", Count: 3_911},
@@ -127,10 +134,15 @@ func browserSource() *staticSource {
 			Requests: 21_377, Classes: classes(21_377),
 			Rewritten: 2_101, Wrapped: 19_000, Passed: 276, Unmapped: 37,
 			AddedLatency: evidence.Latency{Count: 21_377, P50Ms: 0.42, P99Ms: 3.9},
+			// Flipped from shadow within the window: its dry runs were
+			// checked too.
+			Contract: &evidence.ContractSummary{Checked: 21_064, Violations: 5},
 			Verdict: verdict.Verdict{State: verdict.NotReady, Reasons: []string{
 				"unmapped 37 > 0 (teapot_error) over 24h",
+				"contract violations 5 > 0 over 24h (402 payment_required (undocumented_code), 200 (schema), 422 validation_error (undocumented_status)), 21,064 checked",
 			}},
 		},
+		Violations: betaViolations(now),
 		Rewrites: []evidence.RewriteCount{
 			{LegacyStatus: 200, Status: 200, Count: 19_000},
 			{LegacyStatus: 400, LegacyCode: "invalid_param", Status: 422, Code: "VALIDATION_FAILED", Count: 2_064},
@@ -170,6 +182,7 @@ func browserSource() *staticSource {
 				Outcomes: map[string]uint64{"match": 1_890, "mismatch": 100, "ignored": 10, "candidate_timeout": 4, "skipped_method": 116},
 				Compared: 2_000, MismatchRatio: 0.05, CandidateErrorsRatio: 4.0 / 2_004,
 			},
+			Contract: &evidence.ContractSummary{Checked: 1_990, Extensions: 31},
 			Verdict: verdict.Verdict{State: verdict.NotReady, Reasons: []string{
 				"mismatch 5% > 0.1% over 24h, 2,000 compared",
 			}},
@@ -274,6 +287,31 @@ func browserSource() *staticSource {
 	return src
 }
 
+// betaViolations are beta-unmapped's contract violations: a live one
+// whose sample holds markup, which must show as text, and one of its dry
+// runs from before it was flipped, whose detail points into the sample,
+// and one kept without a sample.
+func betaViolations(now time.Time) []evidence.ViolationCount {
+	return []evidence.ViolationCount{
+		{
+			Source: string(event.SourceLive), Route: "GET /v1/jobs/{id}", Status: 402, Code: "payment_required", Reason: "undocumented_code", Count: 3,
+			Detail:     `status 402 documents codes insufficient_credits, trial_expired, not "payment_required"`,
+			Sample:     `{"data":null,"success":false,"message":"Payment required <img src=/hostile>","errors":[{"payment_required":["Payment required"]}]}`,
+			SampleTime: now.Add(-9 * time.Minute),
+		},
+		{
+			Source: string(event.SourceDryRun), Route: "GET /v1/jobs", Status: 200, Reason: "schema", Count: 1,
+			Detail:     "at /data/0/id: got string, want integer",
+			Sample:     `{"data":[{"id":"j-17","state":"done"}],"success":true,"message":"OK"}`,
+			SampleTime: now.Add(-20 * time.Hour),
+		},
+		{
+			Source: string(event.SourceDryRun), Route: "POST /v1/jobs", Status: 422, Code: "validation_error", Reason: "undocumented_status", Count: 1,
+			Detail: "no response for status 422, and no default",
+		},
+	}
+}
+
 // browserReplicas are the fleet of the fixture: each replica's state, how
 // long ago it started and last wrote, and its share of every count.
 var browserReplicas = []struct {
@@ -309,6 +347,11 @@ func scaled(d evidence.ClientDetail, f float64, samples bool) evidence.ClientDet
 	c.Classes = scaleMap(c.Classes)
 	c.Rewritten, c.Wrapped, c.Passed = scale(c.Rewritten, f), scale(c.Wrapped, f), scale(c.Passed, f)
 	c.Unmapped, c.UpstreamErrors = scale(c.Unmapped, f), scale(c.UpstreamErrors, f)
+	if c.Contract != nil {
+		cs := *c.Contract
+		cs.Checked, cs.Violations, cs.Extensions, cs.Skipped = scale(cs.Checked, f), scale(cs.Violations, f), scale(cs.Extensions, f), scale(cs.Skipped, f)
+		c.Contract = &cs
+	}
 	c.AddedLatency.Count = scale(c.AddedLatency.Count, f)
 	if c.Shadow != nil {
 		sh := *c.Shadow
@@ -323,6 +366,10 @@ func scaled(d evidence.ClientDetail, f float64, samples bool) evidence.ClientDet
 	d.UnmappedCodes = slices.Clone(d.UnmappedCodes)
 	for i := range d.UnmappedCodes {
 		d.UnmappedCodes[i].Count = scale(d.UnmappedCodes[i].Count, f)
+	}
+	d.Violations = slices.Clone(d.Violations)
+	for i := range d.Violations {
+		d.Violations[i].Count = scale(d.Violations[i].Count, f)
 	}
 	d.Routes = slices.Clone(d.Routes)
 	for i := range d.Routes {
@@ -459,6 +506,45 @@ func TestBrowser(t *testing.T) {
 		}
 		if banner[2] != "true" {
 			t.Errorf("store problem shown without a store error")
+		}
+	})
+
+	t.Run("contract column", func(t *testing.T) {
+		// cell reads a row's Contract cell: its text, and whether it is
+		// marked hot and none.
+		const cell = `(name) => {
+			const i = [...document.querySelectorAll('#clients-head th')].findIndex(th => th.dataset.key === 'contract');
+			const td = document.querySelector('tr[data-client="' + name + '"]').children[i];
+			return [td.textContent, 'hot=' + td.classList.contains('hot'), 'none=' + td.classList.contains('none')].join('|');
+		}`
+		for _, tt := range []struct{ name, client, want string }{
+			{"violations over the threshold", "beta-unmapped", "5|hot=true|none=false"},
+			{"every envelope conforms", "acme-envelope", "0|hot=false|none=true"},
+			{"nothing checked", "gamma-shadow-match", "–|hot=false|none=true"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				got := b.Eval(t, "reading the cell", fmt.Sprintf(`[(%s)(%q)]`, cell, tt.client))
+				if len(got) != 1 || got[0] != tt.want {
+					t.Errorf("%s: got %q; want %q", tt.client, got, tt.want)
+				}
+			})
+		}
+		got := b.Eval(t, "reading the header", `[document.querySelector('#clients-head th[data-key="contract"] button').title,
+			document.getElementById('facts').textContent]`)
+		if w := "Envelopes the new API's contract does not allow (live and dry run). Sort by this column"; got[0] != w {
+			t.Errorf("column title: got %q; want %q", got[0], w)
+		}
+		if w := "upstream errors ≤ 1% · contract violations ≤ 0"; !strings.Contains(got[1], w) {
+			t.Errorf("thresholds: got %q; want %q in it", got[1], w)
+		}
+		b.Do(t, "sorting by contract", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="contract"] button`)))
+		rows := waitRows(t, "sorted rows", 50)
+		if w := []string{"beta-unmapped", "acme-envelope", "delta-shadow-mismatch"}; !slices.Equal(rows[:3], w) {
+			t.Errorf("first by contract violations: got %q; want %q, then the rows without checks", rows[:3], w)
+		}
+		b.Do(t, "sorting by requests", chromedp.Click(chromedp.CSS(`#clients-head th[data-key="requests"] button`)))
+		if rows = waitRows(t, "rows by requests", 50); rows[0] != "acme-envelope" {
+			t.Errorf("first by requests: got %q; want %q", rows[0], "acme-envelope")
 		}
 	})
 
@@ -613,6 +699,116 @@ func TestBrowser(t *testing.T) {
 		got := b.Eval(t, "reading the sample", `[...document.querySelectorAll('#detail .unmapped')].map(e => e.textContent)`)
 		if len(got) != 1 || !strings.Contains(got[0], "teapot_error") || !strings.Contains(got[0], `"I refuse to brew coffee"`) {
 			t.Errorf("got %q; want the teapot_error code with its sample", got)
+		}
+	})
+
+	t.Run("contract violations", func(t *testing.T) {
+		// violation is one entry of the section, as the page shows it.
+		type violation struct {
+			Source, Reason string
+			Code, Tag      string // the status and code, and the reason
+			Meta, Why      string
+			Sample         string // the code block's lines, or ""
+			Marked         []string
+			NoSample       string // the line said instead of a sample
+			Markup         int    // elements made of the data
+		}
+		const readViolations = `[...document.querySelectorAll('#detail .violation')].map(v => JSON.stringify({
+			Source: v.dataset.source, Reason: v.dataset.reason,
+			Code: v.querySelector('.code-name').textContent, Tag: v.querySelector('.violation-reason').textContent,
+			Meta: v.querySelector('.violation-head .muted').textContent,
+			Why: v.querySelector('.violation-why') ? v.querySelector('.violation-why').textContent : '',
+			Sample: [...v.querySelectorAll('pre .line')].map(l => l.textContent).join('\n'),
+			Marked: [...v.querySelectorAll('pre .line.diff')].map(l => l.textContent.trim()),
+			NoSample: v.querySelector(':scope > p.muted') ? v.querySelector(':scope > p.muted').textContent : '',
+			Markup: v.querySelectorAll('img, b, script').length,
+		}))`
+		const readTile = `[...document.querySelectorAll('#detail .stat')].filter(e => e.querySelector('.stat-label').textContent === 'Contract violations')
+			.map(e => [e.querySelector('.stat-value').textContent, e.querySelector('.stat-sub').textContent, 'bad=' + e.classList.contains('bad')].join('|'))`
+		const readSection = `[...document.querySelectorAll('#detail section.panel')].filter(e => e.querySelector('h3').textContent === 'Contract violations')
+			.map(e => e.querySelector(':scope > p').textContent)`
+		for _, tt := range []struct {
+			name, client string
+			tile         []string // value|sub|bad; none for no tile
+			section      []string // the section's first line; none for no section
+			violations   []violation
+		}{
+			{
+				name: "violations", client: "beta-unmapped",
+				tile:    []string{"5|21,064 checked · 0 extensions · 0 skipped · threshold ≤ 0|bad=true"},
+				section: []string{"Envelopes the new API's contract does not allow. Live: sent to this client. Dry run: computed by a shadow client's dry run, what it would get once flipped. Errors no rule matched are not counted here: they are the unmapped codes."},
+				violations: []violation{
+					{
+						Source: "live", Reason: "undocumented_code", Code: "402 payment_required", Tag: "undocumented_code",
+						Meta:   "GET /v1/jobs/{id} · live · 3 seen · sample from ",
+						Why:    `The contract does not list this error code for this status. status 402 documents codes insufficient_credits, trial_expired, not "payment_required"`,
+						Sample: `"message": "Payment required <img src=/hostile>",`,
+					},
+					{
+						Source: "dry_run", Reason: "schema", Code: "200 success", Tag: "schema",
+						Meta:   "GET /v1/jobs · dry run · 1 seen · sample from ",
+						Why:    "The body does not match the response's schema. at /data/0/id: got string, want integer",
+						Sample: `"id": "j-17",`, Marked: []string{`"id": "j-17",`},
+					},
+					{
+						Source: "dry_run", Reason: "undocumented_status", Code: "422 validation_error", Tag: "undocumented_status",
+						Meta:     "POST /v1/jobs · dry run · 1 seen",
+						Why:      "The contract documents no response with this status for this operation. no response for status 422, and no default",
+						NoSample: "No sample kept (dashboard.samples is off).",
+					},
+				},
+			},
+			{
+				name: "every envelope conforms", client: "acme-envelope",
+				tile:    []string{"0|47,715 checked · 1,204 extensions · 6 skipped · threshold ≤ 0|bad=false"},
+				section: []string{"Every envelope checked in the window conforms to the new API's contract (47,715 checked)."},
+			},
+			{name: "nothing checked", client: "gamma-shadow-match"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				b.Do(t, "opening "+tt.client,
+					chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = 'client=' + encodeURIComponent(%q)`, tt.client)),
+					chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector('#detail-title > span');
+						return n !== null && n.textContent === %q && document.querySelector('#detail .stats') !== null; })()`, tt.client),
+						chromedp.WithPollingTimeout(10*time.Second)))
+				if got := b.Eval(t, "reading the tile", readTile); !slices.Equal(got, tt.tile) {
+					t.Errorf("tile: got %q; want %q", got, tt.tile)
+				}
+				if got := b.Eval(t, "reading the section", readSection); !slices.Equal(got, tt.section) {
+					t.Errorf("section: got %q; want %q", got, tt.section)
+				}
+				raw := b.Eval(t, "reading the violations", readViolations)
+				if len(raw) != len(tt.violations) {
+					t.Fatalf("got %d violations %q; want %d", len(raw), raw, len(tt.violations))
+				}
+				for i, w := range tt.violations {
+					var got violation
+					if err := json.Unmarshal([]byte(raw[i]), &got); err != nil {
+						t.Fatalf("violation %d: %v", i, err)
+					}
+					for _, f := range []struct{ what, got, want string }{
+						{"source", got.Source, w.Source}, {"reason", got.Reason, w.Reason},
+						{"status and code", got.Code, w.Code}, {"reason tag", got.Tag, w.Tag},
+						{"why", got.Why, w.Why}, {"no sample", got.NoSample, w.NoSample},
+					} {
+						if f.got != f.want {
+							t.Errorf("violation %d: %s: got %q; want %q", i, f.what, f.got, f.want)
+						}
+					}
+					if !strings.HasPrefix(got.Meta, w.Meta) || (!strings.HasSuffix(w.Meta, " ") && got.Meta != w.Meta) {
+						t.Errorf("violation %d: route, source and count: got %q; want %q", i, got.Meta, w.Meta)
+					}
+					if !strings.Contains(got.Sample, w.Sample) || (w.Sample == "") != (got.Sample == "") {
+						t.Errorf("violation %d: sample: got %q; want %q in it", i, got.Sample, w.Sample)
+					}
+					if !slices.Equal(got.Marked, w.Marked) {
+						t.Errorf("violation %d: highlighted lines: got %q; want %q", i, got.Marked, w.Marked)
+					}
+					if got.Markup != 0 {
+						t.Errorf("violation %d: got %d elements made of the sample's markup; want none", i, got.Markup)
+					}
+				}
+			})
 		}
 	})
 

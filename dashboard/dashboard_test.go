@@ -600,3 +600,107 @@ func nan() float64 {
 	zero := 0.0
 	return zero / zero
 }
+
+// TestContractEvidence feeds contract checks to a real recorder and reads
+// them back through the API, under the names the page reads: a row's
+// contract summary (absent when nothing was checked), the threshold, and
+// a client's violations (always a list) with their samples.
+func TestContractEvidence(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	rec := evidence.New(evidence.Settings{
+		Thresholds: verdict.Thresholds{Window: 24 * time.Hour, MinRequests: 1},
+		Samples:    true,
+		Targets: []config.Target{
+			{Name: "acme", Kind: config.KindClient, Mode: config.ModeEnvelope},
+			{Name: "globex", Kind: config.KindClient, Mode: config.ModeShadow},
+			{Name: "initech", Kind: config.KindClient, Mode: config.ModeEnvelope},
+		},
+	}, evidence.Options{Now: func() time.Time { return now }, FlushInterval: time.Hour})
+	t.Cleanup(func() { rec.Close() })
+	const (
+		paymentSample = `{"data":null,"success":false,"message":"Payment required <img src=/hostile>","errors":[{"payment_required":["Payment required"]}]}`
+		paymentDetail = `status 402 documents codes insufficient_credits, trial_expired, not "payment_required"`
+		jobsSample    = `{"data":[{"id":"j-17"}],"success":true,"message":"OK"}`
+	)
+	for _, ev := range []event.ContractCheck{
+		{Client: "acme", Source: event.SourceLive, Route: "GET /v1/jobs/{id}", Status: 402, Code: "payment_required", Reason: "undocumented_code", Detail: paymentDetail, Sample: paymentSample, Time: now},
+		{Client: "acme", Source: event.SourceLive, Route: "GET /v1/jobs/{id}", Status: 402, Code: "payment_required", Reason: "undocumented_code", Detail: paymentDetail, Sample: paymentSample, Time: now},
+		{Client: "acme", Source: event.SourceLive, Route: "GET /v1/jobs/{id}", Status: 200, Reason: "", Time: now},
+		{Client: "acme", Source: event.SourceLive, Route: "GET /v1/jobs", Status: 200, Skipped: event.SkipTooLarge, Time: now},
+		{Client: "globex", Source: event.SourceDryRun, Route: "GET /v1/jobs", Status: 200, Reason: "schema", Detail: "at /data/0/id: got string, want integer", Sample: jobsSample, Time: now},
+		{Client: "globex", Source: event.SourceDryRun, Route: "GET /v1/jobs/{id}", Status: 402, Code: "insufficient_credits", Extension: "the credits in details", Time: now},
+	} {
+		rec.RecordContractCheck(&ev)
+	}
+	ts := newServer(t, rec)
+
+	_, body := get(t, ts.URL+"/api/clients")
+	var ov struct {
+		Thresholds map[string]any `json:"thresholds"`
+		Clients    []struct {
+			Name     string          `json:"name"`
+			Contract json.RawMessage `json:"contract"`
+		} `json:"clients"`
+	}
+	if err := json.Unmarshal([]byte(body), &ov); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := ov.Thresholds["max_contract_violations"]; !ok || got != 0.0 {
+		t.Errorf("thresholds.max_contract_violations: got %v (present %v); want 0", got, ok)
+	}
+	contracts := map[string]string{}
+	for _, c := range ov.Clients {
+		contracts[c.Name] = string(c.Contract)
+	}
+	sampleTime := now.Format(time.RFC3339)
+	for _, tt := range []struct {
+		client     string
+		contract   string // the row's contract, "" for none
+		violations []map[string]any
+	}{
+		{
+			client: "acme", contract: `{"checked":3,"violations":2,"extensions":0,"skipped":1}`,
+			violations: []map[string]any{{
+				"source": "live", "route": "GET /v1/jobs/{id}", "status": 402, "code": "payment_required", "reason": "undocumented_code",
+				"count": 2, "detail": paymentDetail, "sample": paymentSample, "sample_time": sampleTime,
+			}},
+		},
+		{
+			client: "globex", contract: `{"checked":2,"violations":1,"extensions":1,"skipped":0}`,
+			violations: []map[string]any{{
+				"source": "dry_run", "route": "GET /v1/jobs", "status": 200, "code": "", "reason": "schema",
+				"count": 1, "detail": "at /data/0/id: got string, want integer", "sample": jobsSample, "sample_time": sampleTime,
+			}},
+		},
+		{client: "initech", contract: "", violations: []map[string]any{}},
+	} {
+		t.Run(tt.client, func(t *testing.T) {
+			got, ok := contracts[tt.client]
+			if !ok {
+				t.Fatalf("no row for %q in %q", tt.client, body)
+			}
+			if got != tt.contract {
+				t.Errorf("contract: got %q; want %q", got, tt.contract)
+			}
+			_, detail := get(t, ts.URL+"/api/clients/"+tt.client)
+			var d map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(detail), &d); err != nil {
+				t.Fatal(err)
+			}
+			raw, ok := d["violations"]
+			if !ok {
+				t.Fatalf("detail %.300q has no violations; want a list, even empty", detail)
+			}
+			var vs []map[string]any
+			if err := json.Unmarshal(raw, &vs); err != nil {
+				t.Fatal(err)
+			}
+			// Both re-encoded, so the numbers and the keys' order agree.
+			gotJSON, _ := json.Marshal(vs)
+			wantJSON, _ := json.Marshal(tt.violations)
+			if string(gotJSON) != string(wantJSON) {
+				t.Errorf("violations: got %q; want %q", gotJSON, wantJSON)
+			}
+		})
+	}
+}

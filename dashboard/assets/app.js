@@ -29,6 +29,19 @@
   const KINDS = ['client', 'cohort', 'default', 'removed'];
   // A replica's states, as package evidence names them.
   const REPLICA_STATES = ['active', 'silent', 'stopped', 'gone'];
+  // Where a contract violation's envelope came from, for a human: the
+  // label and what it means.
+  const VIOLATION_SOURCES = {
+    live: ['live', 'An envelope the proxy sent this client'],
+    dry_run: ['dry run', 'What this shadow client\'s dry run computed: what it would get once flipped'],
+  };
+  // Why the contract refuses an envelope, for a human.
+  const VIOLATION_REASONS = {
+    undocumented_status: 'The contract documents no response with this status for this operation.',
+    undocumented_code: 'The contract does not list this error code for this status.',
+    schema: 'The body does not match the response\'s schema.',
+    not_json: 'The body is not JSON.',
+  };
 
   // The list's columns: key, header, and how a row sorts on it.
   const COLUMNS = [
@@ -39,6 +52,7 @@
     { key: 'c4xx', label: '4xx', num: true, title: 'Share of the client\'s responses with a 4xx status' },
     { key: 'c5xx', label: '5xx', num: true, title: 'Share of the client\'s responses with a 5xx status' },
     { key: 'unmapped', label: 'Unmapped', num: true, title: 'Errors no rule matched' },
+    { key: 'contract', label: 'Contract', num: true, title: 'Envelopes the new API\'s contract does not allow (live and dry run)' },
     { key: 'mismatch', label: 'Mismatch', num: true, title: 'Shadow: mismatches over compared exchanges' },
     { key: 'p50', label: 'Added p50', num: true, title: 'Latency the proxy added, median' },
     { key: 'p99', label: 'Added p99', num: true, title: 'Latency the proxy added, 99th percentile' },
@@ -174,6 +188,7 @@
       c4xx: c.requests ? ratio(classes['4xx'] || 0, c.requests) : null,
       c5xx: c.requests ? ratio(classes['5xx'] || 0, c.requests) : null,
       unmapped: c.unmapped || 0,
+      contract: c.contract ? c.contract.violations || 0 : null,
       mismatch: sh && sh.compared ? sh.mismatch_ratio : null,
       p50: lat.count ? lat.p50_ms : null,
       p99: lat.count ? lat.p99_ms : null,
@@ -431,7 +446,8 @@
         h('dt', { text: 'Ready at' }), h('dd', {
           text: `≥ ${count(t.min_requests)} requests · mismatch ≤ ${percent(t.max_mismatch_ratio)} · `
             + `unmapped ≤ ${count(t.max_unmapped)} · candidate errors ≤ ${percent(t.max_candidate_errors_ratio)} · `
-            + `upstream errors ≤ ${percent(t.max_upstream_errors_ratio)}`,
+            + `upstream errors ≤ ${percent(t.max_upstream_errors_ratio)} · `
+            + `contract violations ≤ ${count(t.max_contract_violations)}`,
         })),
     );
   }
@@ -693,6 +709,17 @@
     return td;
   }
 
+  // contractCell shows a row's contract violations: '–' when none of its
+  // envelopes was checked in the window, hot over the threshold.
+  function contractCell(n, cs, max) {
+    if (n === null) return h('td', { class: 'num none', title: 'No envelope of this client was checked in the window', text: '–' });
+    return h('td', {
+      class: 'num' + (n > max ? ' hot' : '') + (n ? '' : ' none'),
+      title: `${count(n)} of ${count(cs.checked)} checked envelopes break the contract`,
+      text: count(n),
+    });
+  }
+
   function clientRow(r) {
     const c = r.c;
     const v = c.verdict || {};
@@ -731,6 +758,7 @@
       pctCell(r.c4xx),
       pctCell(r.c5xx),
       h('td', { class: 'num' + (r.unmapped > (t.max_unmapped || 0) ? ' hot' : '') + (r.unmapped ? '' : ' none'), text: count(r.unmapped) }),
+      contractCell(r.contract, c.contract, t.max_contract_violations || 0),
       pctCell(r.mismatch, t.max_mismatch_ratio),
       h('td', { class: 'num' + (r.p50 === null ? ' none' : ''), text: ms(r.p50) }),
       h('td', { class: 'num' + (r.p99 === null ? ' none' : ''), text: ms(r.p99) }),
@@ -845,6 +873,7 @@
       sh ? shadowSection(d) : null,
       (d.samples || []).length ? samplesSection(d) : null,
       unmappedSection(d),
+      violationsSection(d),
       rewritesSection(d),
       passthroughSection(d),
     ]);
@@ -906,6 +935,7 @@
         bad(sh.candidate_errors_ratio > t.max_candidate_errors_ratio)) : null,
       stat('Unmapped errors', count(d.unmapped), `threshold ≤ ${count(t.max_unmapped)}`,
         bad(d.unmapped > (t.max_unmapped || 0))),
+      contractStat(d.contract, t.max_contract_violations || 0),
       stat('Upstream errors', count(d.upstream_errors),
         d.requests ? `${percent(ratio(d.upstream_errors, d.requests))} of requests · threshold ≤ ${percent(t.max_upstream_errors_ratio)}` : '',
         bad(d.mode === 'envelope' && ratio(d.upstream_errors, d.requests) > t.max_upstream_errors_ratio)),
@@ -913,6 +943,17 @@
         ? stat('Envelope', `${count(d.rewritten)} / ${count(d.wrapped)} / ${count(d.passed)}`, 'rewritten / wrapped / passed')
         : null,
     );
+  }
+
+  // contractStat is the contract checks' tile, null when nothing of the
+  // client's was checked in the window.
+  function contractStat(cs, max) {
+    if (!cs) return null;
+    const tile = stat('Contract violations', count(cs.violations),
+      `${count(cs.checked)} checked · ${count(cs.extensions)} extensions · ${count(cs.skipped)} skipped · threshold ≤ ${count(max)}`,
+      (cs.violations || 0) > max ? 'bad contract-stat' : 'contract-stat');
+    tile.title = 'Envelopes the new API\'s contract does not allow, live and in shadow dry runs. Extensions: allowed only as what the contract marks beyond the new API\'s documentation. Skipped: not checked (too many checks at once, or streamed).';
+    return tile;
   }
 
   function section(title, ...content) {
@@ -963,6 +1004,44 @@
           h('code', { class: 'code-name', text: u.code || '(no code)' }),
           h('span', { class: 'muted', text: `legacy status ${u.legacy_status} · ${count(u.count)} seen` + (u.sample_time ? ` · sample from ${when(new Date(u.sample_time))}` : '') })),
         u.sample ? codeBlock(u.sample, [], 'unmapped-sample') : h('p', { class: 'muted', text: 'No sample kept (dashboard.samples is off).' }))));
+  }
+
+  // violationPointer is the JSON Pointer a violation's detail names ("at
+  // /data/id: ..."), '' when it names none.
+  function violationPointer(detail) {
+    const m = /^at (\/[^\s]*): /.exec(detail || '');
+    return m ? m[1] : '';
+  }
+
+  function violationsSection(d) {
+    const vs = d.violations || [];
+    const cs = d.contract;
+    if (!vs.length) {
+      if (!cs || !cs.checked) return null;
+      return section('Contract violations',
+        h('p', { class: 'muted conforms', text: `Every envelope checked in the window conforms to the new API's contract (${count(cs.checked)} checked).` }));
+    }
+    return section('Contract violations',
+      h('p', { class: 'muted', text: 'Envelopes the new API\'s contract does not allow. Live: sent to this client. Dry run: computed by a shadow client\'s dry run, what it would get once flipped. Errors no rule matched are not counted here: they are the unmapped codes.' }),
+      vs.map((x) => {
+        const src = VIOLATION_SOURCES[x.source] || [x.source || 'unknown source', ''];
+        const ptr = violationPointer(x.detail);
+        const meta = [x.route || '(no route)', src[0], `${count(x.count)} seen`];
+        if (x.sample_time) meta.push(`sample from ${when(new Date(x.sample_time))}`);
+        return h('div', { class: 'violation', 'data-source': x.source || '', 'data-reason': x.reason || '' },
+          h('div', { class: 'violation-head' },
+            h('code', { class: 'code-name', text: `${x.status} ${x.code || 'success'}` }),
+            h('code', { class: 'violation-reason', title: VIOLATION_REASONS[x.reason] || '', text: x.reason || '(no reason)' }),
+            h('span', { class: 'muted', title: src[1] || null, text: meta.join(' · ') })),
+          VIOLATION_REASONS[x.reason] || x.detail
+            ? h('p', { class: 'violation-why' },
+              VIOLATION_REASONS[x.reason] ? h('span', { text: VIOLATION_REASONS[x.reason] + ' ' }) : null,
+              x.detail ? h('code', { class: 'violation-detail', text: x.detail }) : null)
+            : null,
+          x.sample
+            ? codeBlock(x.sample, ptr ? [ptr] : [], 'violation-sample', 'the contract breaks at ')
+            : h('p', { class: 'muted', text: 'No sample kept (dashboard.samples is off).' }));
+      }));
   }
 
   function shadowSection(d) {
@@ -1134,8 +1213,9 @@
   }
 
   // codeBlock shows a body pretty-printed when it is JSON, as sent when it
-  // is not, marking with class "diff" the lines under a diff path.
-  function codeBlock(body, diffPaths, cls) {
+  // is not, marking with class "diff" the lines under a diff path; their
+  // title names the path after why ('differs at ' by default).
+  function codeBlock(body, diffPaths, cls, why) {
     const pre = h('pre', { class: 'code' + (cls ? ' ' + cls : '') });
     if (body === '') {
       pre.append(h('span', { class: 'line muted', text: '(empty body)' }));
@@ -1159,7 +1239,7 @@
       const hit = underDiff(ln.ptr, diffPaths);
       if (hit !== null) {
         line.classList.add('diff');
-        line.title = 'differs at ' + (hit === '' ? 'the whole document' : hit);
+        line.title = (why || 'differs at ') + (hit === '' ? 'the whole document' : hit);
       }
       pre.append(line);
     }
