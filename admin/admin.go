@@ -145,6 +145,12 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	in := s.opts.Config()
 	c := *in
 	c.StateURL = redact.URLPassword(c.StateURL)
+	if len(in.Shadow.CandidateHeaders) > 0 {
+		c.Shadow.CandidateHeaders = make(map[string]string, len(in.Shadow.CandidateHeaders))
+		for name, v := range in.Shadow.CandidateHeaders {
+			c.Shadow.CandidateHeaders[name] = redact.Value(v)
+		}
+	}
 	c.Routing.Clients = make([]config.Client, len(in.Routing.Clients))
 	for i, cl := range in.Routing.Clients {
 		short := make([]string, len(cl.KeysSHA256))

@@ -48,6 +48,8 @@ func Run(args []string, env Env) int {
 		return Ready(args, env)
 	case "contract":
 		return Contract(args, env)
+	case "suggest":
+		return Suggest(args, env)
 	case "version":
 		fmt.Fprintln(env.Stdout, "envelope-proxy", Version())
 		return 0
@@ -69,6 +71,8 @@ func usage(w io.Writer) {
   envelope-proxy demo [-listen ADDR] [-exit]      legacy demo backend + proxy, side by side
   envelope-proxy ready -admin URL -client NAME    a client's readiness verdict: exit 0 ready,
                                                   1 not ready, 2 insufficient evidence, 3 no verdict
+  envelope-proxy suggest -admin URL [-client NAME]
+                                                  rules and shadow.ignore entries to paste, from the evidence
   envelope-proxy contract [-config FILE] [-openapi FILE]
                                                   hold the rules' examples to the new API's contract:
                                                   violations (exit 1), then extensions

@@ -28,8 +28,8 @@ const (
 	readyExitNoVerdict = 3
 )
 
-// TokenEnv names the environment variable the ready command reads the
-// admin token from, so that it stays out of process listings.
+// TokenEnv names the environment variable the ready and suggest commands
+// read the admin token from, so that it stays out of process listings.
 const TokenEnv = "ENVELOPE_PROXY_ADMIN_TOKEN"
 
 // Ready prints one client's readiness verdict with its reasons, read from
@@ -49,11 +49,7 @@ func Ready(args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "ready: -client NAME is required (and nothing else)")
 		return readyExitNoVerdict
 	}
-	token := os.Getenv(TokenEnv)
-	if env.Getenv != nil {
-		token = env.Getenv(TokenEnv)
-	}
-	sum, err := fetchVerdict(*admin, *client, token, *timeout)
+	sum, err := fetchVerdict(*admin, *client, adminToken(env), *timeout)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "ready: %s: no verdict: %v\n", *client, err)
 		return readyExitNoVerdict
@@ -82,13 +78,33 @@ func Ready(args []string, env Env) int {
 
 // fetchVerdict reads GET /api/clients/{name}.
 func fetchVerdict(admin, client, token string, timeout time.Duration) (*evidence.ClientSummary, error) {
+	body, err := adminGet(admin, "/api/clients/"+url.PathEscape(client), token, timeout)
+	if errors.Is(err, errNotFound) {
+		return nil, errors.New("no such client (not in config, no evidence in the window)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d evidence.ClientSummary
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, fmt.Errorf("decoding the admin API's answer: %w", err)
+	}
+	return &d, nil
+}
+
+// errNotFound is an admin API's 404.
+var errNotFound = errors.New("not found")
+
+// adminGet reads path (with its query) from the admin API at admin,
+// sending token as a bearer token when it is set.
+func adminGet(admin, path, token string, timeout time.Duration) ([]byte, error) {
 	base, err := url.Parse(strings.TrimRight(admin, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("-admin %q is not an http(s) URL", admin)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String()+"/api/clients/"+url.PathEscape(client), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String()+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +122,19 @@ func fetchVerdict(admin, client, token string, timeout time.Duration) (*evidence
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
+		return body, nil
 	case http.StatusNotFound:
-		return nil, errors.New("no such client (not in config, no evidence in the window)")
+		return nil, errNotFound
 	case http.StatusUnauthorized:
 		return nil, fmt.Errorf("the admin listener wants its token (set %s)", TokenEnv)
-	default:
-		return nil, fmt.Errorf("admin API answered %s", resp.Status)
 	}
-	var d evidence.ClientSummary
-	if err := json.Unmarshal(body, &d); err != nil {
-		return nil, fmt.Errorf("decoding the admin API's answer: %w", err)
+	return nil, fmt.Errorf("admin API answered %s", resp.Status)
+}
+
+// adminToken is the admin token from the environment.
+func adminToken(env Env) string {
+	if env.Getenv != nil {
+		return env.Getenv(TokenEnv)
 	}
-	return &d, nil
+	return os.Getenv(TokenEnv)
 }

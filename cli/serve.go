@@ -87,7 +87,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	// them, and before the recorder they feed.
 	checker := contract.NewChecker(cs, contract.Options{Logger: logger.Named("contract"), Registerer: reg, Recorder: rec})
 	defer checker.Close()
-	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker})
+	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker, Noise: rec})
 	defer comparator.Close()
 	h, err := proxy.New(proxySettings(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec, Contract: checker})
 	if err != nil {

@@ -94,6 +94,8 @@ func evidenceSettings(cfg *config.Config) evidence.Settings {
 		Samples:   cfg.Dashboard.Samples,
 		Redact:    cfg.Dashboard.Redact.Paths,
 		Targets:   cfg.Routing.Targets(),
+		Rules:     cfg.Rules,
+		Ignore:    cfg.Shadow.Ignore,
 	}
 }
 

@@ -154,9 +154,27 @@ type Shadow struct {
 	// compared, 0 to 1, chosen by a stable hash of the key so a sampled
 	// client is sampled consistently.
 	Sample float64 `yaml:"sample"`
-	// Methods are the request methods mirrored; write methods must be
-	// listed explicitly.
+	// Methods are the request methods replayed to the candidate: safe
+	// methods by default. Every shadowed request is dry-run whatever its
+	// method; writes are replayed only on the routes Replay lists.
 	Methods []string `yaml:"methods"`
+	// Replay lists the routes whose writes (methods beyond Methods) are
+	// replayed to the candidate too. A replayed write runs the write on
+	// the candidate.
+	Replay []ReplayRoute `yaml:"replay"`
+	// CandidateHeaders are set on every request replayed to the
+	// candidate, over the client's (a test tenant's key, say); ${NAME} in
+	// a value names an environment variable. Values are never printed.
+	CandidateHeaders map[string]string `yaml:"candidate_headers"`
+	// LearnSample is the share of replayed safe requests replayed twice,
+	// so that the JSON paths whose values differ between the two answers
+	// are learned as the candidate's noise.
+	LearnSample float64 `yaml:"learn_sample"`
+	// LearnIgnores applies the learned noise to the comparison: bodies
+	// differing only there end as ignored_learned, not as mismatches.
+	LearnIgnores bool `yaml:"learn_ignores"`
+	// Tolerances relax the comparison of the bodies.
+	Tolerances Tolerances `yaml:"tolerances"`
 	// Ignore lists JSON Pointers removed from both bodies before diffing;
 	// "*" stands for any object key or array index.
 	Ignore []string `yaml:"ignore"`
@@ -174,6 +192,29 @@ type Shadow struct {
 	// Routes are path templates such as /v1/jobs/{id} that name the
 	// report's groups; other paths have id-like segments collapsed.
 	Routes []string `yaml:"routes"`
+}
+
+// ReplayRoute is one route whose writes are replayed to the candidate.
+type ReplayRoute struct {
+	// Method is the write's method (POST, PUT, PATCH, DELETE, ...).
+	Method string `yaml:"method"`
+	// Route is a path template: "{name}" segments match any segment.
+	Route string `yaml:"route"`
+}
+
+// Tolerances are the opt-in relaxations of the shadow comparison.
+type Tolerances struct {
+	// Numbers is a relative tolerance: two numbers at the same path are
+	// equal when they differ by at most this share of the larger; 0
+	// compares them digit for digit.
+	Numbers float64 `yaml:"numbers"`
+	// NullEqualsMissing makes a key whose value is null equal to a
+	// missing key.
+	NullEqualsMissing bool `yaml:"null_equals_missing"`
+	// Sets maps JSON Pointers of arrays ("*" matches any key or index)
+	// to the field their elements are keyed by: such arrays are compared
+	// as sets, element by key, whatever their order.
+	Sets map[string]string `yaml:"sets"`
 }
 
 // Candidate is the service the shadow comparison replays requests to.
@@ -289,6 +330,9 @@ const (
 	DefaultRequestBuffering = 1 << 20
 	// DefaultStateDir is relative to the working directory.
 	DefaultStateDir = "state"
+	// DefaultLearnSample is shadow.learn_sample's default: one replayed
+	// safe request in twenty is replayed a second time.
+	DefaultLearnSample = 0.05
 	// DefaultContractMaxInFlight is contract.max_in_flight's default,
 	// and MaxContractInFlight its largest value.
 	DefaultContractMaxInFlight = 64
@@ -330,13 +374,17 @@ func Default() *Config {
 		MigratedPrefixes: []string{},
 		Rules:            []transform.Rule{},
 		Shadow: Shadow{
-			Sample:          1,
-			Methods:         []string{"GET", "HEAD", "OPTIONS"},
-			Ignore:          []string{},
-			MaxInFlight:     64,
-			MaxBodyBytes:    1 << 20,
-			MaxRequestBytes: 64 << 10,
-			Routes:          []string{},
+			Sample:           1,
+			Methods:          []string{"GET", "HEAD", "OPTIONS"},
+			Ignore:           []string{},
+			MaxInFlight:      64,
+			MaxBodyBytes:     1 << 20,
+			MaxRequestBytes:  64 << 10,
+			Routes:           []string{},
+			Replay:           []ReplayRoute{},
+			CandidateHeaders: map[string]string{},
+			LearnSample:      DefaultLearnSample,
+			Tolerances:       Tolerances{Sets: map[string]string{}},
 		},
 		Candidate: Candidate{Timeout: 5 * time.Second},
 		Contract:  Contract{Sample: 1, MaxInFlight: DefaultContractMaxInFlight},

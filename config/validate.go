@@ -183,6 +183,43 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("shadow.routes[%d]", i), "%q must start with /", p)
 		}
 	}
+	for i, rr := range sh.Replay {
+		if rr.Method == "" || !httpguts.ValidHeaderFieldName(rr.Method) || strings.ToUpper(rr.Method) != rr.Method {
+			add(fmt.Sprintf("shadow.replay[%d].method", i), "%q is not an upper-case HTTP method", rr.Method)
+		}
+		if rr.Method == http.MethodConnect {
+			add(fmt.Sprintf("shadow.replay[%d].method", i), "CONNECT is never replayed")
+		}
+		if !strings.HasPrefix(rr.Route, "/") {
+			add(fmt.Sprintf("shadow.replay[%d].route", i), "%q must start with /", rr.Route)
+		}
+	}
+	for _, name := range sortedKeys(sh.CandidateHeaders) {
+		field := "shadow.candidate_headers." + name
+		switch {
+		case !httpguts.ValidHeaderFieldName(name):
+			add(field, "%q is not a header name", name)
+		case !candidateHeaderAllowed(name):
+			add(field, "%s is set by the proxy or the connection, not by config", http.CanonicalHeaderKey(name))
+		case !httpguts.ValidHeaderFieldValue(sh.CandidateHeaders[name]):
+			// The value is never echoed: it may be a secret.
+			add(field, "the value holds a character a header value may not")
+		}
+	}
+	if !(sh.LearnSample >= 0 && sh.LearnSample <= 1) {
+		add("shadow.learn_sample", "%v is not in [0, 1]", sh.LearnSample)
+	}
+	if tn := sh.Tolerances.Numbers; !(tn >= 0 && tn < 1) {
+		add("shadow.tolerances.numbers", "%v is not in [0, 1)", tn)
+	}
+	for _, p := range sortedKeys(sh.Tolerances.Sets) {
+		if !strings.HasPrefix(p, "/") {
+			add("shadow.tolerances.sets", "%q is not a JSON Pointer (it must start with /)", p)
+		}
+		if sh.Tolerances.Sets[p] == "" {
+			add("shadow.tolerances.sets."+p, "names no key field")
+		}
+	}
 	if sh.MaxInFlight <= 0 {
 		add("shadow.max_in_flight", "must be positive")
 	}
@@ -333,4 +370,16 @@ func redactDigest(s string) string {
 		return s
 	}
 	return s[:4] + "…(" + fmt.Sprint(len(s)) + " chars)"
+}
+
+// candidateHeaderAllowed reports a header config may set on the requests
+// replayed to the candidate: not one of a connection, nor one the proxy
+// sets itself.
+func candidateHeaderAllowed(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "Connection", "Content-Length", "Transfer-Encoding", "Te", "Trailer", "Upgrade",
+		"Keep-Alive", "Proxy-Connection", "Expect", "X-Shadow-Request", "Idempotency-Key":
+		return false
+	}
+	return true
 }

@@ -10,6 +10,8 @@
 //	GET /api/clients                      the overview (evidence.Overview)
 //	GET /api/clients/{name}[?replica=R]   one client (evidence.ClientDetail)
 //	GET /shadow/report[?client=NAME]      the shadow report (evidence.ShadowReport)
+//	GET /api/suggestions[?client=NAME][&format=yaml]
+//	                                      rules and shadow.ignore entries to paste (evidence.Suggestions)
 //
 // Every response carries a strict Content-Security-Policy: the page runs
 // only its own script and style files, and the data it shows (client names,
@@ -60,6 +62,9 @@ type Source interface {
 	// ShadowReport returns the shadow report, of one client when client
 	// is not "".
 	ShadowReport(client string) evidence.ShadowReport
+	// Suggestions returns the suggested rules and shadow.ignore entries,
+	// from one client's evidence when client is not "".
+	Suggestions(client string) evidence.Suggestions
 }
 
 // Options tune the dashboard.
@@ -149,6 +154,7 @@ func (d *Dashboard) Routes() map[string]http.Handler {
 		"/api/clients":        d.secure(http.HandlerFunc(d.overview)),
 		"/api/clients/{name}": d.secure(http.HandlerFunc(d.client)),
 		"/shadow/report":      d.secure(http.HandlerFunc(d.shadowReport)),
+		"/api/suggestions":    d.secure(http.HandlerFunc(d.suggestions)),
 	}
 }
 
@@ -234,6 +240,34 @@ func (d *Dashboard) shadowReport(w http.ResponseWriter, r *http.Request) {
 	rep := d.src.ShadowReport(r.URL.Query().Get("client"))
 	rep.CandidateConfigured = d.candidate != nil && d.candidate()
 	d.writeJSON(w, r, http.StatusOK, rep)
+}
+
+// suggestions serves GET /api/suggestions: JSON, or with ?format=yaml the
+// config fragment to paste.
+func (d *Dashboard) suggestions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sg := d.src.Suggestions(q.Get("client"))
+	switch q.Get("format") {
+	case "", "json":
+		d.writeJSON(w, r, http.StatusOK, sg)
+	case "yaml":
+		b, err := sg.YAML()
+		if err != nil {
+			d.log.Error("dashboard: encoding suggestions", zap.Error(err))
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/yaml; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		if r.Method != http.MethodHead {
+			w.Write(b)
+		}
+	default:
+		d.writeJSON(w, r, http.StatusBadRequest, struct {
+			Error string `json:"error"`
+		}{"format: json or yaml"})
+	}
 }
 
 // writeJSON encodes v as the response. The body is built first so that an

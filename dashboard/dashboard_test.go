@@ -20,6 +20,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -32,8 +33,10 @@ type staticSource struct {
 	// byReplica returns a client's detail limited to one replica; nil
 	// knows no replica.
 	byReplica func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool)
-	// report is the shadow report of every client.
-	report evidence.ShadowReport
+	// report is the shadow report of every client, and suggestions the
+	// suggestions of every client, each naming its clients.
+	report      evidence.ShadowReport
+	suggestions evidence.Suggestions
 	// err fails ReplicaClient, as an unreadable store does.
 	err error
 	// calls are the arguments of every ReplicaClient and ShadowReport
@@ -76,6 +79,24 @@ func (s *staticSource) ReplicaClient(name, replica string) (evidence.ClientDetai
 	d, ok = s.byReplica(d, replica)
 	d.Replica = replica
 	return d, ok, nil
+}
+
+func (s *staticSource) Suggestions(client string) evidence.Suggestions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "suggestions "+client)
+	sg := s.suggestions
+	sg.Client = client
+	if client == "" {
+		return sg
+	}
+	sg.Rules = []evidence.RuleSuggestion{}
+	for _, r := range s.suggestions.Rules {
+		if slices.Contains(r.Clients, client) {
+			sg.Rules = append(sg.Rules, r)
+		}
+	}
+	return sg
 }
 
 func (s *staticSource) ShadowReport(client string) evidence.ShadowReport {
@@ -171,6 +192,16 @@ func smallSource() *staticSource {
 				Samples:          []event.Sample{sample},
 			}},
 		},
+		suggestions: evidence.Suggestions{
+			GeneratedAt: gen, Window: "24h",
+			Rules: []evidence.RuleSuggestion{{
+				Kind: evidence.SuggestUnmapped, LegacyStatus: 403, LegacyCode: "account_suspended", Clients: []string{"acme"}, Count: 4,
+				Reason: "legacy 403 account_suspended fell to the generic fallback 4 times",
+				Rule:   transform.Rule{Name: "account_suspended", Match: transform.Match{Status: 403, Code: "account_suspended"}, Status: 403, Code: "account_suspended"},
+				Sample: `{"error": "Suspended", "code": "account_suspended"}`,
+			}},
+			Ignore: []evidence.IgnoreSuggestion{{Pointer: "/data/updated_at", Routes: []string{"GET /v1/jobs/{id}"}, Count: 5, Checks: 5}},
+		},
 		details: map[string]evidence.ClientDetail{
 			"acme": {
 				ClientSummary: acme,
@@ -243,7 +274,7 @@ func TestRoutes(t *testing.T) {
 	for p := range d.Routes() {
 		got = append(got, p)
 	}
-	want := []string{"/{$}", "/dashboard/", "/api/clients", "/api/clients/{name}", "/shadow/report"}
+	want := []string{"/{$}", "/dashboard/", "/api/clients", "/api/clients/{name}", "/shadow/report", "/api/suggestions"}
 	for _, w := range want {
 		if _, ok := d.Routes()[w]; !ok {
 			t.Errorf("Routes() lacks %q; has %q", w, got)
@@ -279,6 +310,10 @@ func TestResponses(t *testing.T) {
 		{"shadow report of a client", "/shadow/report?client=globex", 200, "application/json", `"client":"globex"`},
 		{"shadow report of nobody", "/shadow/report?client=nobody", 200, "application/json", `"clients":[],"groups":[]`},
 		{"unknown client", "/api/clients/nobody", 404, "application/json", `{"error":"unknown client"}`},
+		{"suggestions", "/api/suggestions", 200, "application/json", `"match":{"status":403,"code":"account_suspended"}`},
+		{"suggestions of another client", "/api/suggestions?client=globex", 200, "application/json", `"rules":[],"ignore":[{"pointer":"/data/updated_at"`},
+		{"suggestions as YAML", "/api/suggestions?format=yaml", 200, "application/yaml; charset=utf-8", "    match: {status: 403, code: account_suspended}\n"},
+		{"suggestions in no known format", "/api/suggestions?format=xml", 400, "application/json", `"error":"format: json or yaml"`},
 		{"unknown asset", "/dashboard/assets/nothing.js", 404, "text/plain; charset=utf-8", "not found"},
 		{"asset directory", "/dashboard/assets/", 404, "text/plain; charset=utf-8", "not found"},
 		{"other path under dashboard", "/dashboard/app.js", 404, "text/plain; charset=utf-8", "not found"},

@@ -16,6 +16,9 @@ type Capture struct {
 	// KeyHash is the first 8 bytes of the key's SHA-256, as routing uses
 	// it; 0 when the request had no key.
 	KeyHash uint64
+	// Start is when the request arrived: with the rest of the exchange,
+	// it derives the Idempotency-Key of a replayed write.
+	Start time.Time
 	// Method, Path and RawQuery are the client's request line.
 	Method   string
 	Path     string
@@ -27,7 +30,8 @@ type Capture struct {
 	// Body is the request body, up to shadow.max_request_bytes.
 	Body []byte
 	// BodyTruncated reports a request body larger than that: it cannot be
-	// replayed faithfully.
+	// replayed faithfully. A request that may not be replayed has no body
+	// captured at all.
 	BodyTruncated bool
 
 	// LegacyStatus, LegacyHeader and LegacyBody are the legacy response as

@@ -22,9 +22,12 @@ type Comparison struct {
 	// Rule is the rule the dry run matched, "" for the generic fallback.
 	Rule string
 	// EnvelopeStatus is the status the dry run's envelope has, and
-	// CandidateStatus the candidate's (0 when it did not answer).
+	// CandidateStatus the candidate's (0 when it did not answer);
+	// EnvelopeCode and CandidateCode their error codes ("" for none).
 	EnvelopeStatus  int
 	CandidateStatus int
+	EnvelopeCode    string
+	CandidateCode   string
 	// LegacyNotJSON reports a legacy body that envelope mode would
 	// rewrite or wrap but that is not one JSON value.
 	LegacyNotJSON bool
@@ -41,6 +44,11 @@ type Comparison struct {
 	// Paths are the JSON Pointers at which the envelope and the
 	// candidate differed, collapsed ("/data/items/*/id").
 	Paths []string
+	// NoiseChecked reports an exchange replayed twice to learn the
+	// candidate's noise, and Noise the collapsed JSON Pointers at which
+	// its two answers differed.
+	NoiseChecked bool
+	Noise        []string
 	// Sample is the exchange side by side, for a mismatch when samples
 	// are on; nil otherwise.
 	Sample *Sample

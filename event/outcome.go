@@ -30,8 +30,10 @@ const (
 	// shadow.max_request_bytes with a candidate configured, or the
 	// candidate's body larger than shadow.max_body_bytes.
 	OutcomeSkippedTooLarge Outcome = "skipped_too_large"
-	// OutcomeSkippedMethod means a sampled request's method is not in
-	// shadow.methods (CONNECT and upgrades never are).
+	// OutcomeSkippedMethod means the exchange was dry-run but not
+	// replayed to the configured candidate: its method is not in
+	// shadow.methods and its route not in shadow.replay (CONNECT and
+	// upgrades never are).
 	OutcomeSkippedMethod Outcome = "skipped_method"
 	// OutcomeDryRun means no candidate is configured: the dry run was
 	// recorded and there was nothing to compare it with.
@@ -40,6 +42,10 @@ const (
 	// the proxy's 502 or 504), so there is no legacy answer to rewrite or
 	// compare.
 	OutcomeUpstreamError Outcome = "upstream_error"
+	// OutcomeIgnoredLearned means the bodies differ only at paths learned
+	// as the candidate's noise (shadow.learn_ignores), and at ignored
+	// ones, with equal statuses.
+	OutcomeIgnoredLearned Outcome = "ignored_learned"
 )
 
 // Outcomes lists every Outcome once, so that per-outcome counters can be
@@ -55,6 +61,8 @@ var Outcomes = [...]Outcome{
 	OutcomeSkippedMethod,
 	OutcomeDryRun,
 	OutcomeUpstreamError,
+	// Appended last: stored counts are arrays in this order.
+	OutcomeIgnoredLearned,
 }
 
 // NumOutcomes is the length of Outcomes.
@@ -72,9 +80,9 @@ func (o Outcome) Index() int {
 }
 
 // Compared reports the outcomes of an exchange the candidate answered:
-// match, mismatch and ignored.
+// match, mismatch, ignored and ignored_learned.
 func (o Outcome) Compared() bool {
-	return o == OutcomeMatch || o == OutcomeMismatch || o == OutcomeIgnored
+	return o == OutcomeMatch || o == OutcomeMismatch || o == OutcomeIgnored || o == OutcomeIgnoredLearned
 }
 
 // CandidateFailed reports the outcomes of a replay the candidate failed.

@@ -94,7 +94,8 @@ type ClientSummary struct {
 	Rewritten uint64 `json:"rewritten"`
 	Wrapped   uint64 `json:"wrapped"`
 	Passed    uint64 `json:"passed"`
-	// Unmapped counts errors no rule matched (live and dry run).
+	// Unmapped counts errors no rule matched (live and dry run) that the
+	// rules in force still do not cover.
 	Unmapped uint64 `json:"unmapped"`
 	// UpstreamErrors count requests the upstream failed.
 	UpstreamErrors uint64 `json:"upstream_errors"`
@@ -181,6 +182,9 @@ type UnmappedCode struct {
 	LegacyStatus int    `json:"legacy_status"`
 	Code         string `json:"code"`
 	Count        uint64 `json:"count"`
+	// Covered reports a code the rules in force now map: it no longer
+	// counts as unmapped.
+	Covered bool `json:"covered,omitempty"`
 	// Sample is one legacy body with this code, redacted and cut to
 	// 2 KiB; SampleTime is when it was seen.
 	Sample     string    `json:"sample,omitempty"`

@@ -16,6 +16,7 @@ var (
 	outcomeCandidateTimeout = event.OutcomeCandidateTimeout.Index()
 	outcomeDryRun           = event.OutcomeDryRun.Index()
 	outcomeIgnored          = event.OutcomeIgnored.Index()
+	outcomeIgnoredLearned   = event.OutcomeIgnoredLearned.Index()
 )
 
 // The status classes, in the order of the counters.
@@ -85,7 +86,7 @@ func (c *counts) add(o *counts) {
 
 // compared are the shadow exchanges the candidate answered.
 func (c *counts) compared() uint64 {
-	return c.Shadow[outcomeMatch] + c.Shadow[outcomeMismatch] + c.Shadow[outcomeIgnored]
+	return c.Shadow[outcomeMatch] + c.Shadow[outcomeMismatch] + c.Shadow[outcomeIgnored] + c.Shadow[outcomeIgnoredLearned]
 }
 
 func (c *counts) candidateErrors() uint64 {
@@ -129,6 +130,13 @@ type bucket struct {
 	groups map[groupKey]*groupCounts
 	// violations are the contract violations by kind (contract.go).
 	violations map[violationKey]uint64
+	// noiseChecks count the double replays by route, and noise the paths
+	// their answers differed at (noise.go); answers count the compared
+	// exchanges by legacy, envelope and candidate status and code
+	// (suggest.go).
+	noiseChecks map[string]uint64
+	noise       map[noiseKey]uint64
+	answers     map[answerKey]uint64
 }
 
 func newBucket(start, span int64) *bucket {
@@ -157,6 +165,10 @@ func (b *bucket) merge(o *bucket, tallies bool) {
 	for k, v := range o.violations {
 		bump(&b.violations, k, otherViolation, maxViolationKeys, v)
 	}
+	for k, v := range o.answers {
+		bump(&b.answers, k, otherAnswer, maxAnswerKeys, v)
+	}
+	b.mergeNoise(o)
 	if !tallies {
 		return
 	}
@@ -182,6 +194,8 @@ type stored struct {
 	Unmapped    []storedUnmapped  `json:"unmapped,omitempty"`
 	Groups      []storedGroup     `json:"groups,omitempty"`
 	Violations  []storedViolation `json:"violations,omitempty"`
+	Noise       []storedNoise     `json:"noise,omitempty"`
+	Answers     []storedAnswer    `json:"answers,omitempty"`
 	// Routes and Paths are the shadow tallies of the first layout, read
 	// from files written before groups.
 	Routes map[string]storedRoute `json:"routes,omitempty"`
@@ -218,6 +232,10 @@ func (b *bucket) encode() ([]byte, error) {
 	for k, v := range b.violations {
 		s.Violations = append(s.Violations, storedViolation{k, v})
 	}
+	for k, v := range b.answers {
+		s.Answers = append(s.Answers, storedAnswer{k, v})
+	}
+	s.Noise = b.storedNoise()
 	return json.Marshal(&s)
 }
 
@@ -251,6 +269,10 @@ func decodeBucket(start int64, data []byte) (*bucket, error) {
 		k.Route, k.Code, k.Reason, k.Source = clip(k.Route, maxRouteLen), clip(k.Code, maxCodeLen), clip(k.Reason, maxCodeLen), clip(k.Source, maxCodeLen)
 		bump(&b.violations, k, otherViolation, maxViolationKeys, v.Count)
 	}
+	for _, a := range s.Answers {
+		bump(&b.answers, a.answerKey.clipped(), otherAnswer, maxAnswerKeys, a.Count)
+	}
+	b.loadNoise(s.Noise)
 	for route, rc := range s.Routes {
 		// The first layout counted compared exchanges and mismatches by
 		// route only: they become groups of unknown status and code.

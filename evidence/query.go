@@ -134,10 +134,16 @@ type detail struct {
 // summary builds one row; cs may be nil for a client without evidence.
 func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tallies bool) detail {
 	sum := newBucket(from, 0)
+	var uncovered map[unmappedKey]uint64
 	if cs != nil {
 		cs.mu.Lock()
 		sum = cs.aggregate(from, tallies)
+		uncovered = s.uncovered(sum.unmapped, cs.unmapped)
 		cs.mu.Unlock()
+	}
+	var unmapped uint64
+	for _, n := range uncovered {
+		unmapped += n
 	}
 	c := ClientSummary{
 		Name:           rw.name,
@@ -148,7 +154,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		Rewritten:      sum.Rewritten,
 		Wrapped:        sum.Wrapped,
 		Passed:         sum.Passed,
-		Unmapped:       sum.Unmapped + sum.ShadowUnmapped,
+		Unmapped:       unmapped,
 		UpstreamErrors: sum.UpstreamErrors,
 	}
 	for i, n := range sum.Classes {
@@ -179,7 +185,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 		CandidateErrors:    sum.candidateErrors(),
 		DryRuns:            sum.Shadow[outcomeDryRun],
 		Unmapped:           c.Unmapped,
-		UnmappedCodes:      topCodes(sum.unmapped, maxListedCodes),
+		UnmappedCodes:      topCodes(uncovered, maxListedCodes),
 		UpstreamErrors:     sum.UpstreamErrors,
 		ContractChecked:    sum.ContractChecked,
 		ContractViolations: sum.ContractViolations,
@@ -314,8 +320,10 @@ func (r *Recorder) ReplicaClient(name, replica string) (ClientDetail, bool, erro
 	out.Paths = out.Paths[:min(len(out.Paths), maxListedPaths)]
 	if cs != nil {
 		cs.mu.Lock()
+		uncovered := s.uncovered(d.sum.unmapped, cs.unmapped)
 		for k, v := range d.sum.unmapped {
-			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v}
+			_, open := uncovered[k]
+			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v, Covered: !open}
 			if smp := cs.unmapped[k]; smp != nil && s.Samples {
 				u.Sample, u.SampleTime = smp.body, smp.time.UTC()
 			}
@@ -470,4 +478,26 @@ func (cs *clientState) series(now time.Time, from int64) (recent, window Series)
 		}
 	}
 	return recent, window
+}
+
+// uncovered returns the unmapped errors that the rules in force do not
+// cover now: each legacy status and code is rewritten again, from its
+// sample when one is kept, so that an error a rule added since covers no
+// longer counts against the verdict. What folded into {other} is never
+// known to be covered.
+func (s *settings) uncovered(unmapped map[unmappedKey]uint64, samples map[unmappedKey]*unmappedSample) map[unmappedKey]uint64 {
+	out := make(map[unmappedKey]uint64, len(unmapped))
+	for k, n := range unmapped {
+		if k.Code != otherKey && s.transformer != nil {
+			sample := ""
+			if u := samples[k]; u != nil {
+				sample = u.body
+			}
+			if !s.rewrite(k.Status, legacyBody(legacyKey{k.Status, k.Code}, sample, nil)).Unmapped {
+				continue
+			}
+		}
+		out[k] = n
+	}
+	return out
 }

@@ -78,6 +78,11 @@ type Settings struct {
 	// Targets are the names routing gives requests, in config order: the
 	// dashboard's rows.
 	Targets []config.Target
+	// Rules are the configured rules and Ignore shadow.ignore: an
+	// unmapped error the rules in force now cover no longer counts
+	// against the verdict, and a suggestion they cover is not made.
+	Rules  []transform.Rule
+	Ignore []string
 }
 
 // Options are the Recorder's collaborators, and the settings read once,
@@ -116,6 +121,9 @@ type Recorder struct {
 	link link
 	// fleet is what the page shows of the replicas; see fleet.go.
 	fleet fleet
+	// learned is the candidate's noise, summed for the comparison; see
+	// noise.go.
+	learned learnedCache
 	// lost counts buckets dropped while the store was unreachable and
 	// memory full.
 	lost atomic.Uint64
@@ -135,6 +143,8 @@ type settings struct {
 	// rows are the configured clients, cohorts and the default, in
 	// config order, with their kind and mode.
 	rows []row
+	// transformer is Rules compiled; nil if they did not compile.
+	transformer *transform.Transformer
 }
 
 // window is readiness.window.
@@ -236,6 +246,11 @@ func (r *Recorder) Replica() string { return r.replica }
 // evidence in memory at once, and on the stored evidence at the next load.
 func (r *Recorder) Swap(in Settings) {
 	s := &settings{Settings: in}
+	if tr, err := transform.New(in.Rules); err == nil {
+		s.transformer = tr
+	} else {
+		r.logger.Error("the rules do not compile: unmapped errors are judged as recorded", zap.Error(err))
+	}
 	for _, t := range in.Targets {
 		s.rows = append(s.rows, row{t.Name, t.Kind, string(t.Mode)})
 	}
@@ -429,6 +444,8 @@ func (r *Recorder) RecordComparison(ev event.Comparison) {
 	if ev.Route != "" {
 		b.group(groupKey{clip(ev.Route, maxRouteLen), ev.LegacyStatus, clip(ev.LegacyCode, maxCodeLen)}).add(&ev, i)
 	}
+	b.addNoise(&ev)
+	b.addAnswer(&ev)
 	s := r.settings.Load()
 	if ev.Unmapped {
 		b.ShadowUnmapped++

@@ -153,7 +153,7 @@ func (ex *exchange) readRequest(r *http.Request) error {
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.reqBody = &requestBody{ReadCloser: r.Body}
-		if ex.shadow.active {
+		if ex.shadow.replayable {
 			ex.reqBody.limit, ex.reqBody.capturing = ex.shadow.maxRequestBytes, true
 		}
 		r.Body = ex.reqBody

@@ -44,10 +44,12 @@ type services struct {
 }
 
 // Shadower is what the proxy needs of the shadow comparison: a cheap
-// admission check on the request path, and a hand-over that never blocks.
-// Nothing flows back: the proxy never waits on a comparison.
+// admission check on the request path, which also says whether the
+// request may be replayed to the candidate (and so needs its body
+// captured), and a hand-over that never blocks. Nothing flows back: the
+// proxy never waits on a comparison.
 type Shadower interface {
-	Admit(client, method string, keyHash uint64) bool
+	Admit(client, method, path string, keyHash uint64) (admitted, replayable bool)
 	Submit(c *event.Capture)
 }
 

@@ -13,7 +13,10 @@ import (
 // shadowCapture holds what a shadowed exchange tees aside, each part
 // bounded by the shadow config.
 type shadowCapture struct {
-	active          bool
+	active bool
+	// replayable reports a request the comparison may replay to the
+	// candidate: only then is its body captured.
+	replayable      bool
 	reqHeader       http.Header
 	respHeader      http.Header
 	respBody        []byte
@@ -24,16 +27,18 @@ type shadowCapture struct {
 
 // admitShadow decides, once per request, whether a shadow-mode exchange is
 // captured: never CONNECT or protocol upgrades, and only what the
-// comparison admits (method, sample).
+// comparison admits (its sample). Every method is dry-run; the request
+// body is captured only for a request the comparison may replay.
 func (ex *exchange) admitShadow(r *http.Request) {
 	s := ex.snap
 	if s.shadow == nil || ex.decision.Mode != config.ModeShadow || r.Method == http.MethodConnect || isUpgrade(r) {
 		return
 	}
-	if !s.shadow.Admit(ex.decision.Client, r.Method, ex.decision.KeyHash) {
+	admitted, replayable := s.shadow.Admit(ex.decision.Client, r.Method, r.URL.Path, ex.decision.KeyHash)
+	if !admitted {
 		return
 	}
-	ex.shadow = shadowCapture{active: true, maxRequestBytes: s.settings.ShadowMaxRequestBytes, maxBodyBytes: s.settings.ShadowMaxBodyBytes}
+	ex.shadow = shadowCapture{active: true, replayable: replayable, maxRequestBytes: s.settings.ShadowMaxRequestBytes, maxBodyBytes: s.settings.ShadowMaxBodyBytes}
 }
 
 // capture appends p to *buf while it stays within limit, and reports
@@ -77,6 +82,7 @@ func (ex *exchange) submitShadow(elapsed time.Duration) {
 	s.shadow.Submit(&event.Capture{
 		Client:          ex.decision.Client,
 		KeyHash:         ex.decision.KeyHash,
+		Start:           ex.start,
 		Method:          ex.method,
 		Path:            ex.path,
 		RawQuery:        ex.rawQuery,

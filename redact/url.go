@@ -28,6 +28,15 @@ func URLPassword(raw string) string {
 	return u.String()
 }
 
+// Value returns a configured secret fit for /config: ${NAME} as it is (an
+// environment variable's name holds no secret), anything else Mask.
+func Value(v string) string {
+	if isEnvReference(v) {
+		return v
+	}
+	return Mask
+}
+
 // isEnvReference reports a value that is only ${NAME}.
 func isEnvReference(s string) bool {
 	if len(s) < 4 || s[:2] != "${" || s[len(s)-1] != '}' {

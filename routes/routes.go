@@ -26,36 +26,51 @@ const (
 // explicit template (shadow.routes) that matches, else the path with
 // id-like segments collapsed to {id}. It is immutable once built.
 type Templates struct {
-	templates []routeTemplate
+	templates []Template
 }
 
-// routeTemplate is one explicit template, split into segments.
-type routeTemplate struct {
+// Template is one explicit path template ("/v1/jobs/{id}"), split into
+// segments.
+type Template struct {
 	text string
 	segs []string
 	// wild[i] reports a {name} segment, which matches any segment.
 	wild []bool
 }
 
-// New compiles the shadow.routes templates. A template without a
-// leading slash gets one, so that "v1/jobs/{id}" and "/v1/jobs/{id}" mean
-// the same.
+// Compile compiles one template. A template without a leading slash gets
+// one, so that "v1/jobs/{id}" and "/v1/jobs/{id}" mean the same.
+func Compile(t string) Template {
+	t = strings.TrimSpace(t)
+	if !strings.HasPrefix(t, "/") {
+		t = "/" + t
+	}
+	segs := strings.Split(t[1:], "/")
+	wild := make([]bool, len(segs))
+	for i, s := range segs {
+		wild[i] = len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}'
+	}
+	return Template{text: t, segs: segs, wild: wild}
+}
+
+// String is the template as written, with its leading slash.
+func (t *Template) String() string { return t.text }
+
+// Matches reports whether path fits the template: the same number of
+// segments, the literal ones equal.
+func (t *Template) Matches(path string) bool {
+	rest := strings.TrimPrefix(path, "/")
+	return t.matches(rest, strings.Count(rest, "/")+1)
+}
+
+// New compiles the shadow.routes templates; empty ones are left out.
 func New(templates []string) *Templates {
-	r := &Templates{templates: make([]routeTemplate, 0, len(templates))}
+	r := &Templates{templates: make([]Template, 0, len(templates))}
 	for _, t := range templates {
-		t = strings.TrimSpace(t)
-		if t == "" {
+		if strings.TrimSpace(t) == "" {
 			continue
 		}
-		if !strings.HasPrefix(t, "/") {
-			t = "/" + t
-		}
-		segs := strings.Split(t[1:], "/")
-		wild := make([]bool, len(segs))
-		for i, s := range segs {
-			wild[i] = len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}'
-		}
-		r.templates = append(r.templates, routeTemplate{text: t, segs: segs, wild: wild})
+		r.templates = append(r.templates, Compile(t))
 	}
 	return r
 }
@@ -79,7 +94,7 @@ func (r *Templates) Name(path string) string {
 
 // matches reports whether the path (without its leading slash, with n
 // segments) fits t.
-func (t *routeTemplate) matches(rest string, n int) bool {
+func (t *Template) matches(rest string, n int) bool {
 	if n != len(t.segs) {
 		return false
 	}

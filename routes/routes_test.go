@@ -40,3 +40,26 @@ func TestRouteTemplate(t *testing.T) {
 		})
 	}
 }
+
+func TestTemplateMatches(t *testing.T) {
+	tests := []struct {
+		template, path string
+		want           bool
+	}{
+		{"/v1/detect", "/v1/detect", true},
+		{"/v1/detect", "/v1/detect/", false},
+		{"/v1/detect", "/v1/detects", false},
+		{"/v1/jobs/{id}", "/v1/jobs/42", true},
+		{"/v1/jobs/{id}", "/v1/jobs/42/logs", false},
+		{"v1/jobs/{id}/cancel", "/v1/jobs/42/cancel", true},
+		{"/v1/jobs/{id}/cancel", "/v1/jobs/42/pause", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.template+" "+tt.path, func(t *testing.T) {
+			tpl := Compile(tt.template)
+			if got := tpl.Matches(tt.path); got != tt.want {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}

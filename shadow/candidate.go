@@ -3,6 +3,8 @@ package shadow
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -95,11 +97,18 @@ var hopHeaders = [...]string{
 	"Host", ShadowRequestHeader,
 }
 
+// IdempotencyKeyHeader carries, on a replayed write, the client's own key
+// when it sent one, else one derived from the exchange, so that the
+// candidate can recognise a retried replay.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
 // request builds the replayed request: the client's method, path (under
 // the candidate URL's own path), query, end-to-end headers (the key
 // included: the candidate authenticates the client like the legacy API
-// does) and body, plus X-Shadow-Request: 1.
-func (cd *candidate) request(ctx context.Context, ex *event.Capture) (*http.Request, error) {
+// does) and body, plus X-Shadow-Request: 1, with the configured
+// candidate_headers set over the client's. A write (any method but GET,
+// HEAD and OPTIONS) carries an Idempotency-Key.
+func (cd *candidate) request(ctx context.Context, ex *event.Capture, extra http.Header) (*http.Request, error) {
 	u := *cd.base
 	path := ex.Path
 	if !strings.HasPrefix(path, "/") {
@@ -129,19 +138,35 @@ func (cd *candidate) request(ctx context.Context, ex *event.Capture) (*http.Requ
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
+	for name, vs := range extra {
+		h[name] = vs
+	}
 	h.Set(ShadowRequestHeader, "1")
+	if !safeMethod(ex.Method) && h.Get(IdempotencyKeyHeader) == "" {
+		h.Set(IdempotencyKeyHeader, derivedIdempotencyKey(ex))
+	}
 	req.Header = h
 	return req, nil
+}
+
+// derivedIdempotencyKey names one exchange: a digest of its client, arrival
+// time and request, the same however often the exchange is replayed, and
+// different for two requests of the same content.
+func derivedIdempotencyKey(ex *event.Capture) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%x\n%d\n%s %s?%s\n", ex.Client, ex.KeyHash, ex.Start.UnixNano(), ex.Method, ex.Path, ex.RawQuery)
+	h.Write(ex.Body)
+	return "envelope-proxy-shadow-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // replay sends ex to the candidate with its own timeout, on ctx (the
 // Comparator's, never the client's), and reads the answer up to maxBody
 // decoded bytes. On failure it returns the outcome that names it:
 // candidate_timeout, candidate_error or skipped_too_large.
-func (cd *candidate) replay(ctx context.Context, ex *event.Capture, codecs *codec.Set, maxBody int64) (candidateResponse, event.Outcome, error) {
+func (cd *candidate) replay(ctx context.Context, ex *event.Capture, codecs *codec.Set, maxBody int64, extra http.Header) (candidateResponse, event.Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, cd.timeout)
 	defer cancel()
-	req, err := cd.request(ctx, ex)
+	req, err := cd.request(ctx, ex, extra)
 	if err != nil {
 		return candidateResponse{}, event.OutcomeCandidateError, err
 	}

@@ -3,6 +3,7 @@ package shadow
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,17 @@ type Options struct {
 	// Contract holds every dry run's envelope to the new API's contract;
 	// nil checks nothing.
 	Contract ContractChecker
+	// Noise tells the candidate's noise learned on a route, which
+	// shadow.learn_ignores applies to the comparison; nil learns nothing
+	// back.
+	Noise NoiseSource
+}
+
+// NoiseSource is what the comparison needs of the evidence to apply the
+// candidate's learned noise: the JSON Pointers learned on a route, over the
+// whole fleet. It is read off the request path, once per comparison.
+type NoiseSource interface {
+	LearnedIgnores(route string) []string
 }
 
 // Recorder is what the comparison needs of the migration dashboard's
@@ -49,6 +61,7 @@ type Comparator struct {
 	codecs   *codec.Set
 	recorder Recorder
 	contract ContractChecker
+	noise    NoiseSource
 	metrics  *metrics
 	clients  *clientTable
 	// transformer has the built-in rules only, for exchanges handed over
@@ -104,6 +117,7 @@ func New(s Settings, opts Options) *Comparator {
 		codecs:      codecs,
 		recorder:    opts.Recorder,
 		contract:    opts.Contract,
+		noise:       opts.Noise,
 		metrics:     m,
 		clients:     newClientTable(m.total),
 		transformer: t,
@@ -136,22 +150,18 @@ func (c *Comparator) Swap(in Settings) {
 	}
 }
 
-// Admit reports whether a shadow-mode request should be captured at all:
-// its key is sampled and its method is mirrored. A sampled request with a
-// method that is not mirrored (CONNECT never is) is counted as
-// skipped_method here; a key outside the sample is not part of the
-// comparison and is not counted. It runs on the request path: atomic loads
-// only, no allocation once the client has been seen.
-func (c *Comparator) Admit(client, method string, keyHash uint64) bool {
+// Admit reports whether a shadow-mode request is captured at all (its key
+// is in the sample: every method is dry-run), and whether it may be
+// replayed to the candidate, which is when its body is worth capturing. A
+// key outside the sample is not part of the comparison and is not counted.
+// It runs on the request path: one atomic load and a few comparisons, no
+// allocation.
+func (c *Comparator) Admit(client, method, path string, keyHash uint64) (admitted, replayable bool) {
 	s := c.cur.Load()
-	if !s.sample.Includes(keyHash) {
-		return false
+	if !s.sample.Includes(keyHash) || method == http.MethodConnect {
+		return false, false
 	}
-	if method == http.MethodConnect || !s.mirrors(method) {
-		c.count(c.clients.get(client), event.OutcomeSkippedMethod)
-		return false
-	}
-	return true
+	return true, s.replays(method, path)
 }
 
 // Submit hands over a captured exchange, which the Comparator owns from
@@ -164,7 +174,7 @@ func (c *Comparator) Submit(ex *event.Capture) {
 	}
 	s := c.cur.Load()
 	cs := c.clients.get(ex.Client)
-	if ex.Method == http.MethodConnect || ex.Header.Get("Upgrade") != "" || !s.mirrors(ex.Method) {
+	if ex.Method == http.MethodConnect || ex.Header.Get("Upgrade") != "" {
 		// The proxy never captures CONNECT or protocol upgrades; they are
 		// refused here too, since replaying either would open a tunnel.
 		c.count(cs, event.OutcomeSkippedMethod)
@@ -220,6 +230,11 @@ type comparison struct {
 	// cand is the candidate's answer, nil when there was none.
 	cand *candidateResponse
 	diff diffResult
+	// noiseChecked reports a second replay made to learn the candidate's
+	// noise, and noise the collapsed pointers its two answers differed
+	// at.
+	noiseChecked bool
+	noise        []string
 }
 
 // run compares one exchange and records it. A panic (a bug, never an
@@ -252,35 +267,73 @@ func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 	}
 	dry := c.dryRun(s, ex)
 	r := comparison{dry: &dry}
-	if s.candidate == nil {
+	switch {
+	case s.candidate == nil:
 		r.outcome = event.OutcomeDryRun
 		return r
-	}
-	if ex.BodyTruncated || int64(len(ex.Body)) > s.maxRequestBytes {
+	case !s.replays(ex.Method, ex.Path):
+		// Dry-run, and not replayed: a write on no shadow.replay route.
+		r.outcome = event.OutcomeSkippedMethod
+		return r
+	case ex.BodyTruncated || int64(len(ex.Body)) > s.maxRequestBytes:
 		r.outcome = event.OutcomeSkippedTooLarge
 		return r
 	}
-	resp, failed, err := s.candidate.replay(c.ctx, ex, c.codecs, s.maxBodyBytes)
+	resp, failed := c.replay(s, ex)
 	if failed != "" {
-		if err != nil {
-			if ce := c.logger.Check(zap.DebugLevel, "shadow candidate failed"); ce != nil {
-				ce.Write(zap.String("client", ex.Client), zap.String("outcome", string(failed)), zap.Error(err))
-			}
-		}
 		r.outcome = failed
 		return r
 	}
 	r.cand = &resp
-	r.diff = s.diff.compare(dry.body, resp.body)
+	route := routeName(s, ex)
+	if safeMethod(ex.Method) && s.learnSample > 0 && rand.Float64() < s.learnSample {
+		// The same request again: what differs between the two answers is
+		// the candidate's noise, not the migration's.
+		if again, failed := c.replay(s, ex); failed == "" {
+			r.noiseChecked = true
+			if again.status == resp.status {
+				r.noise = s.diff.noise(resp.body, again.body)
+			}
+		}
+	}
+	var learned [][]string
+	if s.learnIgnores && c.noise != nil {
+		learned, _ = parseIgnore(c.noise.LearnedIgnores(route))
+	}
+	r.diff = s.diff.compare(dry.body, resp.body, learned)
 	switch {
 	case resp.status != dry.status, len(r.diff.ops) > 0:
 		r.outcome = event.OutcomeMismatch
+	case r.diff.learned:
+		r.outcome = event.OutcomeIgnoredLearned
 	case r.diff.ignored:
 		r.outcome = event.OutcomeIgnored
 	default:
 		r.outcome = event.OutcomeMatch
 	}
 	return r
+}
+
+// replay sends ex to the candidate, logging a failure at debug level.
+func (c *Comparator) replay(s *compiled, ex *event.Capture) (candidateResponse, event.Outcome) {
+	resp, failed, err := s.candidate.replay(c.ctx, ex, c.codecs, s.maxBodyBytes, s.candidateHeaders)
+	if failed != "" && err != nil {
+		if ce := c.logger.Check(zap.DebugLevel, "shadow candidate failed"); ce != nil {
+			ce.Write(zap.String("client", ex.Client), zap.String("outcome", string(failed)), zap.Error(err))
+		}
+	}
+	return resp, failed
+}
+
+// routeName is the exchange's route: its method and route template.
+func routeName(s *compiled, ex *event.Capture) string {
+	return ex.Method + " " + s.routes.Name(ex.Path)
+}
+
+// safeMethod reports the methods RFC 9110 calls safe: replaying one twice
+// changes nothing.
+func safeMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 // record counts the comparison in the client's counters and hands it to
@@ -291,15 +344,20 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 	ev := event.Comparison{
 		Client:        cs.name,
 		Outcome:       r.outcome,
-		Route:         ex.Method + " " + s.routes.Name(ex.Path),
+		Route:         routeName(s, ex),
 		LegacyStatus:  ex.LegacyStatus,
 		LegacyLatency: ex.LegacyLatency,
+		NoiseChecked:  r.noiseChecked,
+		Noise:         r.noise,
 	}
 	if d := r.dry; d != nil {
 		ev.LegacyCode, ev.Rule, ev.EnvelopeStatus, ev.LegacyNotJSON = d.outcome.LegacyCode, d.outcome.Rule, d.status, d.legacyNotJSON
+		if d.outcome.Action == transform.Rewrite {
+			ev.EnvelopeCode = d.outcome.Code
+		}
 		if d.outcome.Unmapped {
 			c.metrics.unmapped.WithLabelValues(cs.name).Inc()
-			rd := newRedactor(s.keyHeader, ex.Header)
+			rd := newRedactor(s.keyHeader, ex.Header, s.candidateHeaders)
 			ev.Unmapped = true
 			ev.UnmappedCode = rd.text(transform.LegacyCode(d.legacy))
 			ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
@@ -311,6 +369,7 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 	}
 	if r.cand != nil {
 		ev.CandidateStatus, ev.CandidateLatency = r.cand.status, r.cand.latency
+		ev.CandidateCode = envelopeCode(r.cand.body)
 		if r.dry != nil && r.cand.status != r.dry.status {
 			c.metrics.candidateStatus.WithLabelValues(statusLabel(r.dry.status), statusLabel(r.cand.status)).Inc()
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
@@ -324,45 +325,45 @@ func TestCandidateFailures(t *testing.T) {
 func TestMethods(t *testing.T) {
 	srv := jsonServer(t, 200, `{"data":{"a":1},"success":true,"message":"OK"}`)
 	tests := []struct {
-		name    string
-		methods []string
-		method  string
-		admit   bool
-		want    event.Outcome
+		name       string
+		candidate  string
+		methods    []string
+		replay     []config.ReplayRoute
+		method     string
+		path       string
+		admit      bool
+		replayable bool
+		want       event.Outcome
 	}{
-		{name: "GET by default", method: "GET", admit: true, want: event.OutcomeMatch},
-		{name: "POST not by default", method: "POST", admit: false, want: event.OutcomeSkippedMethod},
-		{name: "POST when listed", methods: []string{"get", "post"}, method: "POST", admit: true, want: event.OutcomeMatch},
-		{name: "CONNECT never", methods: []string{"GET", "CONNECT"}, method: "CONNECT", admit: false, want: event.OutcomeSkippedMethod},
+		{name: "GET by default", candidate: srv.URL, method: "GET", admit: true, replayable: true, want: event.OutcomeMatch},
+		{name: "POST dry-run, not replayed by default", candidate: srv.URL, method: "POST", admit: true, want: event.OutcomeSkippedMethod},
+		{name: "POST replayed when listed", candidate: srv.URL, methods: []string{"get", "post"}, method: "POST", admit: true, replayable: true, want: event.OutcomeMatch},
+		{name: "POST replayed on a shadow.replay route", candidate: srv.URL, replay: []config.ReplayRoute{{Method: "POST", Route: "/v1/{name}"}}, method: "POST", admit: true, replayable: true, want: event.OutcomeMatch},
+		{name: "POST on another route", candidate: srv.URL, replay: []config.ReplayRoute{{Method: "POST", Route: "/v2/{name}"}}, method: "POST", admit: true, want: event.OutcomeSkippedMethod},
+		{name: "PUT on a POST route", candidate: srv.URL, replay: []config.ReplayRoute{{Method: "POST", Route: "/v1/{name}"}}, method: "PUT", admit: true, want: event.OutcomeSkippedMethod},
+		{name: "POST without a candidate", method: "POST", admit: true, want: event.OutcomeDryRun},
+		{name: "CONNECT never", candidate: srv.URL, methods: []string{"GET", "CONNECT"}, method: "CONNECT", want: event.OutcomeSkippedMethod},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(srv.URL, func(c *Settings) {
+			cfg := testConfig(tt.candidate, func(c *Settings) {
 				if tt.methods != nil {
 					c.Shadow.Methods = tt.methods
 				}
+				c.Shadow.Replay = tt.replay
 			})
 			t.Run("Admit", func(t *testing.T) {
 				rec := &recorder{}
 				c := New(cfg, Options{Recorder: rec})
-				if got := c.Admit("acme", tt.method, keyHash("k")); got != tt.admit {
-					t.Errorf("Admit: got %v; want %v", got, tt.admit)
+				admitted, replayable := c.Admit("acme", tt.method, "/v1/a", keyHash("k"))
+				if admitted != tt.admit || replayable != tt.replayable {
+					t.Errorf("Admit: got %v, %v; want %v, %v", admitted, replayable, tt.admit, tt.replayable)
 				}
 				c.Close()
-				if tt.admit {
-					// An admitted request is counted once compared, not
-					// when it is admitted.
-					if evs := rec.all(); len(evs) != 0 {
-						t.Errorf("got %+v; want nothing handed over", evs)
-					}
-					return
-				}
-				ev := onlyComparison(t, rec.all())
-				if ev.Outcome != event.OutcomeSkippedMethod {
-					t.Errorf("got %q; want %q", ev.Outcome, event.OutcomeSkippedMethod)
-				}
-				if ev.Route != "" || ev.LegacyStatus != 0 {
-					t.Errorf("route and status: got %q %d; want none, decided before the exchange", ev.Route, ev.LegacyStatus)
+				// An exchange is counted once compared, never when it is
+				// admitted or refused.
+				if evs := rec.all(); len(evs) != 0 {
+					t.Errorf("got %+v; want nothing handed over", evs)
 				}
 			})
 			t.Run("Submit", func(t *testing.T) {
@@ -370,12 +371,14 @@ func TestMethods(t *testing.T) {
 				if ev.Outcome != tt.want {
 					t.Errorf("got %q; want %q", ev.Outcome, tt.want)
 				}
-				wantRoute := ""
+				wantRoute, wantStatus := "", 0
 				if tt.admit {
-					wantRoute = tt.method + " /v1/a"
+					// Dry-run, replayed or not: the route and the
+					// envelope's status are known.
+					wantRoute, wantStatus = tt.method+" /v1/a", 200
 				}
-				if ev.Route != wantRoute {
-					t.Errorf("route: got %q; want %q", ev.Route, wantRoute)
+				if ev.Route != wantRoute || ev.EnvelopeStatus != wantStatus {
+					t.Errorf("route and envelope status: got %q %d; want %q %d", ev.Route, ev.EnvelopeStatus, wantRoute, wantStatus)
 				}
 			})
 		})
@@ -438,8 +441,8 @@ func TestSamplingIsDeterministic(t *testing.T) {
 	in := 0
 	for i := range keys {
 		h := keyHash(fmt.Sprintf("key-%d", i))
-		first := c.Admit("acme", "GET", h)
-		if again := c.Admit("acme", "GET", h); again != first {
+		first, _ := c.Admit("acme", "GET", "/", h)
+		if again, _ := c.Admit("acme", "GET", "/", h); again != first {
 			t.Fatalf("key %d: got %v then %v; want the same decision", i, first, again)
 		}
 		if first {
@@ -465,7 +468,7 @@ func TestSamplingIsDeterministic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c.Swap(testConfig("", func(c *Settings) { c.Shadow.Sample = tt.sample }))
-			if got := c.Admit("acme", "GET", tt.hash); got != tt.want {
+			if got, _ := c.Admit("acme", "GET", "/", tt.hash); got != tt.want {
 				t.Errorf("got %v; want %v", got, tt.want)
 			}
 		})
@@ -490,11 +493,10 @@ func TestAdmitDoesNotAllocate(t *testing.T) {
 			c := New(testConfig("", func(c *Settings) { c.Shadow.Sample = 0.5 }), Options{Recorder: tt.rec})
 			defer c.Close()
 			in, out := uint64(1), ^uint64(0)
-			c.Admit("acme", "POST", in) // the client's first count creates its stats
 			allocs := testing.AllocsPerRun(1000, func() {
-				c.Admit("acme", "GET", in)
-				c.Admit("acme", "GET", out)
-				c.Admit("acme", "POST", in)
+				c.Admit("acme", "GET", "/v1/a", in)
+				c.Admit("acme", "GET", "/v1/a", out)
+				c.Admit("acme", "POST", "/v1/detect", in)
 			})
 			if allocs != 0 {
 				t.Errorf("got %v allocations per run; want 0", allocs)
@@ -512,12 +514,12 @@ func TestSwap(t *testing.T) {
 		c.Shadow.Methods = []string{"POST"}
 		c.Shadow.Routes = []string{"/v1/{name}"}
 	}))
-	if c.Admit("acme", "GET", 1) {
-		t.Errorf("Admit GET after Swap: got true; want false")
+	if _, replayable := c.Admit("acme", "GET", "/v1/a", 1); replayable {
+		t.Errorf("Admit GET after Swap: got replayable; want not (only POST is replayed)")
 	}
 	c.Submit(newExchange(t, "POST", "/v1/a", 200, `{"a":1}`))
 	c.Close()
-	want := map[event.Outcome]uint64{event.OutcomeDryRun: 1, event.OutcomeMatch: 1, event.OutcomeSkippedMethod: 1}
+	want := map[event.Outcome]uint64{event.OutcomeDryRun: 1, event.OutcomeMatch: 1}
 	if got := rec.outcomes("acme"); !maps.Equal(got, want) {
 		t.Errorf("got %v; want %v", got, want)
 	}

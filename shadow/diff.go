@@ -10,18 +10,26 @@ import (
 	"strings"
 
 	"github.com/envelope-proxy/envelope-proxy/routes"
+	"github.com/envelope-proxy/envelope-proxy/transform"
+	"github.com/tidwall/gjson"
 	"github.com/wI2L/jsondiff"
 )
 
 // normaliser holds what one config removes from both bodies before they
 // are compared: the shadow.ignore pointers and, unless compare_messages is
-// set, the human messages. It is immutable once built.
+// set, the human messages; and the tolerances it compares them with. It is
+// immutable once built.
 type normaliser struct {
 	// ignore are the parsed shadow.ignore pointers; a "*" token matches
 	// any object key or array index.
 	ignore [][]string
 	// compareMessages keeps /message and the errors entries' messages.
 	compareMessages bool
+	// tolerance, nullIsMissing and sets are shadow.tolerances (see
+	// tolerance.go).
+	tolerance     float64
+	nullIsMissing bool
+	sets          []setRule
 }
 
 // diffResult is the structural comparison of the dry run's envelope with
@@ -32,8 +40,11 @@ type diffResult struct {
 	// is not JSON on one side only, or two different non-JSON bodies, give
 	// one "replace" of the whole document (path "").
 	ops jsondiff.Patch
-	// ignored reports bodies that differ only at ignored paths.
+	// ignored reports bodies that differ only at ignored paths, and
+	// learned bodies that differ only there and at paths learned as the
+	// candidate's noise (with at least one of the latter).
 	ignored bool
+	learned bool
 }
 
 // parseIgnore parses shadow.ignore. A pointer must be "" or start with
@@ -65,8 +76,11 @@ func unescapePointerToken(t string) string {
 // compare diffs two bodies. Empty (or blank) bodies on both sides are
 // equal; JSON bodies are diffed structurally after normalisation; anything
 // else is equal only when byte for byte identical. Invalid JSON never
-// fails the comparison: it is a difference.
-func (n *normaliser) compare(envelope, candidate []byte) diffResult {
+// fails the comparison: it is a difference. learned are the pointers
+// learned as the candidate's noise on this route, applied after the
+// configured ones: bodies that differ only there are told apart from
+// ignored ones.
+func (n *normaliser) compare(envelope, candidate []byte, learned [][]string) diffResult {
 	envBlank, candBlank := len(bytes.TrimSpace(envelope)) == 0, len(bytes.TrimSpace(candidate)) == 0
 	if envBlank && candBlank {
 		return diffResult{}
@@ -82,26 +96,40 @@ func (n *normaliser) compare(envelope, candidate []byte) diffResult {
 	if !n.compareMessages {
 		ev, cv = stripMessages(ev), stripMessages(cv)
 	}
-	var rawEnv, rawCand []byte
-	if len(n.ignore) > 0 {
-		// Keep the documents before ignore-removal: when the result is
-		// equal, they tell "ignored" from "match".
-		var err1, err2 error
-		rawEnv, err1 = encodeJSON(ev)
-		rawCand, err2 = encodeJSON(cv)
-		if err1 != nil || err2 != nil {
+	ev, cv = n.relax(ev, cv)
+	if len(n.ignore) == 0 && len(learned) == 0 {
+		ops, err := diffValues(ev, cv)
+		if err != nil {
 			return wholeDocumentDiff()
 		}
-		for _, toks := range n.ignore {
-			ev = removePointer(ev, toks)
-			cv = removePointer(cv, toks)
-		}
+		return diffResult{ops: ops}
+	}
+	// Keep the documents before ignore-removal: when the result is equal,
+	// they tell "ignored" from "match".
+	rawEnv, err1 := encodeJSON(ev)
+	rawCand, err2 := encodeJSON(cv)
+	if err1 != nil || err2 != nil {
+		return wholeDocumentDiff()
+	}
+	for _, toks := range n.ignore {
+		ev, cv = removePointer(ev, toks), removePointer(cv, toks)
 	}
 	ops, err := diffValues(ev, cv)
 	if err != nil {
 		return wholeDocumentDiff()
 	}
-	if len(ops) > 0 || len(n.ignore) == 0 {
+	if len(ops) > 0 && len(learned) > 0 {
+		for _, toks := range learned {
+			ev, cv = removePointer(ev, toks), removePointer(cv, toks)
+		}
+		rest, err := diffValues(ev, cv)
+		if err != nil {
+			return wholeDocumentDiff()
+		}
+		// The differences that count are those beyond the noise.
+		return diffResult{ops: rest, learned: len(rest) == 0}
+	}
+	if len(ops) > 0 {
 		return diffResult{ops: ops}
 	}
 	raw, err := jsondiff.CompareJSON(rawEnv, rawCand, jsondiff.UnmarshalFunc(unmarshalNumbers))
@@ -281,3 +309,49 @@ func collapsePointer(p string) string {
 
 // isPointerID reports a JSON Pointer token collapsePointer replaces.
 func isPointerID(tok string) bool { return tok == "-" || routes.IsID(tok) }
+
+// noise diffs two answers of the candidate to the same request, normalised
+// as a comparison is (messages, tolerances, configured ignores), and
+// returns the collapsed pointers at which they differ: the candidate's
+// noise. Answers that are not both JSON, or whose whole documents differ,
+// teach nothing.
+func (n *normaliser) noise(a, b []byte) []string {
+	av, okA := decodeJSON(a)
+	bv, okB := decodeJSON(b)
+	if !okA || !okB {
+		return nil
+	}
+	if !n.compareMessages {
+		av, bv = stripMessages(av), stripMessages(bv)
+	}
+	av, bv = n.relax(av, bv)
+	for _, toks := range n.ignore {
+		av, bv = removePointer(av, toks), removePointer(bv, toks)
+	}
+	ops, err := diffValues(av, bv)
+	if err != nil {
+		return nil
+	}
+	var paths []string
+	for _, op := range ops {
+		if op.Path == "" {
+			return nil
+		}
+		if p := collapsePointer(op.Path); !containsString(paths, p) && len(paths) < maxPaths {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// envelopeCode is an envelope's first error code, the key of its first
+// errors entry, cut to a code's length; "" for a success or a body that is
+// not an envelope error.
+func envelopeCode(body []byte) string {
+	if !gjson.ValidBytes(body) {
+		return ""
+	}
+	code := gjson.GetBytes(body, "errors.0.@keys.0").String()
+	code, _ = transform.CutString(code, transform.MaxLegacyCode)
+	return code
+}

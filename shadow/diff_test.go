@@ -41,7 +41,7 @@ func TestNormaliserCompare(t *testing.T) {
 			var n normaliser
 			n.ignore, _ = parseIgnore(tt.ignore)
 			n.compareMessages = tt.messages
-			got := n.compare([]byte(tt.env), []byte(tt.cand))
+			got := n.compare([]byte(tt.env), []byte(tt.cand), nil)
 			var ops []string
 			for _, op := range got.ops {
 				ops = append(ops, op.Path)

@@ -46,9 +46,16 @@ type redactor struct {
 	secrets   redact.Secrets
 }
 
-// newRedactor collects the credentials of a request's headers.
-func newRedactor(keyHeader string, h http.Header) *redactor {
-	return &redactor{keyHeader: keyHeader, secrets: redact.Credentials(keyHeader, h)}
+// newRedactor collects the credentials of a request's headers, and of the
+// candidate_headers set on its replays (extra), which the candidate may
+// echo too.
+func newRedactor(keyHeader string, h, extra http.Header) *redactor {
+	secrets := redact.Credentials(keyHeader, h)
+	if len(extra) > 0 {
+		secrets = append(secrets, redact.Credentials(keyHeader, extra)...)
+		slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	}
+	return &redactor{keyHeader: keyHeader, secrets: secrets}
 }
 
 // sensitive reports a header whose value is a credential.
@@ -151,7 +158,7 @@ func newSample(s *compiled, ex *event.Capture, r *comparison, route string) *eve
 	if !s.samples {
 		return nil
 	}
-	rd := newRedactor(s.keyHeader, ex.Header)
+	rd := newRedactor(s.keyHeader, ex.Header, s.candidateHeaders)
 	smp := &event.Sample{
 		Time:         time.Now().UTC(),
 		Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),

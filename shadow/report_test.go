@@ -263,7 +263,7 @@ func TestRouteIsBounded(t *testing.T) {
 func TestSampleBodiesAreCut(t *testing.T) {
 	key := strings.Repeat("K", 40)
 	body := strings.Repeat("x", maxSampleBody-10) + key + strings.Repeat("y", 100)
-	rd := newRedactor("X-Api-Key", http.Header{"X-Api-Key": {key}})
+	rd := newRedactor("X-Api-Key", http.Header{"X-Api-Key": {key}}, nil)
 	got, cut := rd.body([]byte(body))
 	if !cut || len(got) > maxSampleBody {
 		t.Errorf("got %d bytes (cut %v); want at most %d, cut", len(got), cut, maxSampleBody)

@@ -38,8 +38,18 @@ type compiled struct {
 	// sample is shadow.sample: the keys whose exchanges are compared.
 	sample sampling.Share
 
-	// methods are the mirrored methods, upper case, CONNECT excluded.
+	// methods are the methods replayed to the candidate, upper case,
+	// CONNECT excluded, and replay the routes whose writes are too.
 	methods []string
+	replay  []replayRoute
+	// candidateHeaders are set on every replayed request, their values
+	// expanded from the environment.
+	candidateHeaders http.Header
+	// learnSample is the share of replayed safe requests replayed twice
+	// to learn the candidate's noise; learnIgnores applies what was
+	// learned to the comparison.
+	learnSample  float64
+	learnIgnores bool
 
 	diff normaliser
 
@@ -100,7 +110,26 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 		}
 		s.methods = append(s.methods, m)
 	}
+	for _, rr := range sh.Replay {
+		m := strings.ToUpper(strings.TrimSpace(rr.Method))
+		if m == "" || m == http.MethodConnect || strings.TrimSpace(rr.Route) == "" {
+			continue
+		}
+		s.replay = append(s.replay, replayRoute{method: m, route: routes.Compile(rr.Route)})
+	}
+	if len(sh.CandidateHeaders) > 0 {
+		s.candidateHeaders = make(http.Header, len(sh.CandidateHeaders))
+		for name, v := range sh.CandidateHeaders {
+			s.candidateHeaders.Set(name, config.Expand(v))
+		}
+	}
+	s.learnSample, s.learnIgnores = sh.LearnSample, sh.LearnIgnores
 	s.diff.compareMessages = sh.CompareMessages
+	s.diff.tolerance = sh.Tolerances.Numbers
+	s.diff.nullIsMissing = sh.Tolerances.NullEqualsMissing
+	var badSets []string
+	s.diff.sets, badSets = parseSets(sh.Tolerances.Sets)
+	invalid = append(invalid, badSets...)
 	var badIgnore []string
 	s.diff.ignore, badIgnore = parseIgnore(sh.Ignore)
 	invalid = append(invalid, badIgnore...)
@@ -139,10 +168,29 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 	return s, replaced, invalid, err
 }
 
-// mirrors reports whether method is mirrored. It is a linear scan of a
-// handful of strings: no allocation, no map hashing.
-func (s *compiled) mirrors(method string) bool {
-	return containsString(s.methods, method)
+// replayRoute is one shadow.replay entry.
+type replayRoute struct {
+	method string
+	route  routes.Template
+}
+
+// replays reports whether a request may be replayed to the candidate: a
+// candidate is configured, and the method is in shadow.methods or the
+// method and path are in shadow.replay. It runs on the request path: a
+// linear scan of a handful of entries, no allocation.
+func (s *compiled) replays(method, path string) bool {
+	if s.candidate == nil {
+		return false
+	}
+	if containsString(s.methods, method) {
+		return true
+	}
+	for i := range s.replay {
+		if s.replay[i].method == method && s.replay[i].route.Matches(path) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsString(list []string, v string) bool {

@@ -23,6 +23,18 @@ func LegacyCode(body []byte) string {
 	return strings.Clone(code)
 }
 
+// LegacyMessage returns the message of a legacy error body as the rules
+// read it (the first string among error, message and detail), copied; ""
+// when there is none. It lets a suggested rule match one codeless error by
+// its message.
+func LegacyMessage(body []byte) string {
+	lb := parseLegacy(body)
+	if !lb.hasMsg {
+		return ""
+	}
+	return strings.Clone(lb.message)
+}
+
 // CutString cuts s to at most n bytes without splitting a UTF-8 sequence,
 // and reports whether it cut. Every text the proxy keeps from untrusted
 // traffic (codes, sample bodies, header values) is bounded with it, so a

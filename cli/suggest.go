@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Suggest prints what a running proxy suggests adding to its config, read
+// from its admin API: a rules: block for the unmapped errors and for the
+// errors the candidate consistently answers otherwise, and a
+// shadow.ignore block for the candidate's learned noise, each entry under
+// a comment that says why. `envelope-proxy validate` accepts the output
+// as it is; paste it into the config and the proxy reloads it.
+func Suggest(args []string, env Env) int {
+	fset := flag.NewFlagSet("suggest", flag.ContinueOnError)
+	fset.SetOutput(env.Stderr)
+	admin := fset.String("admin", "http://127.0.0.1:9901", "the proxy's admin URL")
+	client := fset.String("client", "", "only this client's evidence (a config name); empty: every client's")
+	timeout := fset.Duration("timeout", 10*time.Second, "how long to wait for the admin API")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintln(env.Stderr, "suggest: unexpected arguments:", fset.Args())
+		return 2
+	}
+	q := url.Values{"format": {"yaml"}}
+	if *client != "" {
+		q.Set("client", *client)
+	}
+	body, err := adminGet(*admin, "/api/suggestions?"+q.Encode(), adminToken(env), *timeout)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "suggest:", err)
+		return 1
+	}
+	env.Stdout.Write(body)
+	return 0
+}
