@@ -105,6 +105,15 @@ func TestParseErrors(t *testing.T) {
 		{"state_url from an unset variable", "state_url: \"${ENVELOPE_PROXY_TEST_UNSET}\"\n", []string{"state_url: is empty once its environment variables are expanded"}},
 		{"bad replica name", "replica: \"pod 1\"\n", []string{`replica: "pod 1" may hold only`}},
 		{"two documents", "listen: \":1\"\n---\nlisten: \":2\"\n", []string{"more than one YAML document"}},
+		{"bad replay method", "shadow: {replay: [{method: post, route: /v1/detect}]}\n", []string{`shadow.replay[0].method: "post" is not an upper-case HTTP method`}},
+		{"replay route without a slash", "shadow: {replay: [{method: POST, route: v1/detect}]}\n", []string{`shadow.replay[0].route: "v1/detect" must start with /`}},
+		{"CONNECT replayed", "shadow: {replay: [{method: CONNECT, route: /x}]}\n", []string{"shadow.replay[0].method: CONNECT is never replayed"}},
+		{"candidate header the proxy sets", "shadow: {candidate_headers: {Idempotency-Key: x}}\n", []string{"shadow.candidate_headers.Idempotency-Key: Idempotency-Key is set by the proxy"}},
+		{"candidate header value not echoed", "shadow: {candidate_headers: {X-Key: \"secret\\nvalue\"}}\n", []string{"shadow.candidate_headers.X-Key: the value holds a character"}},
+		{"learn_sample over 1", "shadow: {learn_sample: 2}\n", []string{"shadow.learn_sample: 2 is not in [0, 1]"}},
+		{"number tolerance of 1", "shadow: {tolerances: {numbers: 1}}\n", []string{"shadow.tolerances.numbers: 1 is not in [0, 1)"}},
+		{"set without a pointer", "shadow: {tolerances: {sets: {data/items: id}}}\n", []string{`shadow.tolerances.sets: "data/items" is not a JSON Pointer`}},
+		{"set without a key", "shadow: {tolerances: {sets: {/data/items: \"\"}}}\n", []string{"shadow.tolerances.sets./data/items: names no key field"}},
 		{"not yaml", "listen: [\n", []string{"parsing YAML"}},
 	}
 	for _, tc := range tests {
@@ -166,6 +175,13 @@ func TestStateURLNeverEchoed(t *testing.T) {
 	_, err := Parse([]byte("state_url: \"mysql://u:secret@db/x\"\n"))
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("got %v; want an error without the password", err)
+	}
+}
+
+func TestCandidateHeaderValueNeverEchoed(t *testing.T) {
+	_, err := Parse([]byte("shadow: {candidate_headers: {X-Key: \"sk_secret\\r\\nX: y\"}}\n"))
+	if err == nil || strings.Contains(err.Error(), "sk_secret") {
+		t.Errorf("got %v; want an error without the value", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"regexp"
@@ -230,7 +231,7 @@ func (s *settings) suggest(k legacyKey, sg *suggestion) (RuleSuggestion, bool) {
 		return rs, false
 	}
 	rs.Kind, rs.Count = SuggestUnmapped, sg.unmapped
-	rs.Reason = fmt.Sprintf("legacy %s fell to the generic fallback %d times", legacyName(k), sg.unmapped)
+	rs.Reason = fmt.Sprintf("legacy %s fell to the generic fallback %s", legacyName(k), times(sg.unmapped))
 	rs.Rule = matchRule(k, body)
 	rs.Rule.Status, rs.Rule.Code = k.status, cmp.Or(k.code, transform.StatusCode(k.status))
 	if k.code == "" && rs.Rule.Match.Message == "" {
@@ -345,6 +346,14 @@ func (s *settings) ignoreSuggestions(noise []RouteNoise) []IgnoreSuggestion {
 	return out
 }
 
+// times is "once", "2 times".
+func times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return verdict.Count(n) + " times"
+}
+
 func legacyName(k legacyKey) string {
 	if k.code == "" {
 		return strconv.Itoa(k.status) + " (no code)"
@@ -361,7 +370,7 @@ func (s *Suggestions) YAML() ([]byte, error) {
 	if len(s.Rules) == 0 && len(s.Ignore) == 0 {
 		doc.HeadComment = "No suggestion: no unmapped error, no consistent difference with the candidate and no learned noise over " + s.Window + "."
 		root.Style = yaml.FlowStyle
-		return yaml.Marshal(doc)
+		return encodeYAML(doc)
 	}
 	if len(s.Rules) > 0 {
 		rules := &yaml.Node{Kind: yaml.SequenceNode}
@@ -395,7 +404,21 @@ func (s *Suggestions) YAML() ([]byte, error) {
 		shadow := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "ignore"}, ignore}}
 		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "shadow"}, shadow)
 	}
-	return yaml.Marshal(doc)
+	return encodeYAML(doc)
+}
+
+// encodeYAML writes doc indented as config.yaml is, by two spaces.
+func encodeYAML(doc *yaml.Node) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("encoding suggestions: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding suggestions: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // oneLine is a sample fit for a YAML comment: one line, cut.

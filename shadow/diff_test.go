@@ -97,3 +97,46 @@ func TestCollapsePointer(t *testing.T) {
 		})
 	}
 }
+
+func TestTolerances(t *testing.T) {
+	tests := []struct {
+		name          string
+		numbers       float64
+		nullIsMissing bool
+		sets          map[string]string
+		env, cand     string
+		wantOps       []string
+	}{
+		{name: "numbers differ without a tolerance", env: `{"p":1.0001}`, cand: `{"p":1.0002}`, wantOps: []string{"/p"}},
+		{name: "numbers within the tolerance", numbers: 0.001, env: `{"p":1.0001,"q":[100,200]}`, cand: `{"p":1.0002,"q":[100.05,199.9]}`},
+		{name: "numbers beyond the tolerance", numbers: 0.001, env: `{"p":100}`, cand: `{"p":100.2}`, wantOps: []string{"/p"}},
+		{name: "a number and a string are not numbers", numbers: 0.5, env: `{"p":1}`, cand: `{"p":"1"}`, wantOps: []string{"/p"}},
+		{name: "zero and a tiny number", numbers: 0.01, env: `{"p":0}`, cand: `{"p":1e-9}`, wantOps: []string{"/p"}},
+		{name: "big integers within the tolerance", numbers: 1e-9, env: `{"n":9007199254740993}`, cand: `{"n":9007199254740992}`},
+		{name: "null differs from missing by default", env: `{"a":1,"b":null}`, cand: `{"a":1}`, wantOps: []string{"/b"}},
+		{name: "null equals missing", nullIsMissing: true, env: `{"a":1,"b":null,"c":{"d":null}}`, cand: `{"a":1,"c":{}}`},
+		{name: "null still differs from a value", nullIsMissing: true, env: `{"b":null}`, cand: `{"b":0}`, wantOps: []string{"/b"}},
+		{name: "arrays in order by default", env: `{"data":{"items":[{"id":1},{"id":2}]}}`, cand: `{"data":{"items":[{"id":2},{"id":1}]}}`, wantOps: []string{"/data/items/0/id", "/data/items/1/id"}},
+		{name: "arrays as sets by key", sets: map[string]string{"/data/items": "id"},
+			env: `{"data":{"items":[{"id":1,"v":"a"},{"id":2,"v":"b"}]}}`, cand: `{"data":{"items":[{"id":2,"v":"b"},{"id":1,"v":"a"}]}}`},
+		{name: "a set element that differs", sets: map[string]string{"/data/items": "id"},
+			env: `{"data":{"items":[{"id":1,"v":"a"},{"id":2,"v":"b"}]}}`, cand: `{"data":{"items":[{"id":2,"v":"x"},{"id":1,"v":"a"}]}}`, wantOps: []string{"/data/items/1/v"}},
+		{name: "sets under a wildcard", sets: map[string]string{"/data/*/tags": "k"},
+			env: `{"data":[{"tags":[{"k":"a"},{"k":"b"}]}]}`, cand: `{"data":[{"tags":[{"k":"b"},{"k":"a"}]}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := normaliser{tolerance: tt.numbers, nullIsMissing: tt.nullIsMissing}
+			n.sets, _ = parseSets(tt.sets)
+			got := n.compare([]byte(tt.env), []byte(tt.cand), nil)
+			var ops []string
+			for _, op := range got.ops {
+				ops = append(ops, op.Path)
+			}
+			slices.Sort(ops)
+			if !slices.Equal(ops, tt.wantOps) {
+				t.Errorf("ops: got %q; want %q", ops, tt.wantOps)
+			}
+		})
+	}
+}
