@@ -102,6 +102,7 @@ func Demo(args []string, env Env) int {
 		printCurls(env.Stdout, base)
 		fmt.Fprintf(env.Stdout, "\nMigration dashboard (each client's verdict and its evidence): http://%s/\n", admin)
 		fmt.Fprintf(env.Stdout, "  envelope-proxy ready -admin http://%s -client demo-envelope\n", admin)
+		fmt.Fprintf(env.Stdout, "  envelope-proxy suggest -admin http://%s   # rules for what fell to the fallback, ready to paste\n", admin)
 		if *exit {
 			stop <- syscall.SIGTERM
 			return
