@@ -19,6 +19,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/cli"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/internal/lockedbuf"
 	"github.com/envelope-proxy/envelope-proxy/internal/pgserver"
 )
 
@@ -55,26 +56,8 @@ type replica struct {
 	name          string
 	cmd           *exec.Cmd
 	client, admin string
-	stderr        *lockedBuffer
+	stderr        *lockedbuf.Buffer
 	exited        chan struct{}
-}
-
-// lockedBuffer is the replica's stderr, read while it writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startReplica runs this test binary as envelope-proxy (see TestMain) on a
@@ -100,7 +83,7 @@ routing:
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{name: name, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	r := &replica{name: name, stderr: &lockedbuf.Buffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(os.Args[0], "-config", path)
 	r.cmd.Env = append(os.Environ(), asBinary+"=1")
 	r.cmd.Stderr = r.stderr

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
 	"github.com/envelope-proxy/envelope-proxy/internal/headless"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )

@@ -127,16 +127,7 @@ func cacheUpstream() *httptest.Server {
 // keyless requests in legacy mode (routing.default); max_body_bytes is the
 // default, 1 MiB.
 func cacheConfig(upstream, otherMode string) string {
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-upstream: {url: %q, timeout: 5s}
-server: {shutdown_timeout: 10s}
-routing:
-  default: legacy
-  clients:
-    - {name: acme, keys_sha256: [%q], mode: envelope}
-    - {name: other, keys_sha256: [%q], mode: %s}
-`, upstream, sum(acmeKey), sum(otherKey), otherMode)
+	return clientsYAML(upstream, []testClient{{"acme", acmeKey, "envelope"}, {"other", otherKey, otherMode}}, "")
 }
 
 // rawClient is a Go client that takes bodies as they come: it sends

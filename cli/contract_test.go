@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -172,18 +171,8 @@ func contractUpstream(t *testing.T) *httptest.Server {
 }
 
 func contractConfig(upstream, extra string) string {
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-upstream: {url: %q, timeout: 5s}
-server: {shutdown_timeout: 10s}
-routing:
-  clients:
-    - {name: live, keys_sha256: [%q], mode: envelope}
-    - {name: dry, keys_sha256: [%q], mode: shadow}
-shadow: {methods: [GET]}
-readiness: {min_requests: 1}
-log: {level: info, access_log: false}
-%s`, upstream, sum(liveKey), sum(dryKey), extra)
+	return clientsYAML(upstream, []testClient{{"live", liveKey, "envelope"}, {"dry", dryKey, "shadow"}},
+		"shadow: {methods: [GET]}\nreadiness: {min_requests: 1}\nlog: {level: info, access_log: false}\n"+extra)
 }
 
 // TestContractViolationsOverARealProxy: a rule that emits an undocumented

@@ -66,21 +66,9 @@ func evidenceUpstreams(t *testing.T) (legacy, candidate *httptest.Server) {
 }
 
 func evidenceConfig(legacy, candidate, readiness string) string {
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-upstream: {url: %q, timeout: 5s}
-server: {shutdown_timeout: 10s}
-routing:
-  clients:
-    - {name: clean, keys_sha256: [%q], mode: envelope}
-    - {name: unmapped, keys_sha256: [%q], mode: envelope}
-    - {name: matching, keys_sha256: [%q], mode: shadow}
-    - {name: mismatching, keys_sha256: [%q], mode: shadow}
-candidate: {url: %q}
-readiness: {%s}
-dashboard: {redact: [/data/email]}
-log: {level: error, access_log: false}
-`, legacy, sum(cleanKey), sum(unmappedKey), sum(matchKey), sum(mismatchKey), candidate, readiness)
+	return clientsYAML(legacy, []testClient{
+		{"clean", cleanKey, "envelope"}, {"unmapped", unmappedKey, "envelope"}, {"matching", matchKey, "shadow"}, {"mismatching", mismatchKey, "shadow"},
+	}, fmt.Sprintf("candidate: {url: %q}\nreadiness: {%s}\ndashboard: {redact: [/data/email]}\nlog: {level: error, access_log: false}\n", candidate, readiness))
 }
 
 // getJSON decodes an admin API answer into v and returns its status.

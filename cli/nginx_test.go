@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/internal/child"
 )
 
 // nginxBinary is Debian's nginx; PATH is searched when it is not there.
@@ -42,7 +42,7 @@ type nginxServer struct {
 	dir string // configuration, PID, logs, cache and temporary files
 
 	cmd  *exec.Cmd
-	done chan struct{} // closed once the master has exited and been reaped
+	done <-chan struct{} // closed once the master has exited and been reaped
 }
 
 // requireTool returns the path of a program the test needs, skipping the
@@ -168,23 +168,8 @@ func (n *nginxServer) start(t testing.TB, bin, conf string, port int) (retry boo
 	// that started it exits, as when go test's timeout ends the process
 	// without running cleanups.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	done := make(chan struct{})
-	started := make(chan error)
-	go func() {
-		// The parent-death signal is sent when the thread that started
-		// the child exits: a locked thread lives as long as this
-		// goroutine, which lives as long as the master.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	done, err := child.Start(cmd)
+	if err != nil {
 		return false, fmt.Errorf("starting %s: %w", bin, err)
 	}
 	n.cmd, n.done = cmd, done

@@ -38,9 +38,8 @@ const TokenEnv = "ENVELOPE_PROXY_ADMIN_TOKEN"
 func Ready(args []string, env Env) int {
 	fset := flag.NewFlagSet("ready", flag.ContinueOnError)
 	fset.SetOutput(env.Stderr)
-	admin := fset.String("admin", "http://127.0.0.1:9901", "the proxy's admin URL")
+	admin, timeout := adminFlags(fset)
 	client := fset.String("client", "", "the client's config name (or a cohort's, or default)")
-	timeout := fset.Duration("timeout", 10*time.Second, "how long to wait for the admin API")
 	asJSON := fset.Bool("json", false, "print the client's summary as JSON instead of text")
 	if err := fset.Parse(args); err != nil {
 		return readyExitNoVerdict
@@ -129,6 +128,13 @@ func adminGet(admin, path, token string, timeout time.Duration) ([]byte, error) 
 		return nil, fmt.Errorf("the admin listener wants its token (set %s)", TokenEnv)
 	}
 	return nil, fmt.Errorf("admin API answered %s", resp.Status)
+}
+
+// adminFlags are the flags of a command that reads the admin API: its URL
+// and how long to wait for it.
+func adminFlags(fset *flag.FlagSet) (admin *string, timeout *time.Duration) {
+	return fset.String("admin", "http://127.0.0.1:9901", "the proxy's admin URL"),
+		fset.Duration("timeout", 10*time.Second, "how long to wait for the admin API")
 }
 
 // adminToken is the admin token from the environment.

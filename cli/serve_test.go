@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/gcfloor"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/internal/lockedbuf"
 	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -35,24 +35,6 @@ func sum(key string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// syncBuffer is a bytes.Buffer safe for the loggers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is a running "envelope-proxy serve" with its config file.
 type instance struct {
 	t       testing.TB
@@ -62,21 +44,27 @@ type instance struct {
 	signals chan os.Signal
 	done    chan struct{} // closed when Serve has returned
 	code    int           // Serve's exit code, once done is closed
-	stderr  *syncBuffer
+	stderr  *lockedbuf.Buffer
+}
+
+// testClient is one client of a test config: its name, key and mode.
+type testClient struct{ name, key, mode string }
+
+// clientsYAML is a test config listening on free loopback ports in front
+// of upstream, with clients, and extra after them (top-level keys).
+func clientsYAML(upstream string, clients []testClient, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstream: {url: %q, timeout: 5s}\nserver: {shutdown_timeout: 10s}\nrouting:\n  clients:\n", upstream)
+	for _, c := range clients {
+		fmt.Fprintf(&b, "    - {name: %s, keys_sha256: [%q], mode: %s}\n", c.name, sum(c.key), c.mode)
+	}
+	b.WriteString(extra)
+	return b.String()
 }
 
 // configYAML is a test config in front of upstream, with acme in mode.
 func configYAML(upstream, mode string, extra string) string {
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-upstream: {url: %q, timeout: 5s}
-max_body_bytes: 1024
-server: {shutdown_timeout: 10s}
-migrated_prefixes: [/v2/]
-routing:
-  clients:
-    - {name: acme, keys_sha256: [%q], mode: %s}
-%s`, upstream, sum(acmeKey), mode, extra)
+	return clientsYAML(upstream, []testClient{{"acme", acmeKey, mode}}, "max_body_bytes: 1024\nmigrated_prefixes: [/v2/]\n"+extra)
 }
 
 // startServe runs Serve in the background on a config file.
@@ -89,7 +77,7 @@ func startServe(t testing.TB, yaml string) *instance {
 // written with yaml; its state_dir is relative to path's directory.
 func startServeAt(t testing.TB, path, yaml string) *instance {
 	t.Helper()
-	in := &instance{t: t, path: path, signals: make(chan os.Signal, 4), done: make(chan struct{}), stderr: &syncBuffer{}}
+	in := &instance{t: t, path: path, signals: make(chan os.Signal, 4), done: make(chan struct{}), stderr: &lockedbuf.Buffer{}}
 	if err := os.WriteFile(in.path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"time"
 )
 
 // Suggest prints what a running proxy suggests adding to its config, read
@@ -16,9 +15,8 @@ import (
 func Suggest(args []string, env Env) int {
 	fset := flag.NewFlagSet("suggest", flag.ContinueOnError)
 	fset.SetOutput(env.Stderr)
-	admin := fset.String("admin", "http://127.0.0.1:9901", "the proxy's admin URL")
+	admin, timeout := adminFlags(fset)
 	client := fset.String("client", "", "only this client's evidence (a config name); empty: every client's")
-	timeout := fset.Duration("timeout", 10*time.Second, "how long to wait for the admin API")
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}

@@ -71,17 +71,8 @@ func (u *zeroConfigUpstreams) replayedWrites() ([]string, []http.Header) {
 }
 
 func zeroConfig(u *zeroConfigUpstreams, extra string) string {
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-upstream: {url: %q, timeout: 5s}
-server: {shutdown_timeout: 10s}
-routing:
-  clients:
-    - {name: watcher, keys_sha256: [%q], mode: shadow}
-candidate: {url: %q}
-readiness: {min_requests: 1}
-log: {level: info, access_log: false}
-%s`, u.legacy.URL, sum(watcherKey), u.candidate.URL, extra)
+	return clientsYAML(u.legacy.URL, []testClient{{"watcher", watcherKey, "shadow"}},
+		fmt.Sprintf("candidate: {url: %q}\nreadiness: {min_requests: 1}\nlog: {level: info, access_log: false}\n", u.candidate.URL)+extra)
 }
 
 func (in *instance) do(method, path string, header ...string) int {

@@ -14,10 +14,7 @@ import (
 // examples, and every envelope the proxy makes of its own, is allowed;
 // the ones allowed only as extensions are exactly those the README lists.
 func TestDefaultsAgreeWithTheBuiltinContract(t *testing.T) {
-	doc, err := Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := builtinDoc(t)
 	for _, r := range transform.DefaultRules() {
 		if len(r.Examples) == 0 {
 			t.Errorf("built-in rule %s has no example: the contract cannot be held to it", r.Name)
@@ -54,14 +51,7 @@ func TestDefaultsAgreeWithTheBuiltinContract(t *testing.T) {
 }
 
 func TestAudit(t *testing.T) {
-	builtin, err := Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := Load("testdata/jobs.openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	builtin, jobs := builtinDoc(t), jobsDoc(t)
 	tests := []struct {
 		name       string
 		doc        *Document

@@ -4,26 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/benchload"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 )
-
-// benchBodies are the legacy answers of the benchmarks' two workloads.
-var benchBodies = map[string]struct {
-	status int
-	body   string
-}{
-	"small":   {200, `{"id": 9007199254740993, "name": "caf\u00e9", "items": [1, 2, 3], "ok": true}`},
-	"credits": {403, `{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}`},
-}
 
 // BenchmarkProxyContract measures whole envelope requests over loopback
 // through the proxy with the contract checks off and on, to show that
@@ -34,13 +24,7 @@ var benchBodies = map[string]struct {
 // without checking, so that allocs/op counts the request path alone.
 func BenchmarkProxyContract(b *testing.B) {
 	const key = "bench-envelope-key"
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wb := benchBodies[r.URL.Path[1:]]
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(wb.body)))
-		w.WriteHeader(wb.status)
-		io.WriteString(w, wb.body)
-	}))
+	up := httptest.NewServer(benchload.Upstream())
 	defer up.Close()
 	sum := sha256.Sum256([]byte(key))
 	d := config.Default()
@@ -60,7 +44,7 @@ func BenchmarkProxyContract(b *testing.B) {
 		checker.release()
 	})
 	defer checker.Close()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	client := benchload.Client()
 	for _, name := range []string{"off", "on"} {
 		opts := proxy.Options{}
 		if name == "on" {
@@ -72,30 +56,10 @@ func BenchmarkProxyContract(b *testing.B) {
 		}
 		px := httptest.NewServer(h)
 		for _, workload := range []string{"small", "credits"} {
-			req, _ := http.NewRequest("GET", px.URL+"/"+workload, nil)
-			req.Header.Set("X-API-Key", key)
-			b.Run(workload+"/"+name, func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() && fetch(b, client, req) {
-					}
-				})
-			})
+			b.Run(workload+"/"+name, func(b *testing.B) { benchload.Run(b, client, px.URL, workload, key) })
 		}
 		px.Close()
 	}
-}
-
-// fetch sends req and reads the whole answer, reporting whether it could.
-func fetch(b *testing.B, client *http.Client, req *http.Request) bool {
-	resp, err := client.Do(req)
-	if err != nil {
-		b.Error(err)
-		return false
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err == nil
 }
 
 // BenchmarkCheck measures one check off the request path: the envelopes
@@ -110,8 +74,8 @@ func BenchmarkCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, workload := range []string{"small", "credits"} {
-		wb := benchBodies[workload]
-		status, body, r := t.Transform(nil, wb.status, http.Header{"Content-Type": {"application/json"}}, []byte(wb.body))
+		wl := benchload.Workloads[workload]
+		status, body, r := t.Transform(nil, wl.Status, http.Header{"Content-Type": {"application/json"}}, []byte(wl.Body))
 		e := Envelope{Method: "GET", Path: "/" + workload, Status: status, Body: body, Fields: r.Fields}
 		if f := doc.Check(context.Background(), e); f.Broken() {
 			b.Fatalf("%s: %s %s", workload, f.Reason, f.Detail)

@@ -199,12 +199,8 @@ func (c *Checker) Document() *Document { return c.cur.Load().doc }
 // and keeps a reference to its header, which must not change afterwards;
 // once the pool of jobs is warm it allocates nothing.
 func (c *Checker) Submit(e *event.Envelope) {
-	s := c.cur.Load()
-	if !s.sample.Includes(e.KeyHash) {
-		return
-	}
-	if e.Streamed {
-		c.skip(e, event.SkipTooLarge)
+	s, ok := c.admit(e)
+	if !ok {
 		return
 	}
 	if c.inflight.Add(1) > s.maxInFlight || c.closed.Load() {
@@ -229,15 +225,23 @@ func (c *Checker) Submit(e *event.Envelope) {
 // its key is outside the sample: for the shadow comparison's dry runs,
 // which are off the request path and bounded already.
 func (c *Checker) Check(e *event.Envelope) {
+	if s, ok := c.admit(e); ok {
+		c.check(s, e)
+	}
+}
+
+// admit returns the settings in force and whether e is to be checked: its
+// key is in the sample, and it was not streamed (which is counted).
+func (c *Checker) admit(e *event.Envelope) (*compiled, bool) {
 	s := c.cur.Load()
 	if !s.sample.Includes(e.KeyHash) {
-		return
+		return nil, false
 	}
 	if e.Streamed {
 		c.skip(e, event.SkipTooLarge)
-		return
+		return nil, false
 	}
-	c.check(s, e)
+	return s, true
 }
 
 // work hands queued jobs to run until Close.

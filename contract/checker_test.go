@@ -50,11 +50,7 @@ func envelope(status int, code, body string) *event.Envelope {
 
 func testSettings(t *testing.T) Settings {
 	t.Helper()
-	doc, err := Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Settings{Document: doc, Sample: 1, MaxInFlight: 8, KeyHeader: "X-API-Key", Samples: true}
+	return Settings{Document: builtinDoc(t), Sample: 1, MaxInFlight: 8, KeyHeader: "X-API-Key", Samples: true}
 }
 
 func TestCheckerRecordsEveryCheck(t *testing.T) {
@@ -106,10 +102,7 @@ func TestViolationSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := Load("testdata/jobs.openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	jobs := jobsDoc(t)
 	tests := []struct {
 		name       string
 		samples    bool
@@ -289,12 +282,8 @@ func TestSwapAppliesToTheNextSubmit(t *testing.T) {
 	rec := newRecording()
 	c := NewChecker(testSettings(t), Options{Recorder: rec, Workers: 1})
 	defer c.Close()
-	jobs, err := Load("testdata/jobs.openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := testSettings(t)
-	s.Document = jobs
+	s.Document = jobsDoc(t)
 	c.Swap(s)
 	c.Submit(envelope(402, "insufficient_credits", credits))
 	if got := rec.next(t); got.Reason != "" {

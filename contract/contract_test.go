@@ -7,14 +7,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
-	builtin, err := Builtin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := Load("testdata/jobs.openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	builtin, jobs := builtinDoc(t), jobsDoc(t)
 	tests := []struct {
 		name      string
 		doc       *Document
@@ -67,4 +60,24 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// builtinDoc is the built-in contract, and jobsDoc the test document with
+// a route of its own (testdata/jobs.openapi.yaml).
+func builtinDoc(t *testing.T) *Document {
+	t.Helper()
+	doc, err := Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func jobsDoc(t *testing.T) *Document {
+	t.Helper()
+	doc, err := Load("testdata/jobs.openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }

@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/internal/benchload"
 	"github.com/envelope-proxy/envelope-proxy/internal/pgserver"
 	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/store"
@@ -30,20 +28,7 @@ import (
 // binaries are absent.)
 func BenchmarkProxyRecording(b *testing.B) {
 	const key = "bench-envelope-key"
-	bodies := map[string]struct {
-		status int
-		body   string
-	}{
-		"small":   {200, `{"id": 9007199254740993, "name": "caf\u00e9", "items": [1, 2, 3], "ok": true}`},
-		"credits": {403, `{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}`},
-	}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wb := bodies[r.URL.Path[1:]]
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(wb.body)))
-		w.WriteHeader(wb.status)
-		io.WriteString(w, wb.body)
-	}))
+	up := httptest.NewServer(benchload.Upstream())
 	defer up.Close()
 	sum := sha256.Sum256([]byte(key))
 	d := config.Default()
@@ -66,7 +51,7 @@ func BenchmarkProxyRecording(b *testing.B) {
 	for _, rec := range recorders {
 		defer rec.Close()
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	client := benchload.Client()
 	for _, name := range []string{"none", "memory", "postgres"} {
 		opts := proxy.Options{}
 		if name != "none" {
@@ -82,28 +67,8 @@ func BenchmarkProxyRecording(b *testing.B) {
 		}
 		px := httptest.NewServer(h)
 		for _, workload := range []string{"small", "credits"} {
-			req, _ := http.NewRequest("GET", px.URL+"/"+workload, nil)
-			req.Header.Set("X-API-Key", key)
-			b.Run(workload+"/"+name, func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() && fetch(b, client, req) {
-					}
-				})
-			})
+			b.Run(workload+"/"+name, func(b *testing.B) { benchload.Run(b, client, px.URL, workload, key) })
 		}
 		px.Close()
 	}
-}
-
-// fetch sends req and reads the whole answer, reporting whether it could.
-func fetch(b *testing.B, client *http.Client, req *http.Request) bool {
-	resp, err := client.Do(req)
-	if err != nil {
-		b.Error(err)
-		return false
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err == nil
 }

@@ -8,36 +8,15 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
+	"github.com/envelope-proxy/envelope-proxy/internal/benchload"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-// benchBodies are the load benchmark's workloads (bench/run.sh), served by
-// an in-process upstream.
-var benchBodies = map[string]struct {
-	status int
-	body   string
-}{
-	"small":   {200, `{"id": 9007199254740993, "name": "caf\u00e9", "items": [1, 2, 3], "ok": true, "note": "a small success body of a typical API call"}`},
-	"credits": {403, `{"error": "Insufficient credits", "code": "insufficient_credits", "details": {"credits": 50, "required": 120}}`},
-	"large":   {200, `[` + strings.Repeat(`{"id": 12345, "name": "item name", "score": 0.75, "tags": ["a", "b"]},`, 14000) + `{}]`},
-}
-
-func benchUpstream() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := benchBodies[strings.TrimPrefix(r.URL.Path, "/")]
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", itoa(len(b.body)))
-		w.WriteHeader(b.status)
-		io.WriteString(w, b.body)
-	})
-}
 
 // BenchmarkProxy measures whole requests over loopback through a plain
 // httputil.ReverseProxy with a buffer pool and a pooled transport
@@ -51,7 +30,7 @@ func benchUpstream() http.Handler {
 // the client in its own process (wrk, or a Go client) they about halve the
 // proxy's CPU per request. bench/run.sh is the measure of throughput.
 func BenchmarkProxy(b *testing.B) {
-	up := httptest.NewServer(benchUpstream())
+	up := httptest.NewServer(benchload.Upstream())
 	defer up.Close()
 	target, _ := url.Parse(up.URL)
 	pool := config.Default().Upstream
@@ -68,7 +47,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	px := serveProxy(b, h)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	client := benchload.Client()
 	for _, workload := range []string{"small", "credits", "large"} {
 		for _, tc := range []struct{ target, url, key string }{
 			// The baseline forwards the same key header unread, so every
@@ -78,21 +57,8 @@ func BenchmarkProxy(b *testing.B) {
 			{"envelope", px.URL, envelopeKey},
 		} {
 			b.Run(workload+"/"+tc.target, func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetBytes(int64(len(benchBodies[workload].body)))
-				req, _ := http.NewRequest("GET", tc.url+"/"+workload, nil)
-				req.Header.Set("X-API-Key", tc.key)
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						resp, err := client.Do(req)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-				})
+				b.SetBytes(int64(len(benchload.Workloads[workload].Body)))
+				benchload.Run(b, client, tc.url, workload, tc.key)
 			})
 		}
 	}
@@ -117,7 +83,7 @@ func BenchmarkModifyResponse(b *testing.B) {
 	req := httptest.NewRequest("GET", "/x", nil)
 	ex := &exchange{decision: Decision{Client: "acme", Mode: config.ModeEnvelope}}
 	for _, workload := range []string{"credits", "small", "large"} {
-		wb := benchBodies[workload]
+		wb := benchload.Workloads[workload]
 		type variant struct {
 			name   string
 			encode func([]byte) []byte
@@ -127,7 +93,7 @@ func BenchmarkModifyResponse(b *testing.B) {
 			variants = append(variants, variant{e.name, e.encode})
 		}
 		for _, v := range variants {
-			body := []byte(wb.body)
+			body := []byte(wb.Body)
 			header := http.Header{"Content-Type": {"application/json"}}
 			if v.encode != nil {
 				body = v.encode(body)
@@ -136,14 +102,14 @@ func BenchmarkModifyResponse(b *testing.B) {
 			header["Content-Length"] = []string{itoa(len(body))}
 			b.Run(workload+"/"+v.name, func(b *testing.B) {
 				b.ReportAllocs()
-				b.SetBytes(int64(len(wb.body)))
+				b.SetBytes(int64(len(wb.Body)))
 				rb := &benchBody{}
 				resp := &http.Response{Request: req, Header: http.Header{}}
 				for b.Loop() {
 					rb.Reset(body)
 					clear(resp.Header)
 					maps.Copy(resp.Header, header)
-					resp.StatusCode, resp.Body, resp.ContentLength = wb.status, rb, int64(len(body))
+					resp.StatusCode, resp.Body, resp.ContentLength = wb.Status, rb, int64(len(body))
 					*ex = exchange{snap: s, decision: ex.decision}
 					if err := ex.rewriteResponse(resp); err != nil {
 						b.Fatal(err)

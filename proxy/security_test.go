@@ -19,30 +19,13 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/internal/lockedbuf"
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestKeysNeverLogged sends keys every way a client might (listed,
 // unlisted, in the query string, in other headers, echoed back by the
@@ -87,7 +70,7 @@ func TestKeysNeverLogged(t *testing.T) {
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 
-	var logs lockedBuffer
+	var logs lockedbuf.Buffer
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(&logs), zapcore.DebugLevel)
 	logger := zap.New(core)
 	reg := prometheus.NewRegistry()

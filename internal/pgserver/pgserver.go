@@ -30,7 +30,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +39,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
+	"github.com/envelope-proxy/envelope-proxy/internal/child"
 )
 
 // Superuser is the role initdb makes and every URL connects as. Trust
@@ -75,7 +75,7 @@ type Server struct {
 // process is a postmaster this package started, with its end.
 type process struct {
 	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been reaped
+	done <-chan struct{} // closed once the process has exited and been reaped
 }
 
 // Start starts a PostgreSQL server for the test and returns it. The server
@@ -472,29 +472,13 @@ func (s *Server) fatalf(t testing.TB, format string, args ...any) {
 	t.Fatalf("pgserver: %s\nthe end of %s:\n%s", fmt.Sprintf(format, args...), s.log, s.logTail())
 }
 
-// spawn starts cmd and reaps it when it exits. The start and the wait run
-// on one goroutine locked to its OS thread: the parent-death signal that
-// ends the server if the test process dies (a go test timeout runs no
-// cleanup) is sent when the thread that started the child exits, and a
-// locked thread lives exactly as long as its goroutine.
+// spawn starts cmd, which ends with the test process (package child).
 func spawn(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	done, err := child.Start(cmd)
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	return &process{cmd: cmd, done: done}, nil
 }
 
 // findBinDir returns the directory holding initdb and postgres: $BinDirEnv
