@@ -23,6 +23,7 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/headless"
+	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
@@ -153,6 +154,11 @@ func browserSource() *staticSource {
 			LegacyStatus: 418, Code: "teapot_error", Count: 37,
 			Sample:     `{"error":{"code":"teapot_error","message":"I refuse to brew coffee","request_id":"[redacted]"}}`,
 			SampleTime: now.Add(-17 * time.Minute),
+		}, {
+			// Mapped by a rule added since: listed, not counted.
+			LegacyStatus: 403, Code: "account_suspended", Count: 5, Covered: true,
+			Sample:     `{"error":"Account suspended","code":"account_suspended"}`,
+			SampleTime: now.Add(-5 * time.Hour),
 		}},
 		Recent: withUnmapped(recentOf(series(now, 75, 0, 0, 2)), 3), Series: withUnmapped(windowOf(series(now, 75, 0, 0, 2)), 37),
 	})
@@ -179,7 +185,7 @@ func browserSource() *staticSource {
 			Requests: 2_120, Classes: classes(2_120),
 			AddedLatency: evidence.Latency{Count: 2_120, P50Ms: 0.9, P99Ms: 7.5},
 			Shadow: &evidence.ShadowSummary{
-				Outcomes: map[string]uint64{"match": 1_890, "mismatch": 100, "ignored": 10, "candidate_timeout": 4, "skipped_method": 116},
+				Outcomes: map[string]uint64{"match": 1_884, "mismatch": 100, "ignored": 10, "ignored_learned": 6, "candidate_timeout": 4, "skipped_method": 116},
 				Compared: 2_000, MismatchRatio: 0.05, CandidateErrorsRatio: 4.0 / 2_004,
 			},
 			Contract: &evidence.ContractSummary{Checked: 1_990, Extensions: 31},
@@ -275,6 +281,7 @@ func browserSource() *staticSource {
 			Requests: scale(total, r.share), Share: r.share,
 		})
 	}
+	src.suggestions = browserSuggestions(now)
 	src.overview.FleetWarning = "silent while others write: proxy-c (nothing written for more than 15s, and not stopped cleanly): stuck, cut off from the store, or gone"
 	src.byReplica = func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool) {
 		for _, r := range browserReplicas {
@@ -308,6 +315,37 @@ func betaViolations(now time.Time) []evidence.ViolationCount {
 		{
 			Source: string(event.SourceDryRun), Route: "POST /v1/jobs", Status: 422, Code: "validation_error", Reason: "undocumented_status", Count: 1,
 			Detail: "no response for status 422, and no default",
+		},
+	}
+}
+
+// browserSuggestions are the fixture's suggestions: a rule for
+// beta-unmapped's unmapped teapot, whose sample holds markup, and one for
+// a codeless 403 the candidate answers with a 402, matched by a message
+// YAML must quote; and two paths learned as the candidate's noise, which
+// are every client's.
+func browserSuggestions(now time.Time) evidence.Suggestions {
+	return evidence.Suggestions{
+		GeneratedAt: now, Window: "24h",
+		Rules: []evidence.RuleSuggestion{
+			{
+				Kind: evidence.SuggestUnmapped, LegacyStatus: 418, LegacyCode: "teapot_error", Clients: []string{"beta-unmapped"}, Count: 37,
+				Reason: "legacy 418 teapot_error fell to the generic fallback 37 times",
+				Rule:   transform.Rule{Name: "teapot_error", Match: transform.Match{Status: 418, Code: "teapot_error"}, Status: 418, Code: "teapot_error"},
+				Sample: `{"error":"I refuse to brew coffee <img src=/hostile>","code":"teapot_error"}`,
+			},
+			{
+				Kind: evidence.SuggestCandidate, LegacyStatus: 403, Clients: []string{"delta-shadow-mismatch", "tenant-0003"}, Count: 14,
+				Reason:          "the candidate answers legacy 403 (no code) with 402 payment_required in 14 of 15 comparisons, where the dry run sends 403 forbidden",
+				Rule:            transform.Rule{Name: "forbidden", Match: transform.Match{Status: 403, Message: `^Payment required: plan "free"$`}, Status: 402, Code: "payment_required"},
+				Sample:          `{"error":"Payment required: plan \"free\""}`,
+				EnvelopeSample:  `{"data":null,"success":false,"message":"Payment required: plan \"free\"","errors":[{"forbidden":["Payment required: plan \"free\""]}]}`,
+				CandidateSample: `{"data":null,"success":false,"message":"Payment required","errors":[{"payment_required":["Payment required"]}]}`,
+			},
+		},
+		Ignore: []evidence.IgnoreSuggestion{
+			{Pointer: "/data/request_id", Routes: []string{"GET /v1/products", "GET /v1/products/{id}"}, Count: 40, Checks: 40},
+			{Pointer: "/data/served_at", Routes: []string{"GET /v1/products/{id}"}, Count: 9, Checks: 31},
 		},
 	}
 }
@@ -691,14 +729,240 @@ func TestBrowser(t *testing.T) {
 		waitRows(t, "filtered rows again", 2)
 	})
 
-	t.Run("unmapped sample", func(t *testing.T) {
+	t.Run("unmapped codes", func(t *testing.T) {
 		b.Do(t, "opening beta",
 			chromedp.Navigate(ts.URL+"/dashboard/#client=beta-unmapped"),
 			chromedp.WaitVisible(chromedp.CSS(`#detail .unmapped pre`)),
 		)
-		got := b.Eval(t, "reading the sample", `[...document.querySelectorAll('#detail .unmapped')].map(e => e.textContent)`)
-		if len(got) != 1 || !strings.Contains(got[0], "teapot_error") || !strings.Contains(got[0], `"I refuse to brew coffee"`) {
-			t.Errorf("got %q; want the teapot_error code with its sample", got)
+		got := b.Eval(t, "reading the codes", `[...document.querySelectorAll('#detail .unmapped')].map(e => JSON.stringify({
+			Code: e.querySelector('.code-name').textContent,
+			Covered: e.dataset.covered + ' ' + e.classList.contains('covered'),
+			Tag: e.querySelector('.covered-tag') ? e.querySelector('.covered-tag').textContent : '',
+			Text: e.textContent,
+		}))`)
+		for i, tt := range []struct {
+			name, code, covered, tag, sample string
+		}{
+			{"unmapped", "teapot_error", "false false", "", `"I refuse to brew coffee"`},
+			{"covered by a rule now", "account_suspended", "true true", "covered by a rule now; not counted", `"Account suspended"`},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if i >= len(got) {
+					t.Fatalf("got %d codes; want %s at %d", len(got), tt.code, i)
+				}
+				var u struct{ Code, Covered, Tag, Text string }
+				if err := json.Unmarshal([]byte(got[i]), &u); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range []struct{ what, got, want string }{
+					{"code", u.Code, tt.code}, {"covered (attribute, class)", u.Covered, tt.covered}, {"tag", u.Tag, tt.tag},
+				} {
+					if f.got != f.want {
+						t.Errorf("%s: got %q; want %q", f.what, f.got, f.want)
+					}
+				}
+				if !strings.Contains(u.Text, tt.sample) {
+					t.Errorf("text: got %q; want %q in it", u.Text, tt.sample)
+				}
+			})
+		}
+		if len(got) != 2 {
+			t.Errorf("got %d codes; want 2", len(got))
+		}
+		if v := b.Eval(t, "reading the unmapped tile", `[...document.querySelectorAll('#detail .stat')].filter(e => e.querySelector('.stat-label').textContent === 'Unmapped errors').map(e => e.querySelector('.stat-value').textContent)`); !slices.Equal(v, []string{"37"}) {
+			t.Errorf("unmapped errors tile: got %q; want %q (the covered code not counted)", v, []string{"37"})
+		}
+	})
+
+	t.Run("suggestions", func(t *testing.T) {
+		// suggestion is one rule of the section, as the page shows it.
+		type suggestion struct {
+			Kind, Legacy, Meta, Reason string
+			YAML                       []string // the rule's lines
+			Samples                    []string // the samples' labels
+			Text                       string   // the samples' lines
+			Markup                     int      // elements made of the data
+		}
+		// section is the section as the page shows it.
+		type section struct {
+			Title, Nothing string
+			Rules          []suggestion
+			Noise          []string
+			Link, Command  string
+		}
+		const readSection = `[(() => {
+			const s = document.getElementById('suggestions');
+			if (s === null) return 'none';
+			const text = (sel) => { const e = s.querySelector(sel); return e === null ? '' : e.textContent; };
+			const link = s.querySelector('a.copy-yaml');
+			return JSON.stringify({
+				Title: text('h3'), Nothing: text('.nothing'),
+				Rules: [...s.querySelectorAll('.suggestion')].map(x => ({
+					Kind: x.dataset.kind, Legacy: x.querySelector('.suggestion-legacy').textContent,
+					Meta: x.querySelector('.suggestion-meta').textContent, Reason: x.querySelector('.suggestion-reason').textContent,
+					YAML: [...x.querySelectorAll('pre.rule-yaml .line')].map(l => l.textContent),
+					Samples: [...x.querySelectorAll('.side-head')].map(e => e.textContent),
+					Text: [...x.querySelectorAll('.side pre .line')].map(l => l.textContent).join('\n'),
+					Markup: x.querySelectorAll('img, b, script').length,
+				})),
+				Noise: [...s.querySelectorAll('.noise-list li')].map(l => l.textContent),
+				Link: link === null ? '' : link.getAttribute('href') + ' ' + link.textContent,
+				Command: text('.suggest-cmd'),
+			});
+		})()]`
+		noise := []string{
+			"/data/request_id on GET /v1/products, GET /v1/products/{id}: differed in 40 of 40 double replays",
+			"/data/served_at on GET /v1/products/{id}: differed in 9 of 31 double replays",
+		}
+		copyLink := func(client string) string {
+			return "/api/suggestions?client=" + client + "&format=yaml Copy as YAML"
+		}
+		command := func(client string) string {
+			return "envelope-proxy suggest -admin " + ts.URL + " -client " + client
+		}
+		for _, tt := range []struct {
+			name, client string
+			noNoise      bool     // no noise learned either
+			want         *section // nil: no section
+		}{
+			{
+				name: "an unmapped error", client: "beta-unmapped",
+				want: &section{
+					Title: "Suggested rules",
+					Rules: []suggestion{{
+						Kind: "unmapped", Legacy: "418 teapot_error", Meta: "beta-unmapped · 37 unmapped",
+						Reason:  "legacy 418 teapot_error fell to the generic fallback 37 times",
+						YAML:    []string{"- name: teapot_error", "  match: {status: 418, code: teapot_error}", "  status: 418", "  code: teapot_error"},
+						Samples: []string{"Legacy"},
+						Text:    "{\n  \"error\": \"I refuse to brew coffee <img src=/hostile>\",\n  \"code\": \"teapot_error\"\n}",
+					}},
+					Noise: noise, Link: copyLink("beta-unmapped"), Command: command("beta-unmapped"),
+				},
+			},
+			{
+				name: "a consistent candidate answer", client: "delta-shadow-mismatch",
+				want: &section{
+					Title: "Suggested rules",
+					Rules: []suggestion{{
+						Kind: "candidate", Legacy: "403 (no code)", Meta: "delta-shadow-mismatch, tenant-0003 · 14 comparisons agree",
+						Reason:  "the candidate answers legacy 403 (no code) with 402 payment_required in 14 of 15 comparisons, where the dry run sends 403 forbidden",
+						YAML:    []string{"- name: forbidden", `  match: {status: 403, message: '^Payment required: plan "free"$'}`, "  status: 402", "  code: payment_required"},
+						Samples: []string{"Legacy", "Envelope (dry run)", "Candidate"},
+						Text: strings.Join([]string{
+							"{", `  "error": "Payment required: plan \"free\""`, "}",
+							"{", `  "data": null,`, `  "success": false,`, `  "message": "Payment required: plan \"free\"",`, `  "errors": [`, "    {", `      "forbidden": [`, `        "Payment required: plan \"free\""`, "      ]", "    }", "  ]", "}",
+							"{", `  "data": null,`, `  "success": false,`, `  "message": "Payment required",`, `  "errors": [`, "    {", `      "payment_required": [`, `        "Payment required"`, "      ]", "    }", "  ]", "}",
+						}, "\n"),
+					}},
+					Noise: noise, Link: copyLink("delta-shadow-mismatch"), Command: command("delta-shadow-mismatch"),
+				},
+			},
+			{
+				name: "nothing to suggest", client: "gamma-shadow-match", noNoise: true,
+				want: &section{
+					Title:   "Suggested rules",
+					Nothing: "Nothing to suggest: no unmapped error, no consistent difference with the candidate and no learned noise over 24h.",
+					Rules:   []suggestion{},
+					Noise:   []string{},
+				},
+			},
+			{name: "a legacy client", client: "tenant-0000"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if tt.noNoise {
+					src.set(func(s *staticSource) { s.suggestions.Ignore = []evidence.IgnoreSuggestion{} })
+					defer src.set(func(s *staticSource) { s.suggestions.Ignore = browserSuggestions(time.Now()).Ignore })
+				}
+				b.Do(t, "opening "+tt.client,
+					chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = 'client=' + encodeURIComponent(%q)`, tt.client)),
+					chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector('#detail-title > span');
+						return n !== null && n.textContent === %q && document.querySelector('#detail .stats') !== null; })()`, tt.client),
+						chromedp.WithPollingTimeout(10*time.Second)))
+				raw := b.Eval(t, "reading the section", readSection)
+				if tt.want == nil {
+					if raw[0] != "none" {
+						t.Errorf("section: got %q; want none for a legacy client", raw[0])
+					}
+					if calls := src.called(); slices.Contains(calls, "suggestions "+tt.client) {
+						t.Errorf("source calls: got %q; want no suggestions fetched for a legacy client", "suggestions "+tt.client)
+					}
+					return
+				}
+				if raw[0] == "none" {
+					t.Fatalf("section: got none; want %q", tt.want.Title)
+				}
+				var got section
+				if err := json.Unmarshal([]byte(raw[0]), &got); err != nil {
+					t.Fatalf("section %q: %v", raw[0], err)
+				}
+				for _, f := range []struct{ what, got, want string }{
+					{"title", got.Title, tt.want.Title}, {"nothing to suggest", got.Nothing, tt.want.Nothing},
+					{"link", got.Link, tt.want.Link}, {"command", got.Command, tt.want.Command},
+				} {
+					if f.got != f.want {
+						t.Errorf("%s: got %q; want %q", f.what, f.got, f.want)
+					}
+				}
+				if !slices.Equal(got.Noise, tt.want.Noise) {
+					t.Errorf("learned noise: got %q; want %q", got.Noise, tt.want.Noise)
+				}
+				if len(got.Rules) != len(tt.want.Rules) {
+					t.Fatalf("got %d rules %q; want %d", len(got.Rules), raw[0], len(tt.want.Rules))
+				}
+				_, yaml := get(t, ts.URL+"/api/suggestions?client="+tt.client+"&format=yaml")
+				for i, w := range tt.want.Rules {
+					g := got.Rules[i]
+					for _, f := range []struct{ what, got, want string }{
+						{"kind", g.Kind, w.Kind}, {"legacy error", g.Legacy, w.Legacy}, {"clients and count", g.Meta, w.Meta},
+						{"reason", g.Reason, w.Reason}, {"samples", g.Text, w.Text},
+					} {
+						if f.got != f.want {
+							t.Errorf("rule %d: %s: got %q; want %q", i, f.what, f.got, f.want)
+						}
+					}
+					if !slices.Equal(g.YAML, w.YAML) {
+						t.Errorf("rule %d: YAML: got %q; want %q", i, g.YAML, w.YAML)
+					}
+					// The page writes the rule as the YAML endpoint does,
+					// under rules:.
+					if entry := "  " + strings.Join(w.YAML, "\n  ") + "\n"; !strings.Contains(yaml, entry) {
+						t.Errorf("rule %d: got YAML %q from the endpoint; want the page's %q in it", i, yaml, entry)
+					}
+					if !slices.Equal(g.Samples, w.Samples) {
+						t.Errorf("rule %d: sample labels: got %q; want %q", i, g.Samples, w.Samples)
+					}
+					if g.Markup != 0 {
+						t.Errorf("rule %d: got %d elements made of the samples' markup; want none", i, g.Markup)
+					}
+				}
+				if calls := src.called(); !slices.Contains(calls, "suggestions "+tt.client) {
+					t.Errorf("source calls: got none %q; want it", "suggestions "+tt.client)
+				}
+			})
+		}
+	})
+
+	t.Run("shadow outcomes", func(t *testing.T) {
+		b.Do(t, "opening delta",
+			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=delta-shadow-mismatch'`),
+			chromedp.WaitVisible(chromedp.CSS(`#detail table.outcomes`)))
+		for _, tt := range []struct {
+			outcome string
+			want    string // label|class|title|count
+		}{
+			{"ignored_learned", "ignored_learned|oc-learned|Equal statuses; the bodies differ only at paths learned as the candidate's noise (shadow.learn_ignores), and ignored ones|6"},
+			{"ignored", "ignored|oc-ignored|Equal statuses; the bodies differ only at shadow.ignore paths|10"},
+			{"match", "match|oc-good|The candidate answered the envelope's status and an equal body|1,884"},
+			{"mismatch", "mismatch|oc-bad|The statuses differ, or the bodies differ outside the ignored paths|100"},
+			{"skipped_method", "skipped_method|oc-other|Dry-run, not replayed: the method is not in shadow.methods nor the route in shadow.replay|116"},
+		} {
+			t.Run(tt.outcome, func(t *testing.T) {
+				got := b.Eval(t, "reading the row", fmt.Sprintf(`[...document.querySelectorAll('#detail table.outcomes tbody tr')].filter(r => r.dataset.outcome === %q)
+					.map(r => [r.cells[0].textContent, r.className, r.cells[0].title, r.cells[1].textContent].join('|'))`, tt.outcome))
+				if len(got) != 1 || got[0] != tt.want {
+					t.Errorf("got %q; want [%q]", got, tt.want)
+				}
+			})
 		}
 	})
 

@@ -34,13 +34,16 @@ type staticSource struct {
 	// knows no replica.
 	byReplica func(d evidence.ClientDetail, replica string) (evidence.ClientDetail, bool)
 	// report is the shadow report of every client, and suggestions the
-	// suggestions of every client, each naming its clients.
+	// suggestions of every client, each rule naming its clients; the
+	// ignore entries are the candidate's learned noise, every client's,
+	// as the recorder's are.
 	report      evidence.ShadowReport
 	suggestions evidence.Suggestions
 	// err fails ReplicaClient, as an unreadable store does.
 	err error
-	// calls are the arguments of every ReplicaClient and ShadowReport
-	// call, as "client NAME REPLICA" and "report CLIENT".
+	// calls are the arguments of every ReplicaClient, ShadowReport and
+	// Suggestions call, as "client NAME REPLICA", "report CLIENT" and
+	// "suggestions CLIENT".
 	calls []string
 }
 
@@ -208,6 +211,8 @@ func smallSource() *staticSource {
 				Routes:        []evidence.RouteCount{{Route: "GET /v1/jobs/{id}", Compared: 3112, Mismatches: 12}},
 				Paths:         []evidence.PathCount{{Path: "/data/price", Count: 12}},
 				Samples:       []event.Sample{sample},
+				// Mapped by a rule since: listed as covered, not counted.
+				UnmappedCodes: []evidence.UnmappedCode{{LegacyStatus: 403, Code: "account_suspended", Count: 4, Covered: true, Sample: `{"error": "Suspended", "code": "account_suspended"}`, SampleTime: gen}},
 				Series:        evidence.Series{StepSeconds: 300, Points: []evidence.Point{{Time: gen.Unix() - 300, Requests: 10, Compared: 10, Mismatches: 1}}},
 			},
 		},
@@ -304,6 +309,7 @@ func TestResponses(t *testing.T) {
 		{"overview", "/api/clients", 200, "application/json", `"window":"24h"`},
 		{"overview with the fleet", "/api/clients", 200, "application/json", `"replicas":[{"name":"proxy-a","self":true,"state":"active"`},
 		{"detail", "/api/clients/acme", 200, "application/json", `"/data/price"`},
+		{"detail with a covered code", "/api/clients/acme", 200, "application/json", `"code":"account_suspended","count":4,"covered":true`},
 		{"detail of a replica", "/api/clients/acme?replica=proxy-b", 200, "application/json", `"replica":"proxy-b"`},
 		{"detail of an unknown replica", "/api/clients/acme?replica=proxy-z", 404, "application/json", `{"error":"unknown client"}`},
 		{"shadow report", "/shadow/report", 200, "application/json", `"route":"GET /v1/jobs/{id}"`},
@@ -414,6 +420,43 @@ func TestAPI(t *testing.T) {
 			t.Errorf("source calls: got %q; want them to end with %q", calls, want)
 		}
 	})
+	for _, tt := range []struct {
+		name, query string
+		rules       []string // the suggested rules' names
+		call        string
+	}{
+		{"suggestions", "", []string{"account_suspended"}, "suggestions "},
+		{"suggestions of a client", "?client=acme", []string{"account_suspended"}, "suggestions acme"},
+		{"suggestions of a client without any rule", "?client=globex", []string{}, "suggestions globex"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(src.called())
+			resp, body := get(t, ts.URL+"/api/suggestions"+tt.query)
+			checkHeaders(t, resp.Header, true)
+			if calls := src.called()[before:]; !slices.Equal(calls, []string{tt.call}) {
+				t.Errorf("source calls: got %q; want %q", calls, []string{tt.call})
+			}
+			var got evidence.Suggestions
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatal(err)
+			}
+			want := src.Suggestions(strings.TrimPrefix(tt.query, "?client="))
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("suggestions round trip:\ngot  %+v\nwant %+v", got, want)
+			}
+			names := []string{}
+			for _, r := range got.Rules {
+				names = append(names, r.Rule.Name)
+			}
+			if !slices.Equal(names, tt.rules) {
+				t.Errorf("rules: got %q; want %q", names, tt.rules)
+			}
+			// The learned noise is the candidate's, whatever the client.
+			if len(got.Ignore) != 1 || got.Ignore[0].Pointer != "/data/updated_at" {
+				t.Errorf("ignore: got %+v; want /data/updated_at", got.Ignore)
+			}
+		})
+	}
 	t.Run("markup stays data", func(t *testing.T) {
 		_, body := get(t, ts.URL+"/api/clients/acme")
 		if strings.Contains(body, "<script>") {
@@ -434,7 +477,8 @@ func TestAPI(t *testing.T) {
 
 func TestMethods(t *testing.T) {
 	ts := newServer(t, smallSource())
-	for _, p := range []string{"/", "/dashboard/", "/dashboard/assets/app.js", "/api/clients", "/api/clients/acme", "/api/clients/acme?replica=proxy-a", "/shadow/report"} {
+	for _, p := range []string{"/", "/dashboard/", "/dashboard/assets/app.js", "/api/clients", "/api/clients/acme", "/api/clients/acme?replica=proxy-a", "/shadow/report",
+		"/api/suggestions?client=acme", "/api/suggestions?client=acme&format=yaml"} {
 		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 			t.Run(method+" "+p, func(t *testing.T) {
 				req, _ := http.NewRequest(method, ts.URL+p, strings.NewReader("{}"))
@@ -449,9 +493,17 @@ func TestMethods(t *testing.T) {
 			})
 		}
 	}
-	for _, p := range []string{"/api/clients", "/shadow/report"} {
-		t.Run("HEAD "+p, func(t *testing.T) {
-			resp, err := http.Head(ts.URL + p)
+	for _, tt := range []struct {
+		path string
+		json bool
+	}{
+		{"/api/clients", true},
+		{"/shadow/report", true},
+		{"/api/suggestions?client=acme", true},
+		{"/api/suggestions?client=acme&format=yaml", false},
+	} {
+		t.Run("HEAD "+tt.path, func(t *testing.T) {
+			resp, err := http.Head(ts.URL + tt.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -459,7 +511,7 @@ func TestMethods(t *testing.T) {
 			if got, want := resp.StatusCode, http.StatusOK; got != want {
 				t.Errorf("got %d; want %d", got, want)
 			}
-			checkHeaders(t, resp.Header, true)
+			checkHeaders(t, resp.Header, tt.json)
 		})
 	}
 }

@@ -1,9 +1,10 @@
 // The migration dashboard of envelope-proxy.
 //
-// It polls /api/clients (and /api/clients/{name}[?replica=R] in the detail
-// view) every five seconds and draws the page from the answers: the fleet
-// of replicas that share the evidence, the clients, and one client. Client
-// names, codes, replica names and sample bodies come from config and
+// It polls /api/clients (and /api/clients/{name}[?replica=R] and
+// /api/suggestions?client=NAME in the detail view) every five seconds and
+// draws the page from the answers: the fleet of replicas that share the
+// evidence, the clients, and one client with the rules suggested for it.
+// Client names, codes, replica names and sample bodies come from config and
 // traffic, so they are only ever put in the page as text (textContent,
 // setAttribute); nothing here turns a string into markup. The list's
 // filters, sort and page, and the replica a client's page is limited to,
@@ -42,6 +43,28 @@
     schema: 'The body does not match the response\'s schema.',
     not_json: 'The body is not JSON.',
   };
+  // The shadow outcomes the page tells apart, as package event names them:
+  // the colour class of their row and what they mean. Both kinds of
+  // ignored count as compared, like match and mismatch.
+  const OUTCOMES = {
+    match: ['good', 'The candidate answered the envelope\'s status and an equal body'],
+    mismatch: ['bad', 'The statuses differ, or the bodies differ outside the ignored paths'],
+    ignored: ['ignored', 'Equal statuses; the bodies differ only at shadow.ignore paths'],
+    ignored_learned: ['learned', 'Equal statuses; the bodies differ only at paths learned as the candidate\'s noise (shadow.learn_ignores), and ignored ones'],
+    candidate_error: ['other', 'The candidate could not be reached, or its answer could not be read'],
+    candidate_timeout: ['other', 'No answer within candidate.timeout'],
+    dropped: ['other', 'shadow.max_in_flight comparisons were already running'],
+    skipped_too_large: ['other', 'A body was over shadow.max_body_bytes, or the request body over shadow.max_request_bytes'],
+    skipped_method: ['other', 'Dry-run, not replayed: the method is not in shadow.methods nor the route in shadow.replay'],
+    dry_run: ['other', 'No candidate configured: the dry run is all there is'],
+    upstream_error: ['other', 'The legacy backend itself failed: nothing to compare'],
+  };
+  // A rule suggestion's kind as the page labels it, and what its count
+  // counts.
+  const SUGGESTION_KINDS = {
+    unmapped: ['unmapped', 'unmapped'],
+    candidate: ['candidate', 'comparisons agree'],
+  };
 
   // The list's columns: key, header, and how a row sorts on it.
   const COLUMNS = [
@@ -70,6 +93,8 @@
     detail: null, // its last ClientDetail
     detailRaw: '', // the JSON it came from, to skip redrawing unchanged data
     detailMissing: false, // the API said 404
+    suggest: null, // the client's last Suggestions; null when not fetched
+    suggestRaw: '', // the JSON they came from
     filter: { name: '', mode: '', verdict: '' },
     sort: { ...DEFAULT_SORT },
     page: 1,
@@ -272,10 +297,12 @@
     const seq = ++pollSeq;
     const name = state.detailName;
     const replica = state.detailReplica;
+    const suggest = name !== null && wantsSuggestions(name);
     try {
-      const [ov, det] = await Promise.all([
+      const [ov, det, sg] = await Promise.all([
         getJSON('/api/clients'),
         name === null ? Promise.resolve(undefined) : getJSON(detailURL(name, replica), true),
+        suggest ? getJSON(suggestionsURL(name, false)) : Promise.resolve(null),
       ]);
       if (seq !== pollSeq) return; // a navigation started a newer poll
       state.overview = ov.data;
@@ -288,6 +315,13 @@
         } else if (det.text !== state.detailRaw) {
           state.detail = det.data;
           state.detailRaw = det.text;
+        }
+        if (sg === null) {
+          state.suggest = null;
+          state.suggestRaw = '';
+        } else if (sg.text !== state.suggestRaw) {
+          state.suggest = sg.data;
+          state.suggestRaw = sg.text;
         }
       }
       state.error = '';
@@ -304,6 +338,31 @@
   // replica when replica is not ''.
   function detailURL(name, replica) {
     return '/api/clients/' + encodeURIComponent(name) + (replica ? '?replica=' + encodeURIComponent(replica) : '');
+  }
+
+  // suggestionsURL is the API's URL of the rules and shadow.ignore entries
+  // suggested from a client's evidence: JSON, or the config fragment to
+  // paste when yaml is set.
+  function suggestionsURL(name, yaml) {
+    return '/api/suggestions?client=' + encodeURIComponent(name) + (yaml ? '&format=yaml' : '');
+  }
+
+  // SUGGESTING_MODES are the modes whose page shows suggestions: a legacy
+  // client's traffic is neither rewritten nor compared.
+  const SUGGESTING_MODES = ['shadow', 'envelope'];
+
+  // wantsSuggestions says whether a poll fetches the client's suggestions:
+  // unless its last known mode is legacy. A client switched to shadow gets
+  // them from the poll after the one that brings its new mode.
+  function wantsSuggestions(name) {
+    let mode = '';
+    if (state.detail) {
+      mode = state.detail.mode || 'legacy';
+    } else {
+      const row = state.rows.find((r) => r.name === name);
+      if (row) mode = row.mode;
+    }
+    return mode === '' || SUGGESTING_MODES.includes(mode);
   }
 
   // ---- routing -----------------------------------------------------------
@@ -345,6 +404,10 @@
         state.cameFromList = state.overview !== null;
       }
       if (client !== state.detailName || replica !== state.detailReplica) {
+        if (client !== state.detailName) {
+          state.suggest = null;
+          state.suggestRaw = '';
+        }
         state.detailName = client;
         state.detailReplica = replica;
         state.detail = null;
@@ -361,6 +424,8 @@
     state.detailReplica = '';
     state.detail = null;
     state.detailRaw = '';
+    state.suggest = null;
+    state.suggestRaw = '';
     state.filter.name = p.get('name') || '';
     state.filter.mode = MODES.includes(p.get('mode')) ? p.get('mode') : '';
     state.filter.verdict = p.get('verdict') in VERDICT_TEXT ? p.get('verdict') : '';
@@ -821,6 +886,7 @@
   }
 
   let detailDrawn = null; // the detail object the section shows
+  let suggestDrawn = null; // the suggestions it shows
   let detailDrawnFor = ''; // the client and replica it was drawn for
   function renderDetail() {
     $('back').setAttribute('href', '#' + listHash());
@@ -846,8 +912,9 @@
       }
       return;
     }
-    if (d === detailDrawn) return; // unchanged since the last poll
+    if (d === detailDrawn && state.suggest === suggestDrawn) return; // unchanged since the last poll
     detailDrawn = d;
+    suggestDrawn = state.suggest;
     detailDrawnFor = drawnFor;
     const v = d.verdict || {};
     const sh = d.shadow;
@@ -873,6 +940,7 @@
       sh ? shadowSection(d) : null,
       (d.samples || []).length ? samplesSection(d) : null,
       unmappedSection(d),
+      suggestionsSection(d, state.suggest),
       violationsSection(d),
       rewritesSection(d),
       passthroughSection(d),
@@ -994,16 +1062,170 @@
         h('td', { class: 'num', text: percent(n / total) })))));
   }
 
+  // unmappedSection lists the legacy errors that fell to the generic
+  // fallback in the window, greying those the rules in force map now:
+  // they no longer count as unmapped, nor against the verdict.
   function unmappedSection(d) {
     const codes = d.unmapped_codes || [];
     if (!codes.length) return null;
     return section('Unmapped codes',
       h('p', { class: 'muted', text: 'Legacy error codes no rule matched; they fell to the generic fallback. Add a rule for each before flipping.' }),
-      codes.map((u) => h('div', { class: 'unmapped' },
+      codes.map((u) => h('div', { class: 'unmapped' + (u.covered ? ' covered' : ''), 'data-covered': u.covered ? 'true' : 'false' },
         h('div', { class: 'unmapped-head' },
           h('code', { class: 'code-name', text: u.code || '(no code)' }),
+          u.covered ? h('span', {
+            class: 'covered-tag',
+            title: 'A rule in the config in force maps this code now: the errors above were seen before it, and no longer count as unmapped nor against the verdict.',
+            text: 'covered by a rule now; not counted',
+          }) : null,
           h('span', { class: 'muted', text: `legacy status ${u.legacy_status} · ${count(u.count)} seen` + (u.sample_time ? ` · sample from ${when(new Date(u.sample_time))}` : '') })),
         u.sample ? codeBlock(u.sample, [], 'unmapped-sample') : h('p', { class: 'muted', text: 'No sample kept (dashboard.samples is off).' }))));
+  }
+
+  // ---- suggestions -------------------------------------------------------
+
+  // YAML_NOT_STRINGS are the plain scalars YAML reads as something other
+  // than a string (YAML 1.1's booleans included), which the YAML endpoint
+  // double-quotes, as it does what reads as a number or a date.
+  const YAML_NOT_STRINGS = new Set(['', '~', 'null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE',
+    'y', 'Y', 'yes', 'Yes', 'YES', 'n', 'N', 'no', 'No', 'NO', 'on', 'On', 'ON', 'off', 'Off', 'OFF', '<<',
+    '.nan', '.NaN', '.NAN', '.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF', '-.inf', '-.Inf', '-.INF']);
+
+  // yamlNotString says whether YAML would read str, unquoted, as another
+  // type than a string: a null, a boolean, a number, a date.
+  function yamlNotString(str) {
+    if (YAML_NOT_STRINGS.has(str)) return true;
+    if (!/^[-+.0-9]/.test(str)) return false;
+    const plain = str.replace(/_/g, '');
+    return /^[-+]?(?:0[bB][01]+|0[oO]?[0-7]+|0[xX][0-9a-fA-F]+|[0-9]+)$/.test(plain) // integers
+      || /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(plain) // floats
+      || /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$/.test(str) // sexagesimal
+      || /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?$/.test(str); // dates
+  }
+
+  // yamlPlain says whether str can be written unquoted, in a flow
+  // collection (the match: {...}) when flow is set: no indicator where YAML
+  // would read one, no space at either end.
+  function yamlPlain(str, flow) {
+    if (str.startsWith('---') || str.startsWith('...') || str.startsWith(' ') || str.endsWith(' ')) return false;
+    const cs = [...str];
+    const blank = (c) => c === undefined || c === ' ';
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i];
+      const spaceAfter = blank(cs[i + 1]);
+      if (i === 0 && '#,[]{}&*!|>\'"%@`'.includes(c)) return false;
+      if (i === 0 && c === '-' && spaceAfter) return false;
+      if (c === ':' && (flow || spaceAfter)) return false;
+      if (c === '?' && (flow || (i === 0 && spaceAfter))) return false;
+      if (flow && ',[]{}'.includes(c)) return false;
+      if (c === '#' && i > 0 && cs[i - 1] === ' ') return false;
+    }
+    return true;
+  }
+
+  // yamlScalar writes a value of a rule as YAML, quoted as the YAML
+  // endpoint quotes it: double quotes for what YAML would read as another
+  // type and for what is not printable, single quotes for what holds an
+  // indicator (a regexp's brackets, ": ", " #"), else plain.
+  function yamlScalar(v, flow) {
+    if (typeof v === 'number') return String(v);
+    const str = String(v);
+    if (/[^\u0020-\u007e\u00a0-\ud7ff\ue000-\ufefe\uff00-\ufffd\u{10000}-\u{10ffff}]|[\u2028\u2029]/u.test(str) || yamlNotString(str)) {
+      return JSON.stringify(str).replace(/[\u007f-\u009f\u2028\u2029\ufeff]/g,
+        (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+    }
+    return yamlPlain(str, flow) ? str : "'" + str.replace(/'/g, "''") + "'";
+  }
+
+  // ruleYAML writes a suggested rule (transform.Rule as JSON) as one entry
+  // of a rules: list, in the shape of the YAML endpoint: the fields in its
+  // order, the match as a flow mapping.
+  function ruleYAML(rule) {
+    const r = rule || {};
+    const m = r.match || {};
+    const flow = [];
+    for (const k of ['status', 'code', 'message', 'shape']) {
+      if (m[k]) flow.push(`${k}: ${yamlScalar(m[k], true)}`);
+    }
+    if ((m.has || []).length) flow.push(`has: [${m.has.map((x) => yamlScalar(x, true)).join(', ')}]`);
+    const lines = [];
+    if (r.name) lines.push(`name: ${yamlScalar(r.name, false)}`);
+    lines.push(`match: {${flow.join(', ')}}`);
+    for (const k of ['status', 'code', 'message', 'fallback_message', 'fields']) {
+      if (r[k]) lines.push(`${k}: ${yamlScalar(r[k], false)}`);
+    }
+    return lines.map((l, i) => (i === 0 ? '- ' : '  ') + l);
+  }
+
+  // yamlBlock shows YAML lines in the code-block style, as text.
+  function yamlBlock(lines, cls) {
+    return h('pre', { class: 'code ' + cls }, lines.map((l) => h('span', { class: 'line', text: l })));
+  }
+
+  // shellWord quotes a word for a POSIX shell when it needs it.
+  function shellWord(w) {
+    return /^[A-Za-z0-9_.,:/@%+=-]+$/.test(w) ? w : "'" + w.replace(/'/g, "'\\''") + "'";
+  }
+
+  // suggestionSample is one labelled sample body of a rule suggestion.
+  function suggestionSample(title, cls, body) {
+    return h('div', { class: 'side ' + cls },
+      h('div', { class: 'side-head' }, h('span', { text: title })),
+      codeBlock(body, [], 'suggestion-body'));
+  }
+
+  // suggestionsSection shows the rules and shadow.ignore entries suggested
+  // from the evidence, for shadow and envelope clients: each rule with why,
+  // the clients and count behind it, its YAML and its samples; then the
+  // candidate's learned noise; and where to get it all as a config
+  // fragment.
+  function suggestionsSection(d, sg) {
+    if (!SUGGESTING_MODES.includes(d.mode) || !sg) return null;
+    const name = d.name;
+    const rules = sg.rules || [];
+    const ignore = sg.ignore || [];
+    const box = h('section', { class: 'panel suggestions', id: 'suggestions' }, h('h3', { text: 'Suggested rules' }));
+    if (!rules.length && !ignore.length) {
+      box.append(h('p', { class: 'muted nothing', text: `Nothing to suggest: no unmapped error, no consistent difference with the candidate and no learned noise over ${sg.window || 'the window'}.` }));
+      return box;
+    }
+    add(box, [
+      h('p', { class: 'muted', text: 'Rules for the legacy errors no rule maps, and for those the candidate consistently answers otherwise than the dry run, '
+        + `from the evidence over ${sg.window || 'the window'}; what the config in force covers already is left out. Review each before pasting it under rules: in config.yaml.`
+        + (d.replica ? ` Drawn from every replica's evidence, not only ${d.replica}'s.` : '') }),
+      h('div', { class: 'suggest-copy' },
+        h('a', { href: suggestionsURL(name, true), class: 'btn copy-yaml', target: '_blank', rel: 'noopener', text: 'Copy as YAML' }),
+        h('span', { class: 'muted', text: 'or run' }),
+        h('code', { class: 'suggest-cmd', text: `envelope-proxy suggest -admin ${shellWord(location.origin)} -client ${shellWord(name)}` })),
+      rules.length ? rules.map((x) => {
+        const kind = SUGGESTION_KINDS[x.kind] || [x.kind || 'rule', 'seen'];
+        const meta = [(x.clients || []).join(', ') || '(no client)', `${count(x.count)} ${kind[1]}`];
+        return h('article', { class: 'suggestion', 'data-kind': x.kind || '' },
+          h('div', { class: 'suggestion-head' },
+            h('span', { class: 'suggestion-kind', text: kind[0] }),
+            h('code', { class: 'suggestion-legacy', text: `${x.legacy_status} ${x.legacy_code || '(no code)'}` }),
+            h('span', { class: 'muted suggestion-meta', text: meta.join(' · ') })),
+          h('p', { class: 'suggestion-reason', text: x.reason || '' }),
+          yamlBlock(ruleYAML(x.rule), 'rule-yaml'),
+          x.sample || x.envelope_sample || x.candidate_sample
+            ? h('div', { class: 'sides suggestion-samples' },
+              x.sample ? suggestionSample('Legacy', 'sg-legacy', x.sample) : null,
+              x.envelope_sample ? suggestionSample('Envelope (dry run)', 'sg-envelope', x.envelope_sample) : null,
+              x.candidate_sample ? suggestionSample('Candidate', 'sg-candidate', x.candidate_sample) : null)
+            : null);
+      }) : h('p', { class: 'muted', text: 'No rule to suggest.' }),
+      h('h4', { text: 'Learned noise' }),
+      ignore.length
+        ? [
+          h('p', { class: 'muted', text: 'JSON Pointers at which the candidate\'s two answers to the same request differed (shadow.learn_sample), over every client\'s double replays: entries for shadow.ignore.' }),
+          h('ul', { class: 'noise-list' }, ignore.map((x) => h('li', { 'data-pointer': x.pointer },
+            h('code', { class: 'noise-pointer', text: x.pointer }),
+            h('span', { class: 'noise-routes' }, ' on ', (x.routes || []).map((r, i) => [i ? ', ' : '', h('code', { text: r })])),
+            h('span', { class: 'muted noise-count', text: `: differed in ${count(x.count)} of ${count(x.checks)} double replays` })))),
+        ]
+        : h('p', { class: 'muted', text: 'No noise learned.' }),
+    ]);
+    return box;
   }
 
   // violationPointer is the JSON Pointer a violation's detail names ("at
@@ -1053,8 +1275,8 @@
     return h('div', { class: 'shadow-grid' },
       section('Shadow outcomes',
         outcomes.length
-          ? table('outcomes', ['Outcome', '#Count', '#Share'], outcomes.map(([k, n]) => h('tr', { class: 'oc-' + (k === 'match' ? 'good' : k === 'mismatch' ? 'bad' : 'other') },
-            h('td', { class: 'mono', text: k }),
+          ? table('outcomes', ['Outcome', '#Count', '#Share'], outcomes.map(([k, n]) => h('tr', { class: 'oc-' + (OUTCOMES[k] || ['other'])[0], 'data-outcome': k },
+            h('td', { class: 'mono', title: (OUTCOMES[k] || [])[1] || null, text: k }),
             h('td', { class: 'num', text: count(n) }),
             h('td', { class: 'num', text: percent(ratio(n, total)) }))))
           : h('p', { class: 'muted', text: 'No shadow exchange in the window.' })),
