@@ -2,10 +2,7 @@ package contract
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -23,16 +20,8 @@ import (
 // each envelope; BenchmarkCheck measures them); here the queue is drained
 // without checking, so that allocs/op counts the request path alone.
 func BenchmarkProxyContract(b *testing.B) {
-	const key = "bench-envelope-key"
-	up := httptest.NewServer(benchload.Upstream())
-	defer up.Close()
-	sum := sha256.Sum256([]byte(key))
-	d := config.Default()
-	routing := d.Routing
-	routing.Clients = []config.Client{{Name: "acme", KeysSHA256: []string{hex.EncodeToString(sum[:])}, Mode: config.ModeEnvelope}}
-	upstream := d.Upstream
-	upstream.URL = up.URL
-	settings := proxy.Settings{Upstream: upstream, Routing: routing, MaxBodyBytes: d.MaxBodyBytes, RetireAfter: time.Second}
+	cfg := benchload.EnvelopeConfig(b)
+	settings := proxy.Settings{Upstream: cfg.Upstream, Routing: cfg.Routing, MaxBodyBytes: cfg.MaxBodyBytes, RetireAfter: time.Second}
 	doc, err := Builtin()
 	if err != nil {
 		b.Fatal(err)
@@ -44,22 +33,13 @@ func BenchmarkProxyContract(b *testing.B) {
 		checker.release()
 	})
 	defer checker.Close()
-	client := benchload.Client()
-	for _, name := range []string{"off", "on"} {
+	benchload.SideBySide(b, []string{"off", "on"}, func(variant string) (http.Handler, error) {
 		opts := proxy.Options{}
-		if name == "on" {
+		if variant == "on" {
 			opts.Contract = checker
 		}
-		h, err := proxy.New(settings, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		px := httptest.NewServer(h)
-		for _, workload := range []string{"small", "credits"} {
-			b.Run(workload+"/"+name, func(b *testing.B) { benchload.Run(b, client, px.URL, workload, key) })
-		}
-		px.Close()
-	}
+		return proxy.New(settings, opts)
+	})
 }
 
 // BenchmarkCheck measures one check off the request path: the envelopes

@@ -2,15 +2,12 @@ package evidence_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
 	"github.com/envelope-proxy/envelope-proxy/internal/benchload"
 	"github.com/envelope-proxy/envelope-proxy/internal/pgserver"
@@ -27,20 +24,12 @@ import (
 // allocs/op. (The PostgreSQL variant is skipped where the server's
 // binaries are absent.)
 func BenchmarkProxyRecording(b *testing.B) {
-	const key = "bench-envelope-key"
-	up := httptest.NewServer(benchload.Upstream())
-	defer up.Close()
-	sum := sha256.Sum256([]byte(key))
-	d := config.Default()
-	routing := d.Routing
-	routing.Clients = []config.Client{{Name: "acme", KeysSHA256: []string{hex.EncodeToString(sum[:])}, Mode: config.ModeEnvelope}}
-	upstream := d.Upstream
-	upstream.URL = up.URL
-	settings := proxy.Settings{Upstream: upstream, Routing: routing, MaxBodyBytes: d.MaxBodyBytes, RetireAfter: time.Second}
+	cfg := benchload.EnvelopeConfig(b)
+	settings := proxy.Settings{Upstream: cfg.Upstream, Routing: cfg.Routing, MaxBodyBytes: cfg.MaxBodyBytes, RetireAfter: time.Second}
 	es := evidence.Settings{
-		Thresholds: verdict.Thresholds{Window: d.Readiness.Window},
-		Retention:  d.Readiness.Retention,
-		Targets:    routing.Targets(),
+		Thresholds: verdict.Thresholds{Window: cfg.Readiness.Window},
+		Retention:  cfg.Readiness.Retention,
+		Targets:    cfg.Routing.Targets(),
 	}
 	recorders := map[string]*evidence.Recorder{"memory": evidence.New(es, evidence.Options{FlushInterval: time.Hour})}
 	if _, err := exec.LookPath("psql"); err == nil || os.Getenv("CI") == "true" {
@@ -51,24 +40,15 @@ func BenchmarkProxyRecording(b *testing.B) {
 	for _, rec := range recorders {
 		defer rec.Close()
 	}
-	client := benchload.Client()
-	for _, name := range []string{"none", "memory", "postgres"} {
+	benchload.SideBySide(b, []string{"none", "memory", "postgres"}, func(variant string) (http.Handler, error) {
 		opts := proxy.Options{}
-		if name != "none" {
-			rec := recorders[name]
+		if variant != "none" {
+			rec := recorders[variant]
 			if rec == nil {
-				continue
+				return nil, nil
 			}
 			opts.Recorder = rec
 		}
-		h, err := proxy.New(settings, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		px := httptest.NewServer(h)
-		for _, workload := range []string{"small", "credits"} {
-			b.Run(workload+"/"+name, func(b *testing.B) { benchload.Run(b, client, px.URL, workload, key) })
-		}
-		px.Close()
-	}
+		return proxy.New(settings, opts)
+	})
 }

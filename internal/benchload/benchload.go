@@ -5,11 +5,16 @@
 package benchload
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/envelope-proxy/envelope-proxy/config"
 )
 
 // Workload is one legacy answer.
@@ -35,6 +40,45 @@ func Upstream() http.Handler {
 		w.WriteHeader(wl.Status)
 		io.WriteString(w, wl.Body)
 	})
+}
+
+// Key is the API key of EnvelopeConfig's one client.
+const Key = "bench-envelope-key"
+
+// EnvelopeConfig starts Upstream until the benchmark ends and returns the
+// default config in front of it with one client, acme, in envelope mode
+// with Key: the setup of the benchmarks that show what a component adds to
+// an envelope request, so that their figures compare.
+func EnvelopeConfig(b *testing.B) *config.Config {
+	up := httptest.NewServer(Upstream())
+	b.Cleanup(up.Close)
+	sum := sha256.Sum256([]byte(Key))
+	cfg := config.Default()
+	cfg.Routing.Clients = []config.Client{{Name: "acme", KeysSHA256: []string{hex.EncodeToString(sum[:])}, Mode: config.ModeEnvelope}}
+	cfg.Upstream.URL = up.URL
+	return cfg
+}
+
+// SideBySide runs the small and credits workloads with Key through the
+// handler that proxy returns for each variant in turn, as sub-benchmarks
+// named workload/variant, so that the variants' allocations per request
+// stand next to each other. A nil handler skips its variant.
+func SideBySide(b *testing.B, variants []string, proxy func(variant string) (http.Handler, error)) {
+	client := Client()
+	for _, variant := range variants {
+		h, err := proxy(variant)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if h == nil {
+			continue
+		}
+		px := httptest.NewServer(h)
+		for _, workload := range []string{"small", "credits"} {
+			b.Run(workload+"/"+variant, func(b *testing.B) { Run(b, client, px.URL, workload, Key) })
+		}
+		px.Close()
+	}
 }
 
 // Client is a keep-alive client for the loop, asking for no compression.
