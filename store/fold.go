@@ -57,28 +57,26 @@ func maxSeqs(rows []Row) map[string]int64 {
 // secondsToNanos converts Unix seconds to Unix nanoseconds, saturating
 // instead of overflowing for times past the year 2262.
 func secondsToNanos(s int64) int64 {
-	const nanos = 1_000_000_000
-	switch {
-	case s > (1<<63-1)/nanos:
-		return 1<<63 - 1
-	case s < -(1<<63)/nanos:
-		return -1 << 63
-	}
-	return s * nanos
+	return saturatingMul(s, 1_000_000_000)
 }
 
 // secondsToMillis converts Unix seconds to Unix milliseconds, saturating
 // like secondsToNanos: a retention far in the future overflowed to a time
 // before every registration and deleted none of them.
 func secondsToMillis(s int64) int64 {
-	const millis = 1000
+	return saturatingMul(s, 1000)
+}
+
+// saturatingMul returns s*unit, or the int64 nearest to it when the product
+// overflows; unit is positive.
+func saturatingMul(s, unit int64) int64 {
 	switch {
-	case s > (1<<63-1)/millis:
+	case s > (1<<63-1)/unit:
 		return 1<<63 - 1
-	case s < -(1<<63)/millis:
+	case s < -(1<<63)/unit:
 		return -1 << 63
 	}
-	return s * millis
+	return s * unit
 }
 
 // notFolded returns the deltas of a batch that the maintenance has not
