@@ -428,39 +428,24 @@ func (p *Postgres) Close() error {
 
 // pgReplicas reads every registration.
 func pgReplicas(ctx context.Context, tx pgx.Tx) ([]Replica, error) {
-	rows, err := tx.Query(ctx, `SELECT name, started, last_seen, last_seq, rolled_seq, stopped FROM envelope_proxy_replicas ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Replica, error) {
-		var r Replica
-		err := row.Scan(&r.Name, &r.Started, &r.LastSeen, &r.LastSeq, &r.RolledSeq, &r.Stopped)
-		return r, err
-	})
+	return pgQuery(ctx, tx, scanReplica, `SELECT name, started, last_seen, last_seq, rolled_seq, stopped FROM envelope_proxy_replicas ORDER BY name`)
 }
 
 // pgRows reads rows of (replica, client, start, span, seq, data).
 func pgRows(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]Row, error) {
-	rows, err := tx.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Row, error) {
-		var r Row
-		err := row.Scan(&r.Replica, &r.Client, &r.Start, &r.Span, &r.Seq, &r.Data)
-		return r, err
-	})
+	return pgQuery(ctx, tx, scanRow, query, args...)
 }
 
 // pgSamples reads rows of (replica, client, kind, key, time, seq, data).
 func pgSamples(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]SampleRow, error) {
+	return pgQuery(ctx, tx, scanSample, query, args...)
+}
+
+// pgQuery runs query and reads every row of its result with scan.
+func pgQuery[T any](ctx context.Context, tx pgx.Tx, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (SampleRow, error) {
-		var sm SampleRow
-		err := row.Scan(&sm.Replica, &sm.Client, &sm.Kind, &sm.Key, &sm.Time, &sm.Seq, &sm.Data)
-		return sm, err
-	})
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
 }

@@ -602,54 +602,33 @@ func (s *SQLite) inTx(ctx context.Context, f func(*sql.Tx) error) error {
 
 // sqliteReplicas reads every registration.
 func sqliteReplicas(ctx context.Context, tx *sql.Tx) ([]Replica, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT name, started, last_seen, last_seq, rolled_seq, stopped FROM envelope_proxy_replicas ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Replica
-	for rows.Next() {
-		var r Replica
-		if err := rows.Scan(&r.Name, &r.Started, &r.LastSeen, &r.LastSeq, &r.RolledSeq, &r.Stopped); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return sqliteQuery(ctx, tx, scanReplica, `SELECT name, started, last_seen, last_seq, rolled_seq, stopped FROM envelope_proxy_replicas ORDER BY name`)
 }
 
 // sqliteRows reads rows of (replica, client, start, span, seq, data).
 func sqliteRows(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]Row, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Row
-	for rows.Next() {
-		var r Row
-		if err := rows.Scan(&r.Replica, &r.Client, &r.Start, &r.Span, &r.Seq, &r.Data); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return sqliteQuery(ctx, tx, scanRow, query, args...)
 }
 
 // sqliteSamples reads rows of (replica, client, kind, key, time, seq, data).
 func sqliteSamples(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]SampleRow, error) {
+	return sqliteQuery(ctx, tx, scanSample, query, args...)
+}
+
+// sqliteQuery runs query and reads every row of its result with scan.
+func sqliteQuery[T any](ctx context.Context, tx *sql.Tx, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rows.Close() }()
-	var out []SampleRow
+	var out []T
 	for rows.Next() {
-		var sm SampleRow
-		if err := rows.Scan(&sm.Replica, &sm.Client, &sm.Kind, &sm.Key, &sm.Time, &sm.Seq, &sm.Data); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, sm)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

@@ -169,3 +169,35 @@ var (
 	_ Store = (*SQLite)(nil)
 	_ Store = (*Postgres)(nil)
 )
+
+// scanner is a result row of either driver: database/sql's *sql.Rows and
+// pgx's CollectableRow both scan this way.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// The scans below are the one place that pairs the columns the stores
+// select with the fields they fill, so that the two stores cannot read the
+// same query's columns into different fields.
+
+// scanReplica reads a row of (name, started, last_seen, last_seq,
+// rolled_seq, stopped).
+func scanReplica(s scanner) (Replica, error) {
+	var r Replica
+	err := s.Scan(&r.Name, &r.Started, &r.LastSeen, &r.LastSeq, &r.RolledSeq, &r.Stopped)
+	return r, err
+}
+
+// scanRow reads a row of (replica, client, start, span, seq, data).
+func scanRow(s scanner) (Row, error) {
+	var r Row
+	err := s.Scan(&r.Replica, &r.Client, &r.Start, &r.Span, &r.Seq, &r.Data)
+	return r, err
+}
+
+// scanSample reads a row of (replica, client, kind, key, time, seq, data).
+func scanSample(s scanner) (SampleRow, error) {
+	var sm SampleRow
+	err := s.Scan(&sm.Replica, &sm.Client, &sm.Kind, &sm.Key, &sm.Time, &sm.Seq, &sm.Data)
+	return sm, err
+}
