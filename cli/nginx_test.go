@@ -14,7 +14,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/child"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 )
 
 // nginxBinary is Debian's nginx; PATH is searched when it is not there.
@@ -124,7 +124,7 @@ func startNginx(t testing.TB, upstream string) *nginxServer {
 	}
 	t.Cleanup(func() { n.cleanup(t) })
 	for attempt := 1; ; attempt++ {
-		port, err := freeLoopbackPort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,14 +257,4 @@ func logTail(path string, lines int) string {
 		l = l[len(l)-lines:]
 	}
 	return strings.Join(l, "\n")
-}
-
-// freeLoopbackPort returns a port of 127.0.0.1 that was free a moment ago.
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -1,9 +1,11 @@
 // Package loopback provides loopback network fixtures for tests, kept in one
-// place because the proxy, shadow and command tests all need them.
+// place because the proxy, shadow and command tests and the PostgreSQL
+// server of the tests all need them.
 package loopback
 
 import (
 	"fmt"
+	"net"
 	"syscall"
 	"testing"
 )
@@ -30,4 +32,17 @@ func RefusedURL(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
+// FreePort returns a port of 127.0.0.1 that was free a moment ago, for a
+// server in another process (nginx, PostgreSQL) that must be told its port
+// before it listens. Another listener may take the port meanwhile, so the
+// caller retries with another port when the server cannot bind it.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

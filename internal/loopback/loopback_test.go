@@ -3,6 +3,7 @@ package loopback
 import (
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,4 +25,17 @@ func TestRefusedURL(t *testing.T) {
 		}
 		t.Errorf("listen %s: got %v; want address in use", addr, err)
 	}
+}
+
+// TestFreePort checks that a server can listen on the port returned.
+func TestFreePort(t *testing.T) {
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("listen on the free port %d: %v", port, err)
+	}
+	ln.Close()
 }

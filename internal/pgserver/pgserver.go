@@ -40,6 +40,7 @@ import (
 
 	"github.com/envelope-proxy/envelope-proxy/internal/await"
 	"github.com/envelope-proxy/envelope-proxy/internal/child"
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 )
 
 // Superuser is the role initdb makes and every URL connects as. Trust
@@ -130,7 +131,7 @@ func Start(t testing.TB) *Server {
 	initdb := time.Since(began)
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			t.Fatalf("pgserver: %v", err)
 		}
@@ -548,16 +549,6 @@ func unprivileged() (*syscall.Credential, error) {
 // variables that change what initdb makes.
 func childEnv() []string {
 	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "TZ=UTC"}
-}
-
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // quoteIdent quotes name as an SQL identifier.
