@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -78,6 +79,16 @@ func usage(w io.Writer) {
                                                   violations (exit 1), then extensions
   envelope-proxy version
 `)
+}
+
+// newFlagSet returns a command's flag set. A bad flag is reported on
+// env.Stderr with the usage and returned as an error instead of exiting the
+// process, so that each command chooses its exit code and the tests run
+// the commands in-process.
+func newFlagSet(name string, env Env) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(env.Stderr)
+	return fset
 }
 
 // DefaultEnv returns the Env of the running process.

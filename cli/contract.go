@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -15,8 +14,7 @@ import (
 // apart from them the extensions: the list a platform team takes to the new
 // API's owners. It exits 1 when there is a violation.
 func Contract(args []string, env Env) int {
-	fset := flag.NewFlagSet("contract", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("contract", env)
 	path := fset.String("config", "config.yaml", "config file whose rules and contract.openapi to use")
 	openapi := fset.String("openapi", "", "OpenAPI 3.0/3.1 document to hold the envelopes to, instead of the config's contract.openapi")
 	if err := fset.Parse(args); err != nil {

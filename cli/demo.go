@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,8 +30,7 @@ const (
 // side by side with curl lines to try, and keeps serving until interrupted
 // (or exits at once with -exit).
 func Demo(args []string, env Env) int {
-	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("demo", env)
 	listen := fset.String("listen", "127.0.0.1:8080", "the proxy's address")
 	adminListen := fset.String("admin", "127.0.0.1:9901", "the admin listener's address (the migration dashboard)")
 	exit := fset.Bool("exit", false, "print the side-by-side comparison and exit")

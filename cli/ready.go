@@ -36,8 +36,7 @@ const TokenEnv = "ENVELOPE_PROXY_ADMIN_TOKEN"
 // a running proxy's admin API, and exits 0 when ready, 1 when not ready,
 // 2 on insufficient evidence and 3 when there is no verdict to be had.
 func Ready(args []string, env Env) int {
-	fset := flag.NewFlagSet("ready", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("ready", env)
 	admin, timeout := adminFlags(fset)
 	client := fset.String("client", "", "the client's config name (or a cohort's, or default)")
 	asJSON := fset.Bool("json", false, "print the client's summary as JSON instead of text")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,8 +30,7 @@ import (
 // Serve runs the proxy: SIGHUP or a change of the config file reloads the
 // config; SIGINT or SIGTERM drains and stops it.
 func Serve(args []string, env Env) int {
-	fset := flag.NewFlagSet("envelope-proxy", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("envelope-proxy", env)
 	path := fset.String("config", "config.yaml", "config file (the embedded defaults when absent and not given)")
 	if err := fset.Parse(args); err != nil {
 		return 2

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"net/url"
 )
@@ -13,8 +12,7 @@ import (
 // a comment that says why. `envelope-proxy validate` accepts the output
 // as it is; paste it into the config and the proxy reloads it.
 func Suggest(args []string, env Env) int {
-	fset := flag.NewFlagSet("suggest", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("suggest", env)
 	admin, timeout := adminFlags(fset)
 	client := fset.String("client", "", "only this client's evidence (a config name); empty: every client's")
 	if err := fset.Parse(args); err != nil {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,8 +28,7 @@ func (h headerFlags) Set(v string) error {
 // rules and prints what an envelope client would get: status line, headers
 // and body. It is the offline way to try a rule.
 func Transform(args []string, env Env) int {
-	fset := flag.NewFlagSet("transform", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("transform", env)
 	path := fset.String("config", "config.yaml", "config file whose rules to use")
 	status := fset.Int("status", 0, "the legacy response's HTTP status (required)")
 	header := headerFlags{"Content-Type": {"application/json"}}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/envelope-proxy/envelope-proxy/config"
@@ -10,8 +9,7 @@ import (
 
 // Validate checks a config file and lists every problem, one per line.
 func Validate(args []string, env Env) int {
-	fset := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fset.SetOutput(env.Stderr)
+	fset := newFlagSet("validate", env)
 	path := fset.String("config", "config.yaml", "config file to check")
 	if err := fset.Parse(args); err != nil {
 		return 2
