@@ -11,6 +11,7 @@
 package await
 
 import (
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -26,6 +27,33 @@ const pollInterval = 10 * time.Millisecond
 // Client is the tests' HTTP client: a request that gets no answer fails
 // after Patience instead of hanging the test.
 var Client = &http.Client{Timeout: Patience}
+
+// Do sends req with Client and returns the response with its body read
+// whole and closed, failing the test when no whole answer comes within
+// Patience. (Client's errors name the method and URL.)
+func Do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := Client.Do(req)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
+	}
+	return resp, body
+}
+
+// Get is Do for a GET of url.
+func Get(t testing.TB, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return Do(t, req)
+}
 
 // Receive returns the next value from ch, failing the test, with what named
 // as the awaited event, if none comes within Patience.

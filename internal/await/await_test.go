@@ -2,9 +2,15 @@ package await
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/envelope-proxy/envelope-proxy/internal/loopback"
 )
 
 // recorder is a testing.TB that notes the message of Fatalf and, like the
@@ -89,5 +95,50 @@ func TestExportedWaitsUsePatience(t *testing.T) {
 	Until(t, "a condition that holds", func() bool { return true })
 	if Client.Timeout != Patience {
 		t.Errorf("Client.Timeout: got %v; want %v", Client.Timeout, Patience)
+	}
+}
+
+// TestDo checks that Do returns the whole answer, and fails when there is
+// none or it is cut short.
+func TestDo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/short" {
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "cut")
+			return
+		}
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "whole body")
+	}))
+	defer srv.Close()
+	refused := loopback.RefusedURL(t)
+	tests := []struct {
+		name, url  string
+		wantStatus int
+		wantBody   string
+		// wantFatal is what the Fatalf message must say, "" for no
+		// Fatalf.
+		wantFatal string
+	}{
+		{"answered", srv.URL + "/", http.StatusTeapot, "whole body", ""},
+		{"cut short", srv.URL + "/short", 0, "", "GET " + srv.URL + "/short: reading the body: unexpected EOF"},
+		{"refused", refused + "/", 0, "", refused + "/\": dial tcp"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var status int
+			var body string
+			_, fatal := run(func(t testing.TB) int {
+				resp, b := Get(t, tc.url)
+				status, body = resp.StatusCode, string(b)
+				return 0
+			})
+			if (fatal == "") != (tc.wantFatal == "") || !strings.Contains(fatal, tc.wantFatal) {
+				t.Errorf("Fatalf: got %q; want it to say %q", fatal, tc.wantFatal)
+			}
+			if status != tc.wantStatus || body != tc.wantBody {
+				t.Errorf("got %d %q; want %d %q", status, body, tc.wantStatus, tc.wantBody)
+			}
+		})
 	}
 }
