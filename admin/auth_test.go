@@ -14,13 +14,20 @@ import (
 
 const testToken = "admin-token-0123456789"
 
+// serve serves the admin listener with cfg in force, a registry of its own
+// and handlers, until the test ends, and returns its URL.
+func serve(t *testing.T, cfg *config.Config, handlers map[string]http.Handler) string {
+	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }, Handlers: handlers}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 func TestToken(t *testing.T) {
 	digest := sha256.Sum256([]byte(testToken))
 	cfg := config.Default()
 	cfg.Upstream.URL = "http://127.0.0.1:1" // /readyz answers 503, not 401
 	cfg.Admin.TokenSHA256 = hex.EncodeToString(digest[:])
-	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
-	defer srv.Close()
+	url := serve(t, cfg, nil)
 	tests := []struct {
 		name, path string
 		auth       func(*http.Request)
@@ -39,13 +46,9 @@ func TestToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", srv.URL+tc.path, nil)
+			req, _ := http.NewRequest("GET", url+tc.path, nil)
 			tc.auth(req)
-			resp, err := await.Client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := await.Do(t, req)
 			if resp.StatusCode != tc.want {
 				t.Errorf("got %d; want %d", resp.StatusCode, tc.want)
 			}
@@ -57,14 +60,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestNoTokenConfigured(t *testing.T) {
-	cfg := config.Default()
-	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
-	defer srv.Close()
-	resp, err := await.Client.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := await.Get(t, serve(t, config.Default(), nil)+"/metrics")
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("got %d; want 200 without admin.token_sha256", resp.StatusCode)
 	}
@@ -72,8 +68,7 @@ func TestNoTokenConfigured(t *testing.T) {
 
 func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 	cfg := config.Default()
-	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg }}))
-	defer srv.Close()
+	url := serve(t, cfg, nil)
 	for _, tc := range []struct {
 		host string
 		want int
@@ -87,15 +82,11 @@ func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 		{"127.0.0.1.nip.io", http.StatusMisdirectedRequest},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+			req, _ := http.NewRequest("GET", url+"/metrics", nil)
 			if tc.host != "" {
 				req.Host = tc.host
 			}
-			resp, err := await.Client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := await.Do(t, req)
 			if resp.StatusCode != tc.want {
 				t.Errorf("got %d; want %d", resp.StatusCode, tc.want)
 			}
@@ -105,16 +96,10 @@ func TestLoopbackAnswersOnlyLocalNames(t *testing.T) {
 		digest := sha256.Sum256([]byte(testToken))
 		withToken := *cfg
 		withToken.Admin.TokenSHA256 = hex.EncodeToString(digest[:])
-		srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return &withToken }}))
-		defer srv.Close()
-		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		req, _ := http.NewRequest("GET", serve(t, &withToken, nil)+"/metrics", nil)
 		req.Host = "proxy.internal:9901"
 		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := await.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := await.Do(t, req)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("got %d; want 200", resp.StatusCode)
 		}
@@ -131,16 +116,10 @@ func TestNosniffEverywhere(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"groups":[]}`))
 	})
-	srv := httptest.NewServer(New(Options{Gatherer: prometheus.NewRegistry(), Config: func() *config.Config { return cfg },
-		Handlers: map[string]http.Handler{"/shadow/report": report}}))
-	defer srv.Close()
+	url := serve(t, cfg, map[string]http.Handler{"/shadow/report": report})
 	for _, path := range []string{"/shadow/report", "/healthz", "/metrics", "/config", "/nowhere"} {
 		t.Run(path, func(t *testing.T) {
-			resp, err := await.Client.Get(srv.URL + path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := await.Get(t, url+path)
 			if g := resp.Header.Get("X-Content-Type-Options"); g != "nosniff" {
 				t.Errorf("X-Content-Type-Options: got %q; want %q", g, "nosniff")
 			}
