@@ -111,15 +111,7 @@ routing:
 		t.Helper()
 		req, _ := http.NewRequest("GET", proxyURL+path, nil)
 		req.Header.Set("X-API-Key", key)
-		resp, err := await.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, body := await.Do(t, req)
 		return resp.StatusCode, body
 	}
 	for _, tc := range conformanceCases {

@@ -312,12 +312,7 @@ func TestFleetDatabaseOutage(t *testing.T) {
 	r1.send(t, 7, "/v1/credits", acmeKey)
 	r2.send(t, 3, "/v1/ok", acmeKey)
 	await.Until(t, "r1 to report the database gone", func() bool { return r1.overview(t).State.Error != "" })
-	resp, err := await.Client.Get(r1.admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := await.Get(t, r1.admin+"/readyz")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "evidence:") || !strings.Contains(string(body), "in memory") {
 		t.Errorf("/readyz with the database gone: got %d %q; want 200, saying the evidence is in memory", resp.StatusCode, body)
 	}

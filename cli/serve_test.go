@@ -142,12 +142,7 @@ func (in *instance) get(path, key string, header ...string) (int, string) {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := await.Client.Do(req)
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := await.Do(in.t, req)
 	return resp.StatusCode, string(b)
 }
 
@@ -283,11 +278,7 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 		t.Errorf("refused: got %v; want 1", got)
 	}
 	// The upstream is down, so the proxy is not ready.
-	resp, err := await.Client.Get(in.admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := await.Get(t, in.admin+"/readyz")
 	if resp.StatusCode != 503 {
 		t.Errorf("/readyz with the upstream down: got %d; want 503", resp.StatusCode)
 	}
@@ -551,12 +542,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, err := await.Client.Get(in.admin + tc.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, b := await.Get(t, in.admin+tc.path)
 			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(b), tc.want) {
 				t.Errorf("got %d %q; want %d containing %q", resp.StatusCode, b, tc.wantStatus, tc.want)
 			}

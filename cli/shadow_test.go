@@ -128,9 +128,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		// after a pause that grows with each attempt (at most 2.2 s in all).
 		for attempt := 1; ; attempt++ {
 			status, body := in.get(c.path+"?api_key=should-not-leak", acmeKey)
-			direct, _ := await.Client.Get(legacy.URL + c.path)
-			want, _ := io.ReadAll(direct.Body)
-			direct.Body.Close()
+			direct, want := await.Get(t, legacy.URL+c.path)
 			if status != direct.StatusCode || body != string(want) {
 				t.Errorf("%s: got %d %q; want the legacy %d %q", c.path, status, body, direct.StatusCode, want)
 			}
@@ -217,11 +215,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 	t.Run("POST is dry-run, not replayed", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", in.client+"/v1/jobs", strings.NewReader(`{"a":1}`))
 		req.Header.Set("X-API-Key", acmeKey)
-		resp, err := await.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		await.Do(t, req)
 		await.Until(t, "skipped_method", func() bool {
 			return shadowOutcomes(in.shadowReport("acme"), "acme", event.OutcomeSkippedMethod) == 1
 		})
@@ -258,12 +252,7 @@ candidate: {url: "`+candidate.URL+`", timeout: 10m}
 		})
 	})
 	t.Run("no key in the report", func(t *testing.T) {
-		resp, err := await.Client.Get(in.admin + "/shadow/report")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, b := await.Get(t, in.admin+"/shadow/report")
 		for _, secret := range []string{acmeKey, "should-not-leak"} {
 			if strings.Contains(string(b), secret) {
 				t.Errorf("the report contains %q", secret)
@@ -297,12 +286,7 @@ func TestShadowReplaysRequestBody(t *testing.T) {
 	body := `{"session_id":"abc","frames":[1,2,3]}`
 	req, _ := http.NewRequest("POST", in.client+"/v1/detect", strings.NewReader(body))
 	req.Header.Set("X-API-Key", acmeKey)
-	resp, err := await.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, b := await.Do(t, req)
 	if string(b) != `{"id":1}` {
 		t.Errorf("client: got %q; want the legacy body", b)
 	}

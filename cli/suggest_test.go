@@ -82,12 +82,7 @@ func (in *instance) do(method, path string, header ...string) int {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := await.Client.Do(req)
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, _ := await.Do(in.t, req)
 	return resp.StatusCode
 }
 
@@ -245,12 +240,7 @@ func TestCandidateHeadersAreNeverPrinted(t *testing.T) {
 	up := httptest.NewServer(legacyUpstream())
 	defer up.Close()
 	in := startServe(t, configYAML(up.URL, "shadow", `shadow: {candidate_headers: {X-API-Key: "literal-secret-1234", X-Tenant: "${SHADOW_TENANT}"}}`+"\n"))
-	resp, err := await.Client.Get(in.admin + "/config")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, b := await.Get(t, in.admin+"/config")
 	if strings.Contains(string(b), "literal-secret") || !strings.Contains(string(b), "X-API-Key: '[redacted]'") || !strings.Contains(string(b), "X-Tenant: ${SHADOW_TENANT}") {
 		t.Errorf("/config: got\n%s\nwant the literal value masked, the reference as it is", b)
 	}
