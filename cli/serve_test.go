@@ -188,6 +188,16 @@ next:
 	return 0
 }
 
+// serveLegacy runs Serve on configYAML(mode, extra) in front of a
+// legacyUpstream that lives until the test ends, and returns the instance
+// and the upstream's URL, for the configs the test reloads.
+func serveLegacy(t *testing.T, mode, extra string) (*instance, string) {
+	t.Helper()
+	up := httptest.NewServer(legacyUpstream())
+	t.Cleanup(up.Close)
+	return startServe(t, configYAML(up.URL, mode, extra)), up.URL
+}
+
 // legacyUpstream answers by path, like the legacy API would.
 func legacyUpstream() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -216,9 +226,7 @@ func legacyUpstream() http.Handler {
 }
 
 func TestMetricsMoveForEachKind(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "envelope", ""))
+	in, _ := serveLegacy(t, "envelope", "")
 	for _, p := range []string{"/credits", "/teapot", "/oversize", "/ndjson", "/v2/ok", "/compress", "/ok"} {
 		in.get(p, acmeKey)
 	}
@@ -285,9 +293,7 @@ func TestUpstreamErrorMetrics(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "legacy", ""))
+	in, upURL := serveLegacy(t, "legacy", "")
 	reloads := func(result string) float64 {
 		return counter(in.metrics(), "envelope_proxy_config_reloads_total", map[string]string{"result": result})
 	}
@@ -296,14 +302,14 @@ func TestReload(t *testing.T) {
 	}
 
 	t.Run("file change, valid", func(t *testing.T) {
-		in.write(configYAML(up.URL, "envelope", ""))
+		in.write(configYAML(upURL, "envelope", ""))
 		await.Until(t, "the reload", func() bool { return reloads("success") == 1 })
 		if status, body := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after reload: got %d %q; want 402 (envelope)", status, body)
 		}
 	})
 	t.Run("file change, invalid", func(t *testing.T) {
-		in.write(configYAML(up.URL, "envlope", ""))
+		in.write(configYAML(upURL, "envlope", ""))
 		await.Until(t, "the rejected reload", func() bool { return reloads("failure") == 1 })
 		if status, _ := in.get("/credits", acmeKey); status != 402 {
 			t.Errorf("after a rejected reload: got %d; want 402 (the old config)", status)
@@ -313,7 +319,7 @@ func TestReload(t *testing.T) {
 		}
 	})
 	t.Run("SIGHUP, valid", func(t *testing.T) {
-		in.write(configYAML(up.URL, "legacy", ""))
+		in.write(configYAML(upURL, "legacy", ""))
 		await.Until(t, "the file reload", func() bool { return reloads("success") == 2 })
 		in.signals <- syscall.SIGHUP
 		await.Until(t, "the SIGHUP reload", func() bool { return reloads("success") == 3 })
@@ -350,15 +356,13 @@ func TestReload(t *testing.T) {
 // at start and on reload, and removes the floor when it stops.
 func TestGCFloorFollowsConfig(t *testing.T) {
 	base := gcfloor.Percent()
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "legacy", "gc_heap_floor_bytes: 268435456\n"))
+	in, upURL := serveLegacy(t, "legacy", "gc_heap_floor_bytes: 268435456\n")
 	if got := gcfloor.Percent(); got <= base {
 		t.Errorf("GC percent with a 256 MiB floor: got %d; want above %d", got, base)
 	}
 	// The file watcher would reload too; SIGHUP does it without its debounce.
 	reload := func(floor string) {
-		in.write(configYAML(up.URL, "legacy", "gc_heap_floor_bytes: "+floor+"\n"))
+		in.write(configYAML(upURL, "legacy", "gc_heap_floor_bytes: "+floor+"\n"))
 		in.signals <- syscall.SIGHUP
 	}
 	reload("0")
@@ -377,9 +381,7 @@ func TestGCFloorFollowsConfig(t *testing.T) {
 // requests run: every single request must succeed and be well-formed in
 // one format or the other.
 func TestReloadUnderLoad(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "legacy", ""))
+	in, upURL := serveLegacy(t, "legacy", "")
 	const workers, perWorker = 8, 250
 	var wg sync.WaitGroup
 	errs := make(chan string, workers*perWorker)
@@ -411,7 +413,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		defer close(stop)
 		for i := 0; i < 20; i++ {
 			mode := []string{"envelope", "legacy"}[i%2]
-			in.write(configYAML(up.URL, mode, ""))
+			in.write(configYAML(upURL, mode, ""))
 			in.signals <- syscall.SIGHUP
 			flips++
 			time.Sleep(20 * time.Millisecond)
@@ -499,9 +501,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestAccessLogHasNoSecrets checks the access log names clients without
 // ever writing a key, an Authorization or Cookie value, or a query string.
 func TestAccessLogHasNoSecrets(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "envelope", ""))
+	in, _ := serveLegacy(t, "envelope", "")
 	in.get("/credits?api_key="+acmeKey, acmeKey, "Authorization", "Bearer tok_secret_1", "Cookie", "session=cookie_secret_2")
 	in.get("/ok", otherKey)
 	in.get("/ok", "")
@@ -526,9 +526,7 @@ func TestAccessLogHasNoSecrets(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "envelope", ""))
+	in, _ := serveLegacy(t, "envelope", "")
 	tests := []struct {
 		path       string
 		wantStatus int

@@ -237,9 +237,7 @@ func pasted(t *testing.T, base, suggested string) string {
 // is a secret; /config shows it masked, and an environment reference as it
 // is.
 func TestCandidateHeadersAreNeverPrinted(t *testing.T) {
-	up := httptest.NewServer(legacyUpstream())
-	defer up.Close()
-	in := startServe(t, configYAML(up.URL, "shadow", `shadow: {candidate_headers: {X-API-Key: "literal-secret-1234", X-Tenant: "${SHADOW_TENANT}"}}`+"\n"))
+	in, _ := serveLegacy(t, "shadow", `shadow: {candidate_headers: {X-API-Key: "literal-secret-1234", X-Tenant: "${SHADOW_TENANT}"}}`+"\n")
 	_, b := await.Get(t, in.admin+"/config")
 	if strings.Contains(string(b), "literal-secret") || !strings.Contains(string(b), "X-API-Key: '[redacted]'") || !strings.Contains(string(b), "X-Tenant: ${SHADOW_TENANT}") {
 		t.Errorf("/config: got\n%s\nwant the literal value masked, the reference as it is", b)
