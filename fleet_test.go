@@ -192,11 +192,27 @@ func (r *replica) ready(client string) (int, string) {
 	return code, out.String()
 }
 
-// fleetServer starts the PostgreSQL server the fleet tests share; each test
-// gets its own database.
-func fleetServer(t *testing.T) *pgserver.Server {
+// startFleet starts a PostgreSQL server with database db, a legacyAPI
+// upstream and a replica of each name over them, all started at the same
+// moment, and returns the server (for the tests that take it away) and the
+// replicas, in the order of names.
+func startFleet(t *testing.T, db string, names ...string) (*pgserver.Server, []*replica) {
 	t.Helper()
-	return pgserver.Start(t)
+	pg := pgserver.Start(t)
+	url := pg.CreateDatabase(t, db)
+	up := httptest.NewServer(legacyAPI())
+	t.Cleanup(up.Close)
+	reps := make([]*replica, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { reps[i] = startReplica(t, name, url, up.URL) })
+	}
+	wg.Wait()
+	// A replica that failed to start ended only its own goroutine.
+	if t.Failed() {
+		t.FailNow()
+	}
+	return pg, reps
 }
 
 // TestFleetAgrees runs three replicas against one database, started at the
@@ -204,17 +220,7 @@ func fleetServer(t *testing.T) *pgserver.Server {
 // the same clients: every replica must then give the same counts, samples,
 // verdicts and `ready` answers, those of all the traffic together.
 func TestFleetAgrees(t *testing.T) {
-	pg := fleetServer(t)
-	db := pg.CreateDatabase(t, "agrees")
-	up := httptest.NewServer(legacyAPI())
-	defer up.Close()
-	names := []string{"r1", "r2", "r3"}
-	reps := make([]*replica, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Go(func() { reps[i] = startReplica(t, name, db, up.URL) })
-	}
-	wg.Wait()
+	_, reps := startFleet(t, "agrees", "r1", "r2", "r3")
 	reps[0].send(t, 10, "/v1/ok", acmeKey)
 	reps[0].send(t, 3, "/v1/teapot", acmeKey)
 	reps[1].send(t, 20, "/v1/credits", acmeKey)
@@ -271,11 +277,8 @@ func TestFleetAgrees(t *testing.T) {
 // traffic: the others keep everything it wrote before its last batch, and
 // show it silent while they write.
 func TestFleetKilledReplica(t *testing.T) {
-	pg := fleetServer(t)
-	db := pg.CreateDatabase(t, "killed")
-	up := httptest.NewServer(legacyAPI())
-	defer up.Close()
-	r1, r2 := startReplica(t, "r1", db, up.URL), startReplica(t, "r2", db, up.URL)
+	_, reps := startFleet(t, "killed", "r1", "r2")
+	r1, r2 := reps[0], reps[1]
 	r2.send(t, 10, "/v1/ok", acmeKey)
 	await.Until(t, "r1 to see r2's first 10 requests", func() bool { return summaryOf(r1.overview(t), "acme").Requests == 10 })
 	r2.send(t, 5, "/v1/ok", acmeKey)
@@ -301,11 +304,8 @@ func TestFleetKilledReplica(t *testing.T) {
 // request fails, the page and /readyz say where the evidence is, and once
 // the database is back nothing counted meanwhile is lost.
 func TestFleetDatabaseOutage(t *testing.T) {
-	pg := fleetServer(t)
-	db := pg.CreateDatabase(t, "outage")
-	up := httptest.NewServer(legacyAPI())
-	defer up.Close()
-	r1, r2 := startReplica(t, "r1", db, up.URL), startReplica(t, "r2", db, up.URL)
+	pg, reps := startFleet(t, "outage", "r1", "r2")
+	r1, r2 := reps[0], reps[1]
 	r1.send(t, 10, "/v1/ok", acmeKey)
 	await.Until(t, "r2 to see r1's requests", func() bool { return summaryOf(r2.overview(t), "acme").Requests == 10 })
 	pg.Stop(t)
