@@ -296,6 +296,15 @@ func TestShadowGroupBounds(t *testing.T) {
 		}
 		return n
 	}
+	// groupTallies is the tally of the cases that make groups past the
+	// bound: the bucket's groups.
+	groupTallies := func(b *bucket) []tally {
+		var all uint64
+		for _, g := range b.groups {
+			all += g.compared()
+		}
+		return []tally{{"groups", len(b.groups), maxGroupKeys, b.groups[groupKey{Route: otherKey}].compared(), all, n}}
+	}
 	tests := []struct {
 		name string
 		// record records the i-th comparison in b.
@@ -308,13 +317,7 @@ func TestShadowGroupBounds(t *testing.T) {
 				ev := comparison("acme", event.OutcomeMatch, fmt.Sprintf("GET /v1/r%d", i), 200, "")
 				b.group(groupKey{ev.Route, 200, ""}).add(&ev, outcomeMatch)
 			},
-			tallies: func(b *bucket) []tally {
-				var all uint64
-				for _, g := range b.groups {
-					all += g.compared()
-				}
-				return []tally{{"groups", len(b.groups), maxGroupKeys, b.groups[groupKey{Route: otherKey}].compared(), all, n}}
-			},
+			tallies: groupTallies,
 		},
 		{
 			name: "statuses and codes past maxGroupKeys fold too",
@@ -322,13 +325,7 @@ func TestShadowGroupBounds(t *testing.T) {
 				ev := comparison("acme", event.OutcomeMatch, "GET /v1/a", 200+i%300, fmt.Sprintf("code_%d", i))
 				b.group(groupKey{ev.Route, ev.LegacyStatus, ev.LegacyCode}).add(&ev, outcomeMatch)
 			},
-			tallies: func(b *bucket) []tally {
-				var all uint64
-				for _, g := range b.groups {
-					all += g.compared()
-				}
-				return []tally{{"groups", len(b.groups), maxGroupKeys, b.groups[groupKey{Route: otherKey}].compared(), all, n}}
-			},
+			tallies: groupTallies,
 		},
 		{
 			name: "rules, status changes and paths of one group",
