@@ -382,6 +382,16 @@ func BenchmarkScanner(b *testing.B) {
 		{"1MiB", 1 << 20, false},
 		{"1MiB-indented", 1 << 20, true},
 	}
+	// whole are the checks of a whole body beside the incremental Scanner:
+	// encoding/json's, the package's own and gjson's.
+	whole := []struct {
+		name  string
+		valid func([]byte) bool
+	}{
+		{"json.Valid", json.Valid},
+		{"Valid", Valid},
+		{"gjson.ValidBytes", gjson.ValidBytes},
+	}
 	for _, size := range sizes {
 		data := benchJSON(size.n)
 		if size.indent {
@@ -409,32 +419,16 @@ func BenchmarkScanner(b *testing.B) {
 				}
 			}
 		})
-		b.Run(size.name+"/json.Valid", func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				if !json.Valid(data) {
-					b.Fatal("json.Valid: got false; want true")
+		for _, v := range whole {
+			b.Run(size.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					if !v.valid(data) {
+						b.Fatal(v.name + ": got false; want true")
+					}
 				}
-			}
-		})
-		b.Run(size.name+"/Valid", func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				if !Valid(data) {
-					b.Fatal("Valid: got false; want true")
-				}
-			}
-		})
-		b.Run(size.name+"/gjson.ValidBytes", func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(data)))
-			for b.Loop() {
-				if !gjson.ValidBytes(data) {
-					b.Fatal("gjson.ValidBytes: got false; want true")
-				}
-			}
-		})
+			})
+		}
 	}
 }
