@@ -486,6 +486,18 @@ func TestCurlETagFlip(t *testing.T) {
 				}
 			}
 
+			// flip flips the client to mode and revalidates the tag saved
+			// as the other format (saved) bypassing a cache, saving the
+			// new tag as saveAs: the whole body of mode must come back.
+			flip := func(mode, step, saved, saveAs, wantBody string) curlResult {
+				t.Helper()
+				flipOther(t, in, up.URL, mode)
+				r := curl(t, bin, dir, saveAs, target+"/doc", otherKey, etagFile(saveAs),
+					append([]string{"--etag-compare", etagFile(saved)}, noCache...)...)
+				check(step, r, 200, wantBody, "BYPASS")
+				return r
+			}
+
 			// The legacy client saves the body and its tag.
 			r := curl(t, bin, dir, "legacy", target+"/doc", otherKey, etagFile("legacy"))
 			check("legacy GET", r, 200, docBody, "")
@@ -496,10 +508,7 @@ func TestCurlETagFlip(t *testing.T) {
 			r = curl(t, bin, dir, "legacy-again", target+"/doc", otherKey, "", "--etag-compare", etagFile("legacy"))
 			check("legacy revalidates its own tag", r, 304, "", "")
 
-			flipOther(t, in, up.URL, "envelope")
-			r = curl(t, bin, dir, "flipped", target+"/doc", otherKey, etagFile("flipped"),
-				append([]string{"--etag-compare", etagFile("legacy")}, noCache...)...)
-			check("flipped to envelope, revalidating the legacy tag", r, 200, docEnvelope, "BYPASS")
+			r = flip("envelope", "flipped to envelope, revalidating the legacy tag", "legacy", "flipped", docEnvelope)
 			if !envelopeTag.MatchString(r.etag) {
 				t.Fatalf("--etag-save after the flip: got %q; want the envelope's W/\"doc-7.env-<fingerprint>\"", r.etag)
 			}
@@ -520,10 +529,7 @@ func TestCurlETagFlip(t *testing.T) {
 
 			// Rollback: the envelope copy must not be confirmed for the
 			// legacy client.
-			flipOther(t, in, up.URL, "legacy")
-			r = curl(t, bin, dir, "rolled-back", target+"/doc", otherKey, etagFile("rolled-back"),
-				append([]string{"--etag-compare", etagFile("flipped")}, noCache...)...)
-			check("rolled back to legacy, revalidating the envelope tag", r, 200, docBody, "BYPASS")
+			r = flip("legacy", "rolled back to legacy, revalidating the envelope tag", "flipped", "rolled-back", docBody)
 			if r.etag != docTag {
 				t.Errorf("--etag-save after the rollback: got %q; want %q", r.etag, docTag)
 			}
