@@ -280,6 +280,21 @@ func TestShadowReportSamplesOff(t *testing.T) {
 	}
 }
 
+// roundTrip returns b's stored form and the bucket read back from it, as
+// the bucket that starts at start.
+func roundTrip(t *testing.T, b *bucket, start int64) ([]byte, *bucket) {
+	t.Helper()
+	data, err := b.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decodeBucket(start, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, d
+}
+
 func TestShadowGroupBounds(t *testing.T) {
 	const n = 1000
 	k := groupKey{"GET /v1/a", 200, ""}
@@ -366,14 +381,7 @@ func TestShadowGroupBounds(t *testing.T) {
 			}
 			// Through encode, decode and merge the bounds hold and
 			// nothing is lost (which keys stay is up to map order).
-			data, err := b.encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := decodeBucket(0, data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, d := roundTrip(t, b, 0)
 			merged := newBucket(0, 0)
 			merged.merge(b, true)
 			merged.merge(d, true)
@@ -499,14 +507,7 @@ func TestShadowGroupSurvivesEncodeDecodeAndMerge(t *testing.T) {
 	} {
 		b.group(groupKey{ev.Route, ev.LegacyStatus, ev.LegacyCode}).add(&ev, ev.Outcome.Index())
 	}
-	data, err := b.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := decodeBucket(600, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, d := roundTrip(t, b, 600)
 	// doubled is g's report with every count twice.
 	doubled := func(g ShadowGroup) ShadowGroup {
 		dbl := func(m map[string]uint64) map[string]uint64 {
