@@ -22,7 +22,7 @@ func oneEach(r *Recorder) {
 func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 5, 0, time.UTC)}
-	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	r := testConfig(dir).recorder(c)
 	for range 60 { // one request a minute, 10:00 to 10:59
 		oneEach(r)
 		c.advance(time.Minute)
@@ -38,7 +38,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 	}
 	for _, restart := range []string{"first", "second"} {
 		t.Run(restart+" restart", func(t *testing.T) {
-			r2 := New(testConfig(dir).Settings, testConfig(dir).options(c))
+			r2 := testConfig(dir).recorder(c)
 			if got := summary(t, r2, "acme").Requests; got != 61 {
 				t.Errorf("requests: got %d; want 61", got)
 			}
@@ -52,9 +52,7 @@ func TestRestartAfterTheMinutesRolled(t *testing.T) {
 }
 
 func TestFailedWriteIsRetried(t *testing.T) {
-	dir := t.TempDir()
-	c := start()
-	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	dir, c, r := onDisk(t)
 	for range 7 {
 		oneEach(r)
 	}
@@ -146,9 +144,7 @@ func TestLongerWindowDoesNotCountTwice(t *testing.T) {
 }
 
 func TestSamplesTurnedOff(t *testing.T) {
-	dir := t.TempDir()
-	c := start()
-	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	dir, c, r := onDisk(t)
 	r.RecordRequest(&event.Request{Client: "acme", Envelope: true, Status: 418, LegacyStatus: 418, Action: transform.Rewrite, Unmapped: true, UnmappedCode: "teapot", UnmappedBody: []byte(`{"code":"teapot","note":"kept"}`)})
 	r.RecordComparison(event.Comparison{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /", Sample: &event.Sample{Time: c.now(), Request: "GET /"}})
 	if err := r.Flush(); err != nil {
@@ -223,9 +219,7 @@ func (s *loadFailsFirst) Apply(ctx context.Context, w store.Write) error {
 // write until it knows where its numbering stands, else its batches,
 // numbered from 1 again, would be taken for ones already folded and lost.
 func TestNoWriteBeforeALoad(t *testing.T) {
-	dir := t.TempDir()
-	c := start()
-	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	dir, c, r := onDisk(t)
 	for range 3 {
 		oneEach(r)
 		if err := r.Flush(); err != nil {
@@ -262,7 +256,7 @@ func TestNoWriteBeforeALoad(t *testing.T) {
 	if failing.applies == 0 {
 		t.Errorf("the pending evidence was never written")
 	}
-	r3 := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	r3 := testConfig(dir).recorder(c)
 	t.Cleanup(func() { r3.Close() })
 	if got := summary(t, r3, "acme").Requests; got != 5 {
 		t.Errorf("requests in the store: got %d; want 5", got)

@@ -87,11 +87,24 @@ func (ts testSetup) options(c *clock) Options {
 	return o
 }
 
+// recorder returns a recorder of the setup on c, which the test closes.
+func (ts testSetup) recorder(c *clock) *Recorder {
+	return New(ts.Settings, ts.options(c))
+}
+
 func newTestRecorder(t *testing.T, ts testSetup, c *clock) *Recorder {
 	t.Helper()
-	r := New(ts.Settings, ts.options(c))
+	r := ts.recorder(c)
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// onDisk returns a fresh state directory, a clock at start and a recorder
+// over a SQLite store in the directory, which the test closes itself: these
+// tests look at what closing and opening again keep.
+func onDisk(t *testing.T) (string, *clock, *Recorder) {
+	dir, c := t.TempDir(), start()
+	return dir, c, testConfig(dir).recorder(c)
 }
 
 func start() *clock {
@@ -236,9 +249,7 @@ func TestSamplesOff(t *testing.T) {
 }
 
 func TestRestartKeepsEvidence(t *testing.T) {
-	dir := t.TempDir()
-	c := start()
-	r := New(testConfig(dir).Settings, testConfig(dir).options(c))
+	dir, c, r := onDisk(t)
 	envelopeTraffic(r, 10)
 	c.advance(90 * time.Minute) // the first minutes roll into their hour
 	envelopeTraffic(r, 6)
