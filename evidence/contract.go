@@ -105,15 +105,10 @@ func (cs *clientState) keepViolation(k violationKey, smp *violationSample) bool 
 // client in stored form; the caller holds cs.mu.
 func (cs *clientState) ownViolationSamples(out []store.SampleRow, replica string, seq int64) []store.SampleRow {
 	for k, v := range cs.violations {
-		if v.replica != replica {
-			continue
+		if v.replica == replica {
+			key := strconv.Itoa(k.Status) + " " + k.Code + " " + k.Reason + " " + k.Source + " " + k.Route
+			out, _ = cs.appendSample(out, kindViolation, key, v.time, seq, storedViolationSample{violationKey: k, Detail: v.detail, Body: v.body})
 		}
-		data, err := json.Marshal(storedViolationSample{violationKey: k, Detail: v.detail, Body: v.body})
-		if err != nil {
-			continue
-		}
-		key := strconv.Itoa(k.Status) + " " + k.Code + " " + k.Reason + " " + k.Source + " " + k.Route
-		out = append(out, store.SampleRow{Client: cs.name, Kind: kindViolation, Key: key, Time: v.time.UnixNano(), Seq: seq, Data: data})
 	}
 	return out
 }

@@ -308,28 +308,32 @@ func (r *Recorder) take(seq int64) *batch {
 func (cs *clientState) ownSamples(replica string, seq int64) []store.SampleRow {
 	var out []store.SampleRow
 	for k, u := range cs.unmapped {
-		if u.replica != replica {
-			continue
+		if u.replica == replica {
+			out, _ = cs.appendSample(out, kindUnmapped, strconv.Itoa(k.Status)+" "+k.Code, u.time, seq, u.body)
 		}
-		data, err := json.Marshal(u.body)
-		if err != nil {
-			continue
-		}
-		out = append(out, store.SampleRow{Client: cs.name, Kind: kindUnmapped, Key: strconv.Itoa(k.Status) + " " + k.Code, Time: u.time.UnixNano(), Seq: seq, Data: data})
 	}
 	slot := 0
 	for _, m := range cs.mismatches {
 		if m.replica != replica {
 			continue
 		}
-		data, err := json.Marshal(m.sample)
-		if err != nil {
-			continue
+		var kept bool
+		if out, kept = cs.appendSample(out, kindMismatch, strconv.Itoa(slot), m.sample.Time, seq, m.sample); kept {
+			slot++
 		}
-		out = append(out, store.SampleRow{Client: cs.name, Kind: kindMismatch, Key: strconv.Itoa(slot), Time: m.sample.Time.UnixNano(), Seq: seq, Data: data})
-		slot++
 	}
 	return cs.ownViolationSamples(out, replica, seq)
+}
+
+// appendSample appends v, the client's sample of kind and key taken at
+// taken, in stored form to out and reports whether it did: a sample that
+// does not marshal is left out.
+func (cs *clientState) appendSample(out []store.SampleRow, kind, key string, taken time.Time, seq int64, v any) ([]store.SampleRow, bool) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return out, false
+	}
+	return append(out, store.SampleRow{Client: cs.name, Kind: kind, Key: key, Time: taken.UnixNano(), Seq: seq, Data: data}), true
 }
 
 // written adds a written batch's buckets to the fleet's sums.
