@@ -61,8 +61,8 @@ func TestRuleSuggestions(t *testing.T) {
 		{
 			name:   "an unmapped error without a code: matched by its message",
 			events: []event.Comparison{unmappedDryRun(409, "", `{"error": "Job already running"}`)},
-			want: []transform.Rule{{Name: "conflict", Match: transform.Match{Status: 409, Message: `^Job already running$`}, Status: 409, Code: "conflict"}},
-			kinds: []string{SuggestUnmapped},
+			want:   []transform.Rule{{Name: "conflict", Match: transform.Match{Status: 409, Message: `^Job already running$`}, Status: 409, Code: "conflict"}},
+			kinds:  []string{SuggestUnmapped},
 		},
 		{
 			name:   "an unmapped error with neither code nor message: no rule that would take every 409",
