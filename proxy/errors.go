@@ -52,20 +52,23 @@ func statusForError(err error) int {
 // the legacy {"error", "code"}.
 func (ex *exchange) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	s := ex.snap
+	if ex.reqBody != nil && ex.reqBody.clientFailed() {
+		// The transport stopped because the client's own body broke
+		// off: the client's error, not the upstream's. It is answered
+		// even when net/http has canceled the request's context: a client
+		// that half-closed its connection after a short body cancels it
+		// too, and still reads the answer.
+		ex.answerClientError(w, r, err)
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away (or half-closed its connection): there is
-		// no one to answer, and returning would let net/http send an empty
-		// 200 the upstream never gave. Abort the connection instead.
+		// The client went away: there is no one to answer, and returning
+		// would let net/http send an empty 200 the upstream never gave.
+		// Abort the connection instead.
 		if ce := s.logger.Check(zap.DebugLevel, "client canceled"); ce != nil {
 			ce.Write(zap.String("path", r.URL.Path))
 		}
 		panic(http.ErrAbortHandler)
-	}
-	if ex.reqBody != nil && ex.reqBody.clientFailed() {
-		// The transport stopped because the client's own body broke
-		// off: the client's error, not the upstream's.
-		ex.answerClientError(w, r, err)
-		return
 	}
 	status := statusForError(err)
 	kind := upstreamErrorKind(err)
