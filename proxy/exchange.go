@@ -43,8 +43,10 @@ type exchange struct {
 	upstreamError string
 	clientError   string
 	// buffered reports a request body read whole before the upstream was
-	// dialled.
-	buffered bool
+	// dialled, and bufferedBody holds it when it was not empty, until
+	// finish gives its buffer back.
+	buffered     bool
+	bufferedBody *bufferedBody
 	// bodyErr is the error that cut a streamed body short, nil when none.
 	bodyErr error
 	// headAsGet reports an envelope client's HEAD sent upstream as a GET,
@@ -227,6 +229,9 @@ func (ex *exchange) finish() {
 	}
 	if s.recording {
 		ex.recordRequest(elapsed)
+	}
+	if ex.bufferedBody != nil {
+		ex.bufferedBody.Close()
 	}
 	if cap(ex.unmappedBody) > maxUnmappedCapture {
 		ex.unmappedBody = nil

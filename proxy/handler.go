@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/envelope-proxy/envelope-proxy/codec"
+	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/event"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -40,7 +41,12 @@ type services struct {
 	contract  ContractChecker
 	codecs    *codec.Set
 	buffers   *bufferPool
-	copies    *copyPool
+	// requestBuffers hold the request bodies read whole before the
+	// upstream is dialled (server.request_buffering), apart from the
+	// response bodies' buffers: a pool shared with small error bodies
+	// would hand a 1 MiB upload a 4 KiB buffer as often as not.
+	requestBuffers *bufferPool
+	copies         *copyPool
 }
 
 // Shadower is what the proxy needs of the shadow comparison: a cheap
@@ -99,7 +105,10 @@ func New(s Settings, opts Options) (*Handler, error) {
 		contract:  opts.Contract,
 		codecs:    &codec.Set{},
 		buffers:   newBufferPool(int(s.MaxBodyBytes) * 2),
-		copies:    &copyPool{},
+		// Twice the setting at start: a reload may raise it a little
+		// without every buffer being dropped.
+		requestBuffers: newBufferPool(int(max(s.RequestBuffering, config.DefaultRequestBuffering)) * 2),
+		copies:         &copyPool{},
 	}
 	if sv.logger == nil {
 		sv.logger = zap.NewNop()

@@ -38,7 +38,7 @@ func TestExchangeReset(t *testing.T) {
 	ex.unmappedCode, ex.unmappedTruncated = "quota", true
 	ex.unmappedBody = append(ex.unmappedBody[:0], `{"error":"x"}`...)
 	ex.bodyErr = errBadEncoding
-	ex.clientError, ex.buffered = clientRequestBody, true
+	ex.clientError, ex.buffered, ex.bufferedBody = clientRequestBody, true, &bufferedBody{}
 	ex.headAsGet, ex.rangeSpec, ex.ifRange, ex.ifNoneMatch = true, "bytes=0-1", `"v1"`, `W/"v1.env-00000000"`
 	ex.respBody = pooledBody{off: len(`{"data":`)}
 	rp, pool := ex.rp, ex.copyBufs.pool

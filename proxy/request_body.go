@@ -66,31 +66,71 @@ func (b *requestBody) take() (buf []byte, truncated bool) {
 // never reaches the upstream half sent (the error is returned, the
 // client's). A body that fits goes upstream with its Content-Length, even
 // if it came chunked; a larger one streams on from where the buffer ends.
-// The buffer is the request's own, not pooled: the transport may read the
-// body until it closes it, which can be after ServeHTTP has returned.
+// The buffer comes from the handler's pool and goes back to it when the
+// exchange finishes (finish): without the pool, buffering a 1 MiB body cost
+// it a fresh 1.1 MB and twice the time of streaming it
+// (BenchmarkPostBuffering).
 func (ex *exchange) bufferRequest(r *http.Request) error {
 	limit := ex.snap.settings.RequestBuffering
 	if limit <= 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength > limit {
 		return nil
 	}
-	var buf []byte
-	if r.ContentLength > 0 {
-		buf = make([]byte, 0, r.ContentLength+1)
-	}
-	complete, err := codec.ReadUpTo(r.Body, &buf, limit)
+	pool := ex.snap.requestBuffers
+	buf := pool.getFor(r.ContentLength, limit, 0)
+	complete, err := codec.ReadUpTo(r.Body, buf, limit)
 	if err != nil {
+		pool.put(buf)
 		return err
 	}
 	if !complete {
-		r.Body = &replayReader{head: buf, rest: r.Body}
+		// The head goes on as the start of a streamed body; the buffer is
+		// the request's from then on.
+		r.Body = &replayReader{head: *buf, rest: r.Body}
 		return nil
 	}
-	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	r.ContentLength, r.TransferEncoding = int64(len(*buf)), nil
 	r.Body = http.NoBody
-	if len(buf) > 0 {
-		r.Body = io.NopCloser(&byteReader{b: buf})
+	if len(*buf) > 0 {
+		ex.bufferedBody = &bufferedBody{buf: buf, pool: pool}
+		r.Body = ex.bufferedBody
+	} else {
+		pool.put(buf)
 	}
 	ex.buffered = true
+	return nil
+}
+
+// bufferedBody is a request body read whole before the upstream was
+// dialled, in a pooled buffer that goes back to the pool once the exchange
+// finishes. ReverseProxy stops every read of the body once ServeHTTP
+// returns (it wraps the body in a reader that refuses reads after its
+// Close), but a read already in flight may still be running: the lock makes
+// the release wait for it, and any read after the release finds nothing.
+type bufferedBody struct {
+	mu   sync.Mutex
+	buf  *[]byte
+	off  int
+	pool *bufferPool
+}
+
+func (b *bufferedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf == nil || b.off >= len(*b.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, (*b.buf)[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *bufferedBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf != nil {
+		b.pool.put(b.buf)
+		b.buf = nil
+	}
 	return nil
 }
 
