@@ -171,10 +171,14 @@ func (d *Document) Check(ctx context.Context, e Envelope) Finding {
 	return f
 }
 
+// describesPaths reports whether the document has operations: without
+// any, every envelope is held to components.responses by its status alone.
+func (d *Document) describesPaths() bool { return d.doc.Paths != nil && d.doc.Paths.Len() > 0 }
+
 // find is the operation of e's method and path, nil when the document
 // describes none. A HEAD is held to its GET.
 func (d *Document) find(e Envelope) (*routers.Route, map[string]string) {
-	if d.doc.Paths == nil || d.doc.Paths.Len() == 0 {
+	if !d.describesPaths() {
 		return nil, nil
 	}
 	method := e.Method
