@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/getkin/kin-openapi/openapi3"
@@ -66,6 +67,8 @@ type Document struct {
 	name   string
 	doc    *openapi3.T
 	router routers.Router
+	// free caches dataFree by status (int to bool).
+	free sync.Map
 }
 
 // Builtin returns the built-in envelope contract.

@@ -130,20 +130,26 @@ func TestSwapStartsAnEmptyMemo(t *testing.T) {
 }
 
 // BenchmarkSubmit measures the request path's hand-over of an envelope:
-// one the memo knows (counted at once) and one it does not (copied and
-// queued; the queue is drained without checking).
+// one the memo knows (counted at once), one it does not (copied and
+// queued; the queue is drained without checking), and a 1 MiB wrapped
+// success, counted as its remembered stand-in.
 func BenchmarkSubmit(b *testing.B) {
 	doc, err := Builtin()
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, name := range []string{"remembered", "queued"} {
+	for _, name := range []string{"remembered", "queued", "1MiB-wrap"} {
 		b.Run(name, func(b *testing.B) {
 			c := newChecker(Settings{Document: doc, Sample: 1, MaxInFlight: 8}, Options{})
 			defer c.Close()
 			e := envelope(402, "insufficient_credits", credits)
-			if name == "remembered" {
+			switch name {
+			case "remembered":
 				c.check(c.cur.Load(), e)
+			case "1MiB-wrap":
+				e = wrapped("[" + strings.Repeat(`{"id":1,"name":"item"},`, 1<<20/23) + "{}]")
+				c.Submit(e)
+				c.run(<-c.queue)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
