@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/envelope-proxy/envelope-proxy/event"
+	"github.com/envelope-proxy/envelope-proxy/internal/await"
 )
 
 // TestMemoCountsARepeatAsItsCheck checks that an envelope the memo knows is
@@ -21,6 +22,8 @@ func TestMemoCountsARepeatAsItsCheck(t *testing.T) {
 			defer c.Close()
 			c.Submit(envelope(402, tc.code, tc.body))
 			first := rec.next(t)
+			// The worker lets its job go after recording it.
+			await.Until(t, "the first check's release", func() bool { return c.inflight.Load() == 0 })
 			e := envelope(402, tc.code, tc.body)
 			e.Path = "/v1/jobs/456"
 			c.Submit(e)
