@@ -93,6 +93,7 @@ type Checker struct {
 	// that a reload may raise it.
 	queue    chan *job
 	jobs     sync.Pool
+	events   sync.Pool // *event.ContractCheck
 	inflight atomic.Int64
 	closed   atomic.Bool
 	stop     chan struct{}
@@ -108,6 +109,9 @@ type compiled struct {
 	keyHeader   string
 	samples     bool
 	redact      redact.Paths
+	// memo remembers the findings of this document's conforming
+	// envelopes.
+	memo *memo
 }
 
 // job is one queued check: the envelope, with its body copied into the
@@ -151,6 +155,7 @@ func newChecker(s Settings, opts Options) *Checker {
 	}
 	c.metrics = m
 	c.jobs.New = func() any { return new(job) }
+	c.events.New = func() any { return new(event.ContractCheck) }
 	c.Swap(s)
 	return c
 }
@@ -187,6 +192,7 @@ func (c *Checker) Swap(in Settings) {
 		}
 		s.doc = doc
 	}
+	s.memo = newMemo(s.doc)
 	c.cur.Store(s)
 }
 
@@ -197,10 +203,22 @@ func (c *Checker) Document() *Document { return c.cur.Load().doc }
 // never blocks: when max_in_flight checks are queued or running, or the
 // Checker is closed, e is skipped and counted as busy. It copies e's body
 // and keeps a reference to its header, which must not change afterwards;
-// once the pool of jobs is warm it allocates nothing.
+// once the pool of jobs is warm it allocates nothing. An envelope the memo
+// knows conforms is counted at once, without a check. A large wrapped
+// success held to a contract that leaves data free is checked as its
+// stand-in (standIn), which is neither copied nor decoded whole.
 func (c *Checker) Submit(e *event.Envelope) {
 	s, ok := c.admit(e)
 	if !ok {
+		return
+	}
+	if b, ok := standIn(s.doc, e); ok {
+		sub := *e
+		sub.Body = b
+		e = &sub
+	}
+	if f, ok := s.memo.lookup(e); ok {
+		c.report(s, e, &f)
 		return
 	}
 	if c.inflight.Add(1) > s.maxInFlight || c.closed.Load() {
@@ -283,19 +301,41 @@ func (c *Checker) put(j *job) {
 
 func (c *Checker) release() { c.inflight.Add(-1) }
 
-// check holds e to s's document and hands the result on.
+// check holds e to s's document, unless the memo knows the finding, and
+// hands the result on.
 func (c *Checker) check(s *compiled, e *event.Envelope) {
+	f, ok := s.memo.lookup(e)
+	if !ok {
+		f = checkNow(s, e)
+		s.memo.remember(e, f)
+	}
+	c.report(s, e, &f)
+}
+
+// checkNow holds e to s's document, within checkTimeout.
+func checkNow(s *compiled, e *event.Envelope) Finding {
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
-	f := s.doc.Check(ctx, Envelope{Method: e.Method, Path: e.Path, Status: e.Status, Body: e.Body, Fields: e.Fields})
-	route := f.Operation
-	if route == "" {
-		route = s.routes.Name(e.Path)
-	}
-	ev := event.ContractCheck{
+	return s.doc.Check(ctx, Envelope{Method: e.Method, Path: e.Path, Status: e.Status, Body: e.Body, Fields: e.Fields})
+}
+
+// report counts and records the finding f of e. The event is pooled: the
+// recorder keeps nothing of it, and on the request path (a remembered
+// envelope) it would otherwise be an allocation per request.
+func (c *Checker) report(s *compiled, e *event.Envelope, f *Finding) {
+	route := s.memo.route(e.Method, e.Path, f.Operation, func() string {
+		route := f.Operation
+		if route == "" {
+			route = s.routes.Name(e.Path)
+		}
+		return e.Method + " " + route
+	})
+	ev := c.events.Get().(*event.ContractCheck)
+	defer c.events.Put(ev)
+	*ev = event.ContractCheck{
 		Client:    e.Client,
 		Source:    e.Source,
-		Route:     e.Method + " " + route,
+		Route:     route,
 		Status:    e.Status,
 		Code:      e.Code,
 		Reason:    f.Reason,
@@ -303,16 +343,16 @@ func (c *Checker) check(s *compiled, e *event.Envelope) {
 		Time:      time.Now(),
 	}
 	if ev.Violation() && s.samples {
-		ev.Sample, ev.Detail = sample(s, e, &f)
+		ev.Sample, ev.Detail = sample(s, e, f)
 	}
-	c.metrics.count(&ev)
+	c.metrics.count(ev)
 	if ev.Violation() {
 		if ce := c.logger.Check(zap.DebugLevel, "contract violation"); ce != nil {
 			ce.Write(zap.String("client", ev.Client), zap.String("route", ev.Route), zap.Int("status", ev.Status), zap.String("reason", ev.Reason), zap.String("detail", ev.Detail))
 		}
 	}
 	if c.recorder != nil {
-		c.recorder.RecordContractCheck(&ev)
+		c.recorder.RecordContractCheck(ev)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/envelope-proxy/envelope-proxy/transform"
 	"github.com/getkin/kin-openapi/openapi3"
@@ -66,6 +67,8 @@ type Document struct {
 	name   string
 	doc    *openapi3.T
 	router routers.Router
+	// free caches dataFree by status (int to bool).
+	free sync.Map
 }
 
 // Builtin returns the built-in envelope contract.
@@ -171,10 +174,14 @@ func (d *Document) Check(ctx context.Context, e Envelope) Finding {
 	return f
 }
 
+// describesPaths reports whether the document has operations: without
+// any, every envelope is held to components.responses by its status alone.
+func (d *Document) describesPaths() bool { return d.doc.Paths != nil && d.doc.Paths.Len() > 0 }
+
 // find is the operation of e's method and path, nil when the document
 // describes none. A HEAD is held to its GET.
 func (d *Document) find(e Envelope) (*routers.Route, map[string]string) {
-	if d.doc.Paths == nil || d.doc.Paths.Len() == 0 {
+	if !d.describesPaths() {
 		return nil, nil
 	}
 	method := e.Method

@@ -43,6 +43,12 @@ type Envelope struct {
 	// max_body_bytes: it is never whole in memory, so it is not checked,
 	// and counted as skipped.
 	Streamed bool
+	// Wrapped reports a success the proxy wrapped: Body is
+	// transform.SuccessPrefix, then exactly one JSON value it checked
+	// (transform.Valid), then transform.SuccessSuffix. The checks use it
+	// to hold a large one to a contract that leaves data free without
+	// copying or decoding data.
+	Wrapped bool
 	// Header is the request's header, read only, whose credential values
 	// are scrubbed from a violation's sample.
 	Header http.Header

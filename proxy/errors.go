@@ -105,7 +105,7 @@ func (ex *exchange) answer(w http.ResponseWriter, status int) {
 	ex.result = transform.Result{Action: transform.Rewrite, Status: status, Code: code}
 	if ex.envelope() {
 		*buf = transform.AppendEnvelopeError(*buf, code, msg)
-		ex.checkContract(*buf, false)
+		ex.checkContract(*buf, false, false)
 	} else {
 		*buf = transform.AppendLegacyError(*buf, code, msg)
 	}

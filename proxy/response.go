@@ -116,7 +116,7 @@ func (ex *exchange) rewriteError(resp *http.Response) error {
 		resp.Body = ex.body(raw, 0)
 		return nil
 	}
-	ex.checkContract(*out, false)
+	ex.checkContract(*out, false, false)
 	if c != nil {
 		enc := s.buffers.get()
 		if err := codec.EncodeAll(c, *out, enc); err != nil {
@@ -197,7 +197,7 @@ func (ex *exchange) wrapSuccess(resp *http.Response) error {
 			return nil
 		}
 		*raw = append(*raw, transform.SuccessSuffix()...)
-		ex.checkContract(*raw, false)
+		ex.checkContract(*raw, false, true)
 		ex.setBody(resp, raw)
 		ex.copyBufs.direct = *raw
 		return nil
@@ -223,7 +223,7 @@ func (ex *exchange) wrapSuccess(resp *http.Response) error {
 	// Encoded: wrap the decoded bytes, then encode the whole envelope.
 	out := s.buffers.get()
 	*out = transform.AppendSuccess(*out, *plain)
-	ex.checkContract(*out, false)
+	ex.checkContract(*out, false, true)
 	enc := s.buffers.get()
 	err = codec.EncodeAll(c, *out, enc)
 	s.buffers.put(out)

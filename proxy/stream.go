@@ -63,7 +63,7 @@ func (ex *exchange) streamWrap(resp *http.Response, c codec.Codec, head *[]byte,
 		w.source = source
 	}
 	w.failed = &ex.bodyErr
-	ex.checkContract(nil, true)
+	ex.checkContract(nil, true, false)
 	var body io.ReadCloser = w
 	if c != nil {
 		body = newEncodeReader(c, w)
