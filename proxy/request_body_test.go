@@ -20,9 +20,8 @@ import (
 // recordingUpstream answers 200 {} and records each request it got whole:
 // its headers and body, or the error reading the body.
 type recordingUpstream struct {
-	mu   sync.Mutex
-	got  []recorded
-	conn int
+	mu  sync.Mutex
+	got []recorded
 }
 
 type recorded struct {
