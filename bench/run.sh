@@ -9,6 +9,7 @@
 #   bash bench/run.sh                  # defaults: DURATION=5s ROUNDS=3, about 7 minutes
 #   PEERS=0 bash bench/run.sh          # without the nginx peers
 #   bash bench/postgres.sh             # also envelope-pg: evidence in a throwaway PostgreSQL
+#   COMPARE_REF=main~3 bash bench/run.sh   # also envelope-proxy as it was at main~3
 #
 # Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
@@ -24,7 +25,11 @@
 # state_url, instead of the SQLite file in state_dir, with its ratio to
 # envelope in a "vs envelope" column; empty, the default: skip it. Give it
 # a throwaway database: the run adds its evidence to whatever is there.
-# bench/postgres.sh starts one and sets STATE_URL).
+# bench/postgres.sh starts one and sets STATE_URL), COMPARE_REF (a git
+# revision of this repository: also measure envelope-proxy built from it, as
+# legacy-ref and envelope-ref, with every target's ratio to them in "vs
+# legacy@ref" and "vs envelope@ref" columns, so that a change's cost is read
+# in one run against its noise band; empty, the default: skip them).
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
 set -euo pipefail
@@ -43,6 +48,7 @@ CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
 PEERS=${PEERS:-1}
 STATE_URL=${STATE_URL:-}
+COMPARE_REF=${COMPARE_REF:-}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -61,6 +67,13 @@ STATE_URL_RE="^postgres(ql)?://[^'\"[:space:][:cntrl:]]+$"
 [[ -z $STATE_URL || $STATE_URL =~ $STATE_URL_RE ]] || die "STATE_URL: want a postgres:// URL (without quotes or spaces), or nothing"
 PG=0
 [[ -n $STATE_URL ]] && PG=1
+CMP=0
+COMPARE_COMMIT=
+if [[ -n $COMPARE_REF ]]; then
+	COMPARE_COMMIT=$(git -C "$ROOT" rev-parse --verify --quiet "$COMPARE_REF^{commit}") ||
+		die "COMPARE_REF=$COMPARE_REF: not a commit of $ROOT"
+	CMP=1
+fi
 
 START_TIME=$SECONDS
 
@@ -160,6 +173,15 @@ rm -rf "$OUT/wrk" "$OUT/verify"
 mkdir -p "$OUT/wrk" "$OUT/verify"
 log "building into $OUT"
 (cd "$ROOT" && go build -o "$OUT/envelope-proxy" . && go build -o "$OUT/backend" ./bench/backend && go build -o "$OUT/baseline" ./bench/baseline)
+if ((CMP)); then
+	# The committed tree only, with its own default.pgo: what that commit's
+	# users would have built, whatever the working tree holds.
+	log "building envelope-proxy at $COMPARE_REF (${COMPARE_COMMIT:0:12})"
+	rm -rf "$OUT/compare-src"
+	mkdir -p "$OUT/compare-src"
+	git -C "$ROOT" archive "$COMPARE_COMMIT" | tar -x -C "$OUT/compare-src"
+	(cd "$OUT/compare-src" && go build -o "$OUT/envelope-proxy-ref" .)
+fi
 
 # --- processes -----------------------------------------------------------
 # LIVE maps the PID of every server this script started (and has not
@@ -213,6 +235,8 @@ pick_port; NGINX_PORT=$PORT
 pick_port; NGINXLUA_PORT=$PORT
 pick_port; EPPG_PORT=$PORT
 pick_port; EPPG_ADMIN=$PORT
+pick_port; EPREF_PORT=$PORT
+pick_port; EPREF_ADMIN=$PORT
 
 # The command line of each server.
 declare -A CMD=(
@@ -222,6 +246,7 @@ declare -A CMD=(
 	[ep]="$OUT/envelope-proxy -config $OUT/envelope-proxy.yaml"
 	[eplog]="$OUT/envelope-proxy -config $OUT/envelope-proxy-accesslog.yaml"
 	[eppg]="$OUT/envelope-proxy -config $OUT/envelope-proxy-pg.yaml"
+	[epref]="$OUT/envelope-proxy-ref -config $OUT/envelope-proxy-ref.yaml"
 )
 declare -A READY_URL=(
 	[backend]="http://127.0.0.1:$BACKEND_PORT/small"
@@ -230,6 +255,7 @@ declare -A READY_URL=(
 	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
 	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
 	[eppg]="http://127.0.0.1:$EPPG_ADMIN/readyz"
+	[epref]="http://127.0.0.1:$EPREF_ADMIN/readyz"
 )
 
 # The peers run from their own directories under bench/out/ (config, pid
@@ -328,7 +354,7 @@ ENVELOPE_KEY=bench-envelope-key-0123456789
 LEGACY_SHA=$(printf %s "$LEGACY_KEY" | sha256sum | cut -d' ' -f1)
 ENVELOPE_SHA=$(printf %s "$ENVELOPE_KEY" | sha256sum | cut -d' ' -f1)
 
-write_config() { # file port admin_port access_log state (a directory under bench/out/, or a postgres:// URL)
+write_config() { # file port admin_port access_log state (a directory under bench/out/, or a postgres:// URL) [binary that validates it]
 	local state
 	if [[ $5 == postgres://* || $5 == postgresql://* ]]; then
 		state="# The dashboard's evidence in PostgreSQL (STATE_URL) instead of SQLite.
@@ -354,13 +380,16 @@ log:
   level: warn
   access_log: $4
 EOF
-	"$OUT/envelope-proxy" validate -config "$1" >/dev/null || die "invalid config $1"
+	"${6:-$OUT/envelope-proxy}" validate -config "$1" >/dev/null || die "invalid config $1"
 }
 write_config "$OUT/envelope-proxy.yaml" "$EP_PORT" "$EP_ADMIN" false state-ep
 write_config "$OUT/envelope-proxy-accesslog.yaml" "$EPLOG_PORT" "$EPLOG_ADMIN" true state-eplog
 rm -f "$OUT/envelope-proxy-pg.yaml"
 # The same config as envelope's but for where the evidence is kept.
 ((PG)) && write_config "$OUT/envelope-proxy-pg.yaml" "$EPPG_PORT" "$EPPG_ADMIN" false "$STATE_URL"
+rm -f "$OUT/envelope-proxy-ref.yaml"
+# The same config as envelope's, for the binary built at COMPARE_REF.
+((CMP)) && write_config "$OUT/envelope-proxy-ref.yaml" "$EPREF_PORT" "$EPREF_ADMIN" false state-epref "$OUT/envelope-proxy-ref"
 
 # --- targets and workloads -----------------------------------------------
 WORKLOADS=(small credits large)
@@ -375,8 +404,9 @@ TARGETS=(baseline)
 TARGETS+=(baseline-tuned legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
 ((PG)) && TARGETS+=(envelope-pg)
+((CMP)) && TARGETS+=(legacy-ref envelope-ref)
 ((PEERS)) && TARGETS+=(nginx nginx-lua)
-declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [envelope-pg]=eppg [nginx]=nginx [nginx-lua]=nginx-lua)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [envelope-pg]=eppg [legacy-ref]=epref [envelope-ref]=epref [nginx]=nginx [nginx-lua]=nginx-lua)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
 	[baseline-again]="http://127.0.0.1:$BASE_PORT"
@@ -385,6 +415,8 @@ declare -A TURL=(
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
 	[envelope-pg]="http://127.0.0.1:$EPPG_PORT"
+	[legacy-ref]="http://127.0.0.1:$EPREF_PORT"
+	[envelope-ref]="http://127.0.0.1:$EPREF_PORT"
 	[nginx]="http://127.0.0.1:$NGINX_PORT"
 	[nginx-lua]="http://127.0.0.1:$NGINXLUA_PORT"
 )
@@ -392,8 +424,8 @@ declare -A TURL=(
 # header), so that every target parses and forwards requests of the same
 # shape and the ratios measure the proxy, not a shorter request. nginx-lua
 # is the rewriting peer: it gets the envelope key, as the envelope target.
-declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [envelope-pg]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [envelope-pg]=envelope [nginx]=legacy [nginx-lua]=envelope)
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [envelope-pg]=$ENVELOPE_KEY [legacy-ref]=$LEGACY_KEY [envelope-ref]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [envelope-pg]=envelope [legacy-ref]=legacy [envelope-ref]=envelope [nginx]=legacy [nginx-lua]=envelope)
 declare -A TDESC=(
 	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): most of its requests dial the backend anew (2 idle connections per host)"
 	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
@@ -402,6 +434,8 @@ declare -A TDESC=(
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
 	[envelope-pg]="envelope-proxy, envelope client key, access log off, the dashboard's evidence in PostgreSQL (state_url) instead of SQLite" # completed with the store's location once started
+	[legacy-ref]="envelope-proxy built at $COMPARE_REF (${COMPARE_COMMIT:0:12}), legacy client key"
+	[envelope-ref]="envelope-proxy built at $COMPARE_REF (${COMPARE_COMMIT:0:12}), envelope client key, access log off"
 	[nginx]="nginx proxy_pass, 1 worker, upstream keep-alive, 32 KiB buffers, no access log (bench/peers/nginx)"
 	[nginx-lua]="nginx + Lua doing the same envelope rewrite, 1 worker, no access log (bench/peers/nginx-lua): the transforming peer"
 )
@@ -443,6 +477,7 @@ if ((PG)); then
 	# The location as the proxy shows it: the URL without its password.
 	TDESC[envelope-pg]+=" (${PG_EVIDENCE#evidence: postgres })"
 fi
+((CMP)) && start_server epref
 if ((PEERS)); then
 	start_server nginx
 	start_server nginx-lua
@@ -661,7 +696,9 @@ ELAPSED=$((SECONDS - START_TIME))
 	((PEERS)) && REFS+=(nginx nginx-lua)
 	# envelope-pg against the SQLite default.
 	((PG)) && REFS+=(envelope)
-	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope)
+	# Every target against envelope-proxy as it was at COMPARE_REF.
+	((CMP)) && REFS+=(legacy-ref envelope-ref)
+	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope [legacy-ref]=legacy@ref [envelope-ref]=envelope@ref)
 	declare -A MCPU=()
 	for w in "${WORKLOADS[@]}"; do
 		for t in "${TARGETS[@]}"; do
@@ -699,6 +736,10 @@ ELAPSED=$((SECONDS - START_TIME))
 	fi
 	if ((PG)); then
 		echo "\`envelope-pg\` is \`envelope\` with the dashboard's evidence in PostgreSQL instead of SQLite: its **vs envelope** ratio is what keeping the evidence in PostgreSQL costs$( ((NOISE_TARGET)) && echo ", within the noise of the SQLite default when its range in the next table lies within \`baseline-again\`'s range vs baseline")."
+		echo
+	fi
+	if ((CMP)); then
+		echo "\`legacy-ref\` and \`envelope-ref\` are envelope-proxy built at $COMPARE_REF (${COMPARE_COMMIT:0:12}): \`legacy\`'s **vs legacy@ref** and \`envelope\`'s **vs envelope@ref** are what the change since then costs (above 1, faster now)$( ((NOISE_TARGET)) && echo ", no difference this run can tell when their ranges in the next table lie within \`baseline-again\`'s range vs baseline")."
 		echo
 	fi
 	echo "Spread over the rounds: the lowest and highest round of req/s, and of each same-round ratio."
