@@ -92,9 +92,9 @@ func withUnmapped(s evidence.Series, n uint64) evidence.Series {
 
 // browserSource has the four clients the test looks at and a thousand
 // more rows with too little evidence, as a large fleet would.
-func browserSource() *staticSource {
+func browserSource() *staticEvidence {
 	now := time.Now().Truncate(time.Minute)
-	src := &staticSource{details: map[string]evidence.ClientDetail{}}
+	src := &staticEvidence{details: map[string]evidence.ClientDetail{}}
 	var total uint64
 	put := func(d evidence.ClientDetail) {
 		src.overview.Clients = append(src.overview.Clients, d.ClientSummary)
@@ -870,8 +870,8 @@ func TestBrowser(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				if tt.noNoise {
-					src.set(func(s *staticSource) { s.suggestions.Ignore = []evidence.IgnoreSuggestion{} })
-					defer src.set(func(s *staticSource) { s.suggestions.Ignore = browserSuggestions(time.Now()).Ignore })
+					src.set(func(s *staticEvidence) { s.suggestions.Ignore = []evidence.IgnoreSuggestion{} })
+					defer src.set(func(s *staticEvidence) { s.suggestions.Ignore = browserSuggestions(time.Now()).Ignore })
 				}
 				b.Do(t, "opening "+tt.client,
 					chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = 'client=' + encodeURIComponent(%q)`, tt.client)),
@@ -1165,7 +1165,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("store problem", func(t *testing.T) {
-		src.set(func(s *staticSource) {
+		src.set(func(s *staticEvidence) {
 			s.overview.State.Error = "writing evidence failed; this replica's evidence is kept in memory until the store answers: dial tcp 10.0.0.5:5432: connect: connection refused"
 			s.overview.State.Pending, s.overview.State.Lost = 12, 4
 			s.overview.FleetWarning = ""
@@ -1173,7 +1173,7 @@ func TestBrowser(t *testing.T) {
 			reps[2].State = evidence.ReplicaActive
 			s.overview.Replicas = reps
 		})
-		defer src.set(func(s *staticSource) { s.overview = browserSource().overview })
+		defer src.set(func(s *staticEvidence) { s.overview = browserSource().overview })
 		b.Do(t, "reloading the list",
 			chromedp.Navigate(ts.URL+"/"),
 			chromedp.WaitVisible(chromedp.ID("store-problem")),
@@ -1197,7 +1197,7 @@ func TestBrowser(t *testing.T) {
 		}
 
 		// Memory only: no location, and why.
-		src.set(func(s *staticSource) {
+		src.set(func(s *staticEvidence) {
 			s.overview.State = evidence.StateInfo{Kind: "memory", Replica: "proxy-a", Error: "readiness.state_dir is empty", Since: s.overview.State.Since}
 			s.overview.Replicas = s.overview.Replicas[:1]
 		})
@@ -1219,8 +1219,8 @@ func TestBrowser(t *testing.T) {
 		}
 
 		// A detail the store cannot give is a 503 the banner explains.
-		src.set(func(s *staticSource) { s.err = errors.New("dial tcp 10.0.0.5:5432: connect: connection refused") })
-		defer src.set(func(s *staticSource) { s.err = nil })
+		src.set(func(s *staticEvidence) { s.err = errors.New("dial tcp 10.0.0.5:5432: connect: connection refused") })
+		defer src.set(func(s *staticEvidence) { s.err = nil })
 		b.ExpectFailure(ts.URL + "/api/clients/acme-envelope?replica=proxy-b")
 		b.Do(t, "opening a replica's detail with the store down",
 			chromedp.Evaluate[chromedp.Void](`location.hash = 'client=acme-envelope&replica=proxy-b'`),

@@ -48,11 +48,12 @@ const assetPrefix = "/dashboard/assets/"
 //go:embed assets
 var embedded embed.FS
 
-// Source is where the dashboard reads evidence; it is implemented elsewhere
-// (package evidence) so the dashboard only presents what is gathered. Both
-// methods are safe for concurrent use and cheap enough to call every few
-// seconds, which is how often the page polls.
-type Source interface {
+// Evidence is where the dashboard reads what is known about the clients;
+// it is implemented elsewhere (package evidence) so the dashboard only
+// presents what is gathered. Its methods are safe for concurrent use and
+// cheap enough to call every few seconds, which is how often the page
+// polls.
+type Evidence interface {
 	// Overview returns every client's summary over the readiness window.
 	Overview() evidence.Overview
 	// ReplicaClient returns one client's detail, limited to one replica
@@ -81,7 +82,7 @@ type Options struct {
 // state of its own beyond the embedded files, so one value serves any
 // number of requests at once.
 type Dashboard struct {
-	src       Source
+	src       Evidence
 	log       *zap.Logger
 	candidate func() bool
 	assets    map[string]asset
@@ -96,7 +97,7 @@ type asset struct {
 }
 
 // New returns a dashboard that reads its evidence from src.
-func New(src Source, opts Options) *Dashboard {
+func New(src Evidence, opts Options) *Dashboard {
 	d := &Dashboard{src: src, log: opts.Logger, candidate: opts.CandidateConfigured, assets: map[string]asset{}}
 	if d.log == nil {
 		d.log = zap.NewNop()

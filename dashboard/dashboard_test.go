@@ -24,9 +24,9 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 )
 
-// staticSource is a Source over fixed data. Its fields may be changed
+// staticEvidence is an Evidence over fixed data. Its fields may be changed
 // while a server reads them, through set.
-type staticSource struct {
+type staticEvidence struct {
 	mu       sync.Mutex
 	overview evidence.Overview
 	details  map[string]evidence.ClientDetail
@@ -47,25 +47,25 @@ type staticSource struct {
 	calls []string
 }
 
-func (s *staticSource) set(f func(*staticSource)) {
+func (s *staticEvidence) set(f func(*staticEvidence)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s)
 }
 
-func (s *staticSource) called() []string {
+func (s *staticEvidence) called() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
 }
 
-func (s *staticSource) Overview() evidence.Overview {
+func (s *staticEvidence) Overview() evidence.Overview {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.overview
 }
 
-func (s *staticSource) ReplicaClient(name, replica string) (evidence.ClientDetail, bool, error) {
+func (s *staticEvidence) ReplicaClient(name, replica string) (evidence.ClientDetail, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, "client "+name+" "+replica)
@@ -84,7 +84,7 @@ func (s *staticSource) ReplicaClient(name, replica string) (evidence.ClientDetai
 	return d, ok, nil
 }
 
-func (s *staticSource) Suggestions(client string) evidence.Suggestions {
+func (s *staticEvidence) Suggestions(client string) evidence.Suggestions {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, "suggestions "+client)
@@ -102,7 +102,7 @@ func (s *staticSource) Suggestions(client string) evidence.Suggestions {
 	return sg
 }
 
-func (s *staticSource) ShadowReport(client string) evidence.ShadowReport {
+func (s *staticEvidence) ShadowReport(client string) evidence.ShadowReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, "report "+client)
@@ -126,7 +126,7 @@ func (s *staticSource) ShadowReport(client string) evidence.ShadowReport {
 
 // smallSource has two clients, one of them with a shadow sample whose
 // body holds markup, to show it travels as data.
-func smallSource() *staticSource {
+func smallSource() *staticEvidence {
 	gen := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	acme := evidence.ClientSummary{
 		Name: "acme", Kind: config.KindClient, Mode: "shadow",
@@ -152,7 +152,7 @@ func smallSource() *staticSource {
 		CandidateBody: `{"data":{"price":"10"},"success":true,"message":"","errors":[]}`,
 		Diff:          []event.DiffOp{{Op: "replace", Path: "/data/price", Value: `"10"`}},
 	}
-	return &staticSource{
+	return &staticEvidence{
 		overview: evidence.Overview{
 			GeneratedAt: gen, Window: "24h",
 			Thresholds: verdict.Thresholds{MinRequests: 1000, MaxMismatchRatio: 0.001},
@@ -221,7 +221,7 @@ func smallSource() *staticSource {
 
 // newServer serves the dashboard's routes the way the admin server
 // registers them: "GET "+path.
-func newServer(t *testing.T, src Source) *httptest.Server {
+func newServer(t *testing.T, src Evidence) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	for p, h := range New(src, Options{}).Routes() {
