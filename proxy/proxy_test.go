@@ -100,16 +100,25 @@ func do(t testing.TB, method, url, key string, header http.Header) response {
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	resp, err := noCompressionClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendUnread(t, noCompressionClient, req, key)
 	defer resp.Body.Close()
 	body, rerr := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: body, err: rerr}
+}
+
+// sendUnread sends req through client with key in X-API-Key (none when
+// "") and returns the response with its body unread, for the tests that
+// read it themselves; the caller closes it.
+func sendUnread(t testing.TB, client *http.Client, req *http.Request, key string) *http.Response {
+	t.Helper()
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // fixed answers every request with the same status, headers and body.
@@ -296,11 +305,7 @@ func TestEnvelopeSuccessPasses(t *testing.T) {
 			})
 			client := &http.Client{Transport: noCompressionClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			req, _ := http.NewRequest(tc.method, url+tc.path, nil)
-			req.Header.Set("X-API-Key", envelopeKey)
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := sendUnread(t, client, req, envelopeKey)
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.status || string(body) != tc.body {
@@ -361,11 +366,7 @@ func TestPassthroughStreams(t *testing.T) {
 			})
 			h, px := startHandler(t, up, func(c *config.Config) { c.MaxBodyBytes = 16 })
 			req, _ := http.NewRequest("GET", px.URL+"/stream", nil)
-			req.Header.Set("X-API-Key", tc.key)
-			resp, err := noCompressionClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := sendUnread(t, noCompressionClient, req, tc.key)
 			defer resp.Body.Close()
 			buf := make([]byte, len(first))
 			if _, err := io.ReadFull(resp.Body, buf); err != nil {
