@@ -48,7 +48,7 @@ func proxyTo(t testing.TB, upstreamURL string, edit func(*config.Config), opts O
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(settingsOf(cfg), opts)
+	h, err := New(SettingsFrom(cfg), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,32 +538,16 @@ func testFaultDrip(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", itoa(len(body)))
 			w.WriteHeader(200)
-			for i := range len(body) {
-				if i > 0 {
-					time.Sleep(100 * time.Millisecond)
-				}
-				io.WriteString(w, body[i:i+1])
-				w.(http.Flusher).Flush()
-				if i == len(body)-1 {
-					return
-				}
+			drip(w, body, func() bool {
 				select {
 				case <-ack:
+					return true
 				case <-r.Context().Done():
-					return
+					return false
 				}
-			}
+			})
 		})
-		url := startProxy(t, up, nil)
-		ctx, cancel := context.WithTimeout(t.Context(), await.Patience)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", url+"/drip", nil)
-		req.Header.Set("X-API-Key", legacyKey)
-		resp, err := noCompressionClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp := getStreamed(t, startProxy(t, up, nil)+"/drip", legacyKey)
 		var got []byte
 		one := make([]byte, 1)
 		for i := range len(body) {
@@ -621,16 +605,7 @@ func testFaultDrip(t *testing.T) {
 					}
 					io.WriteString(w, body)
 				})
-				url := startProxy(t, up, nil)
-				ctx, cancel := context.WithTimeout(t.Context(), await.Patience)
-				defer cancel()
-				req, _ := http.NewRequestWithContext(ctx, "GET", url+"/late", nil)
-				req.Header.Set("X-API-Key", tc.key)
-				resp, err := noCompressionClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
+				resp := getStreamed(t, startProxy(t, up, nil)+"/late", tc.key)
 				close(gotHead)
 				got, err := io.ReadAll(resp.Body)
 				if err != nil || resp.StatusCode != 200 || string(got) != body {
@@ -648,13 +623,7 @@ func testFaultDrip(t *testing.T) {
 						w.Header().Set("Content-Length", itoa(len(body)))
 					}
 					w.WriteHeader(200)
-					for i := range len(body) {
-						if i > 0 {
-							time.Sleep(100 * time.Millisecond)
-						}
-						io.WriteString(w, body[i:i+1])
-						w.(http.Flusher).Flush()
-					}
+					drip(w, body, nil)
 				})
 				url := startProxy(t, up, nil)
 				got := do(t, "GET", url+"/drip", envelopeKey, nil)
@@ -668,6 +637,39 @@ func testFaultDrip(t *testing.T) {
 			})
 		}
 	})
+}
+
+// drip writes body to w one byte at a time, 100 ms apart, flushing each.
+// Before each byte after the first it waits for proceed (when not nil) to
+// report true, and stops if it reports false.
+func drip(w http.ResponseWriter, body string, proceed func() bool) {
+	for i := range len(body) {
+		if i > 0 {
+			if proceed != nil && !proceed() {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(w, body[i:i+1])
+		w.(http.Flusher).Flush()
+	}
+}
+
+// getStreamed sends GET url with key and returns the response with its
+// body unread, for the tests that read a body as it arrives. The request
+// is cut after await.Patience, so that a proxy holding bytes back fails
+// the test rather than hangs it; the body is closed when the test ends.
+func getStreamed(t *testing.T, url, key string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), await.Patience)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := sendUnread(t, noCompressionClient, req, key)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
 
 // testFaultHugeHead sends response heads far larger than any legitimate
@@ -878,11 +880,7 @@ func testFaultClientGone(t *testing.T) {
 			})
 			url := startProxy(t, up, func(c *config.Config) { c.MaxBodyBytes = 1024 })
 			req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/v1/stream", nil)
-			req.Header.Set("X-API-Key", tc.key)
-			resp, err := noCompressionClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := sendUnread(t, noCompressionClient, req, tc.key)
 			buf := make([]byte, 16<<10)
 			if _, err := io.ReadFull(resp.Body, buf); err != nil {
 				t.Fatal(err)

@@ -44,24 +44,6 @@ func testConfig(upstreamURL string) *config.Config {
 	return c
 }
 
-// settingsOf is the proxy's part of cfg, as the serve command hands it
-// over.
-func settingsOf(cfg *config.Config) Settings {
-	return Settings{
-		Upstream:              cfg.Upstream,
-		Routing:               cfg.Routing,
-		Rules:                 cfg.Rules,
-		MigratedPrefixes:      cfg.MigratedPrefixes,
-		MaxBodyBytes:          cfg.MaxBodyBytes,
-		RequestBuffering:      cfg.Server.RequestBuffering,
-		AccessLog:             cfg.Log.AccessLog,
-		Samples:               cfg.Dashboard.Samples,
-		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
-		ShadowMaxBodyBytes:    cfg.Shadow.MaxBodyBytes,
-		RetireAfter:           cfg.Server.ShutdownTimeout,
-	}
-}
-
 // startProxy starts an upstream with handler and envelope-proxy in front of
 // it, both on real loopback listeners, and returns the proxy's URL.
 func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) string {
@@ -82,7 +64,7 @@ func startHandler(t testing.TB, upstream http.Handler, edit func(*config.Config)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(settingsOf(cfg), Options{})
+	h, err := New(SettingsFrom(cfg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +100,25 @@ func do(t testing.TB, method, url, key string, header http.Header) response {
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	resp, err := noCompressionClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sendUnread(t, noCompressionClient, req, key)
 	defer resp.Body.Close()
 	body, rerr := io.ReadAll(resp.Body)
 	return response{status: resp.StatusCode, header: resp.Header, body: body, err: rerr}
+}
+
+// sendUnread sends req through client with key in X-API-Key (none when
+// "") and returns the response with its body unread, for the tests that
+// read it themselves; the caller closes it.
+func sendUnread(t testing.TB, client *http.Client, req *http.Request, key string) *http.Response {
+	t.Helper()
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // fixed answers every request with the same status, headers and body.
@@ -314,11 +305,7 @@ func TestEnvelopeSuccessPasses(t *testing.T) {
 			})
 			client := &http.Client{Transport: noCompressionClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			req, _ := http.NewRequest(tc.method, url+tc.path, nil)
-			req.Header.Set("X-API-Key", envelopeKey)
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := sendUnread(t, client, req, envelopeKey)
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.status || string(body) != tc.body {
@@ -379,11 +366,7 @@ func TestPassthroughStreams(t *testing.T) {
 			})
 			h, px := startHandler(t, up, func(c *config.Config) { c.MaxBodyBytes = 16 })
 			req, _ := http.NewRequest("GET", px.URL+"/stream", nil)
-			req.Header.Set("X-API-Key", tc.key)
-			resp, err := noCompressionClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := sendUnread(t, noCompressionClient, req, tc.key)
 			defer resp.Body.Close()
 			buf := make([]byte, len(first))
 			if _, err := io.ReadFull(resp.Body, buf); err != nil {

@@ -170,15 +170,10 @@ func TestRequestBuffering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header.Set("X-API-Key", envelopeKey)
 			for k, v := range tc.header {
 				req.Header[k] = v
 			}
-			resp, err := noCompressionClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			sendUnread(t, noCompressionClient, req, envelopeKey).Body.Close()
 			reqs := up.requests()
 			if len(reqs) != 1 {
 				t.Fatalf("the upstream got %d requests; want 1", len(reqs))
