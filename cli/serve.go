@@ -85,7 +85,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	// them, and before the recorder they feed.
 	checker := contract.NewChecker(cs, contract.Options{Logger: logger.Named("contract"), Registerer: reg, Recorder: rec})
 	defer checker.Close()
-	comparator := shadow.New(shadow.SettingsFrom(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker, Noise: rec})
+	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker, Noise: rec})
 	defer comparator.Close()
 	h, err := proxy.New(proxy.SettingsFrom(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec, Contract: checker})
 	if err != nil {
@@ -135,7 +135,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 				return err
 			}
 			checker.Swap(cs)
-			comparator.Swap(shadow.SettingsFrom(c))
+			comparator.Swap(shadowSettings(c))
 			rec.Swap(evidenceSettings(c))
 			gcfloor.Set(c.GCHeapFloorBytes)
 			logs.setLevel(c.Log.Level)

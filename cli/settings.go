@@ -8,10 +8,23 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/contract"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/shadow"
 	"github.com/envelope-proxy/envelope-proxy/store"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 	"go.uber.org/zap"
 )
+
+// shadowSettings is the shadow comparison's part of cfg.
+func shadowSettings(cfg *config.Config) shadow.Settings {
+	return shadow.Settings{
+		Shadow:          cfg.Shadow,
+		Candidate:       cfg.Candidate,
+		EnvelopeMaxBody: cfg.MaxBodyBytes,
+		KeyHeader:       cfg.Routing.Header,
+		Samples:         cfg.Dashboard.Samples,
+		Redact:          cfg.Dashboard.Redact.Paths,
+	}
+}
 
 // contractSettings is the contract checks' part of cfg, with the OpenAPI
 // document contract.openapi names (relative to the config file source)

@@ -23,11 +23,17 @@ const (
 	creditsEnvelope = `{"data":null,"success":false,"message":"Insufficient credits. Required: 120, available: 50","errors":[{"insufficient_credits":["Insufficient credits. Required: 120, available: 50"]}]}`
 )
 
-// testConfig returns the default config's settings with a candidate at
-// url (none when ""), edited by mod.
+// testConfig returns the default settings with a candidate at url (none
+// when ""), edited by mod.
 func testConfig(url string, mod func(*Settings)) Settings {
-	s := SettingsFrom(config.Default())
-	s.Candidate = config.Candidate{URL: url, Timeout: 5 * time.Second}
+	d := config.Default()
+	s := Settings{
+		Shadow:          d.Shadow,
+		Candidate:       config.Candidate{URL: url, Timeout: 5 * time.Second},
+		EnvelopeMaxBody: d.MaxBodyBytes,
+		KeyHeader:       d.Routing.Header,
+		Samples:         d.Dashboard.Samples,
+	}
 	if mod != nil {
 		mod(&s)
 	}

@@ -30,21 +30,6 @@ type Settings struct {
 	Redact  redact.Paths
 }
 
-// SettingsFrom is the shadow comparison's part of cfg. The serve command
-// and the comparison's tests both build Settings with it, so that the tests
-// compare with the settings a config really gives, and a setting added to
-// the config cannot reach one and not the other.
-func SettingsFrom(cfg *config.Config) Settings {
-	return Settings{
-		Shadow:          cfg.Shadow,
-		Candidate:       cfg.Candidate,
-		EnvelopeMaxBody: cfg.MaxBodyBytes,
-		KeyHeader:       cfg.Routing.Header,
-		Samples:         cfg.Dashboard.Samples,
-		Redact:          cfg.Dashboard.Redact.Paths,
-	}
-}
-
 // compiled is Settings made ready for use. Swap builds a new one and
 // publishes it atomically; it is never modified once published, so the
 // request path reads it with one atomic load and a comparison keeps the
