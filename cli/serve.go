@@ -87,7 +87,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 	defer checker.Close()
 	comparator := shadow.New(shadowSettings(cfg), shadow.Options{Logger: logger.Named("shadow"), Registerer: reg, Recorder: rec, Contract: checker, Noise: rec})
 	defer comparator.Close()
-	h, err := proxy.New(proxy.SettingsFrom(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec, Contract: checker})
+	h, err := proxy.New(proxySettings(cfg), proxy.Options{Logger: logger, AccessLog: logs.access, Metrics: proxy.NewMetrics(reg), Shadow: comparator, Recorder: rec, Contract: checker})
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func serve(cfg *config.Config, source string, loaded []byte, logs *logs, signals
 			if err != nil {
 				return err
 			}
-			if err := h.Swap(proxy.SettingsFrom(c)); err != nil {
+			if err := h.Swap(proxySettings(c)); err != nil {
 				return err
 			}
 			checker.Swap(cs)

@@ -8,11 +8,29 @@ import (
 	"github.com/envelope-proxy/envelope-proxy/config"
 	"github.com/envelope-proxy/envelope-proxy/contract"
 	"github.com/envelope-proxy/envelope-proxy/evidence"
+	"github.com/envelope-proxy/envelope-proxy/proxy"
 	"github.com/envelope-proxy/envelope-proxy/shadow"
 	"github.com/envelope-proxy/envelope-proxy/store"
 	"github.com/envelope-proxy/envelope-proxy/verdict"
 	"go.uber.org/zap"
 )
+
+// proxySettings is the proxy's part of cfg.
+func proxySettings(cfg *config.Config) proxy.Settings {
+	return proxy.Settings{
+		Upstream:              cfg.Upstream,
+		Routing:               cfg.Routing,
+		Rules:                 cfg.Rules,
+		MigratedPrefixes:      cfg.MigratedPrefixes,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		RequestBuffering:      cfg.Server.RequestBuffering,
+		AccessLog:             cfg.Log.AccessLog,
+		Samples:               cfg.Dashboard.Samples,
+		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
+		ShadowMaxBodyBytes:    cfg.Shadow.MaxBodyBytes,
+		RetireAfter:           cfg.Server.ShutdownTimeout,
+	}
+}
 
 // shadowSettings is the shadow comparison's part of cfg.
 func shadowSettings(cfg *config.Config) shadow.Settings {

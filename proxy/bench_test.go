@@ -42,7 +42,7 @@ func BenchmarkProxy(b *testing.B) {
 	defer baseline.Close()
 	cfg := testConfig(up.URL)
 	cfg.MaxBodyBytes = config.DefaultMaxBodyBytes
-	h, err := New(SettingsFrom(cfg), Options{})
+	h, err := New(settingsOf(cfg), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func (*benchBody) Close() error { return nil }
 // wraps of the small and 1 MiB success bodies, each identity-encoded and in
 // every Content-Encoding the proxy decodes and re-encodes.
 func BenchmarkModifyResponse(b *testing.B) {
-	h, err := New(SettingsFrom(testConfig("http://127.0.0.1:1")), Options{})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func BenchmarkAccessLog(b *testing.B) {
 	out := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(io.Discard), FlushInterval: time.Second}
 	defer out.Stop()
 	access := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), out, zap.InfoLevel)).Named("access")
-	h, err := New(SettingsFrom(testConfig("http://127.0.0.1:1")), Options{AccessLog: access})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{AccessLog: access})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func BenchmarkAccessLog(b *testing.B) {
 // BenchmarkObserve measures the metrics of one finished exchange, which
 // every request pays: a legacy pass, a success wrap and a rewritten error.
 func BenchmarkObserve(b *testing.B) {
-	h, err := New(SettingsFrom(testConfig("http://127.0.0.1:1")), Options{})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func TestCopyPoolLargeLimit(t *testing.T) {
 // a small buffer holds. A rewrite can change the length: a wrap keeps it
 // known, a re-encoded stream makes it unknown.
 func TestCopyBufferChoice(t *testing.T) {
-	h, err := New(SettingsFrom(testConfig("http://127.0.0.1:1")), Options{}) // max_body_bytes: 64 KiB
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{}) // max_body_bytes: 64 KiB
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func TestContractHandOver(t *testing.T) {
 		cfg.MaxBodyBytes = int64(len(large) / 2)
 	}
 	checks := &handedOver{}
-	h, err := New(SettingsFrom(cfg), Options{Contract: checks})
+	h, err := New(settingsOf(cfg), Options{Contract: checks})
 	if err != nil {
 		t.Fatal(err)
 	}

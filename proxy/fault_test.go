@@ -48,7 +48,7 @@ func proxyTo(t testing.TB, upstreamURL string, edit func(*config.Config), opts O
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(SettingsFrom(cfg), opts)
+	h, err := New(settingsOf(cfg), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

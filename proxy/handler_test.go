@@ -15,7 +15,7 @@ import (
 // last request into the next but what reset keeps on purpose: its bound
 // ReverseProxy, its copy pool and the emptied buffer for unmapped bodies.
 func TestExchangeReset(t *testing.T) {
-	h, err := New(SettingsFrom(testConfig("http://127.0.0.1:1")), Options{})
+	h, err := New(settingsOf(testConfig("http://127.0.0.1:1")), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,24 @@ func testConfig(upstreamURL string) *config.Config {
 	return c
 }
 
+// settingsOf is the proxy's part of cfg, as the serve command hands it
+// over.
+func settingsOf(cfg *config.Config) Settings {
+	return Settings{
+		Upstream:              cfg.Upstream,
+		Routing:               cfg.Routing,
+		Rules:                 cfg.Rules,
+		MigratedPrefixes:      cfg.MigratedPrefixes,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		RequestBuffering:      cfg.Server.RequestBuffering,
+		AccessLog:             cfg.Log.AccessLog,
+		Samples:               cfg.Dashboard.Samples,
+		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
+		ShadowMaxBodyBytes:    cfg.Shadow.MaxBodyBytes,
+		RetireAfter:           cfg.Server.ShutdownTimeout,
+	}
+}
+
 // startProxy starts an upstream with handler and envelope-proxy in front of
 // it, both on real loopback listeners, and returns the proxy's URL.
 func startProxy(t testing.TB, upstream http.Handler, edit func(*config.Config)) string {
@@ -64,7 +82,7 @@ func startHandler(t testing.TB, upstream http.Handler, edit func(*config.Config)
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	h, err := New(SettingsFrom(cfg), Options{})
+	h, err := New(settingsOf(cfg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

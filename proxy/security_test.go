@@ -82,7 +82,7 @@ func TestKeysNeverLogged(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(SettingsFrom(cfg), Options{Logger: logger, AccessLog: logger.Named("access"), Metrics: NewMetrics(reg)})
+	h, err := New(settingsOf(cfg), Options{Logger: logger, AccessLog: logger.Named("access"), Metrics: NewMetrics(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestOversizedRequestHeaders(t *testing.T) {
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 	cfg := testConfig(upstream.URL)
-	h, err := New(SettingsFrom(cfg), Options{})
+	h, err := New(settingsOf(cfg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,23 +39,3 @@ type Settings struct {
 	// (server.shutdown_timeout, the longest a request is waited for).
 	RetireAfter time.Duration
 }
-
-// SettingsFrom is the proxy's part of cfg. The serve command and the
-// proxy's tests both build Settings with it, so that the tests run the
-// proxy with the settings a config really gives it, and a setting added
-// to the config cannot reach one and not the other.
-func SettingsFrom(cfg *config.Config) Settings {
-	return Settings{
-		Upstream:              cfg.Upstream,
-		Routing:               cfg.Routing,
-		Rules:                 cfg.Rules,
-		MigratedPrefixes:      cfg.MigratedPrefixes,
-		MaxBodyBytes:          cfg.MaxBodyBytes,
-		RequestBuffering:      cfg.Server.RequestBuffering,
-		AccessLog:             cfg.Log.AccessLog,
-		Samples:               cfg.Dashboard.Samples,
-		ShadowMaxRequestBytes: cfg.Shadow.MaxRequestBytes,
-		ShadowMaxBodyBytes:    cfg.Shadow.MaxBodyBytes,
-		RetireAfter:           cfg.Server.ShutdownTimeout,
-	}
-}

@@ -44,7 +44,7 @@ func TestUpstreamTimeoutAfterTheRequest(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			h, err := New(SettingsFrom(cfg), Options{})
+			h, err := New(settingsOf(cfg), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
