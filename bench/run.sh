@@ -25,7 +25,8 @@
 # state_url, instead of the SQLite file in state_dir, with its ratio to
 # envelope in a "vs envelope" column; empty, the default: skip it. Give it
 # a throwaway database: the run adds its evidence to whatever is there.
-# bench/postgres.sh starts one and sets STATE_URL), COMPARE_REF (a git
+# bench/postgres.sh starts one and sets STATE_URL), WORKLOADS (which of
+# small, credits and large to measure, default all three), COMPARE_REF (a git
 # revision of this repository: also measure envelope-proxy built from it, as
 # legacy-ref and envelope-ref, with every target's ratio to them in "vs
 # legacy@ref" and "vs envelope@ref" columns, so that a change's cost is read
@@ -49,6 +50,7 @@ HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
 PEERS=${PEERS:-1}
 STATE_URL=${STATE_URL:-}
 COMPARE_REF=${COMPARE_REF:-}
+read -r -a WORKLOADS <<<"${WORKLOADS:-small credits large}"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -61,6 +63,10 @@ log() { echo "== $*" >&2; }
 [[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
 [[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS: 0 or 1"
+for w in "${WORKLOADS[@]}"; do
+	[[ $w == small || $w == credits || $w == large ]] || die "WORKLOADS: want some of small, credits, large"
+done
+((${#WORKLOADS[@]})) || die "WORKLOADS: want some of small, credits, large"
 [[ $HUGE_MAX_TIME =~ ^[0-9]+$ ]] && ((HUGE_MAX_TIME >= 1)) || die "HUGE_MAX_TIME=$HUGE_MAX_TIME: want seconds"
 # The URL goes into a single-quoted YAML string: no quote, space or control character.
 STATE_URL_RE="^postgres(ql)?://[^'\"[:space:][:cntrl:]]+$"
@@ -392,7 +398,6 @@ rm -f "$OUT/envelope-proxy-ref.yaml"
 ((CMP)) && write_config "$OUT/envelope-proxy-ref.yaml" "$EPREF_PORT" "$EPREF_ADMIN" false state-epref "$OUT/envelope-proxy-ref"
 
 # --- targets and workloads -----------------------------------------------
-WORKLOADS=(small credits large)
 declare -A WPATH=([small]=/small [credits]=/credits [large]=/large)
 
 # baseline-again is the baseline measured a second time in every round, at
