@@ -30,6 +30,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 (cd "$ROOT" && go build -pgo=off -o "$OUT/envelope-proxy" . && go build -o "$OUT/backend" ./bench/backend)
 
 PIDS=()
+# shellcheck disable=SC2154 # p is the loop's own variable, assigned when the trap runs
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 # Fixed loopback ports below the ephemeral range, checked free.
@@ -71,7 +72,7 @@ for path in small credits large; do
 		echo "== profiling $name for ${SECONDS_EACH}s" >&2
 		"${PIN_LOAD[@]}" wrk -t1 -c32 -d$((SECONDS_EACH + 2))s -H "X-API-Key: $key" "http://$PROXY/$path" >"$OUT/$name.wrk" &
 		load=$!
-		PIDS+=($load)
+		PIDS+=("$load")
 		sleep 1
 		curl -sf -o "$OUT/$name.pprof" "http://$ADMIN/debug/pprof/profile?seconds=$SECONDS_EACH"
 		wait "$load"
