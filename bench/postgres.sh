@@ -52,26 +52,8 @@ find_bindir() { # -> the directory of initdb, pg_ctl and psql, or nothing
 	done
 	return 0
 }
-POLICY_RC=/usr/sbin/policy-rc.d
-POLICY_RC_OURS=0
-apt_install() { # packages... -> 0 when apt-get installed them
-	local rc=0
-	[[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
-	if [[ ! -e $POLICY_RC ]]; then
-		printf '#!/bin/sh\n# Written by bench/postgres.sh while it installs packages: start no service.\nexit 101\n' >"$POLICY_RC"
-		chmod 755 "$POLICY_RC"
-		POLICY_RC_OURS=1
-	fi
-	log "installing $*"
-	# Another apt-get may hold dpkg's lock: wait for it (up to 10 minutes).
-	apt-get -o DPkg::Lock::Timeout=600 update >/dev/null || rc=$?
-	((rc == 0)) && { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y "$@" >/dev/null || rc=$?; }
-	if ((POLICY_RC_OURS)); then
-		rm -f "$POLICY_RC"
-		POLICY_RC_OURS=0
-	fi
-	return "$rc"
-}
+# shellcheck source=bench/apt-install.sh
+source "$BENCH_DIR/apt-install.sh"
 
 # --- cleanup -------------------------------------------------------------------
 # PGDIR is the server's directory once made; PGPID the postmaster's PID once
@@ -119,7 +101,7 @@ stop_pg() {
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local rc=$?
-	((POLICY_RC_OURS)) && rm -f "$POLICY_RC"
+	apt_install_cleanup
 	stop_pg
 	if [[ -n $PGDIR && -d $PGDIR && -z $PGPID ]]; then
 		if ((rc != 0 && !RAN)) && [[ -f $PGDIR/postgres.log ]]; then
@@ -164,20 +146,8 @@ as_pg "$BIN/initdb" -D "$PGDIR/data" -A trust -U "$PG_USER" -E UTF8 --locale=C -
 
 # A free loopback port below the kernel's ephemeral range (as run.sh picks
 # its own), tried again on another port if something takes it first.
-read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
-PORT_LOW=10000
-((EPHEMERAL_LOW - PORT_LOW >= 1000)) || PORT_LOW=1024
-pick_port() {
-	local i p
-	for ((i = 0; i < 200; i++)); do
-		p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
-		if ! ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q .; then
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
+# shellcheck source=bench/free-port.sh
+source "$BENCH_DIR/free-port.sh"
 started=0
 for attempt in 1 2 3 4 5; do
 	pick_port

@@ -85,35 +85,11 @@ START_TIME=$SECONDS
 
 # --- tools -----------------------------------------------------------------
 # Debian packages are installed with apt-get when missing and the script runs
-# as root. While it installs, /usr/sbin/policy-rc.d answers 101 so that no
-# package starts a service (Debian's nginx would otherwise start on port 80);
-# the script writes that file only if there is none, and removes only its own.
-POLICY_RC=/usr/sbin/policy-rc.d
-POLICY_RC_OURS=0
-APT_UPDATED=0
-apt_install() { # packages... -> 0 when apt-get installed them
-	local rc=0
-	[[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
-	if [[ ! -e $POLICY_RC ]]; then
-		printf '#!/bin/sh\n# Written by bench/run.sh while it installs packages: start no service.\nexit 101\n' >"$POLICY_RC"
-		chmod 755 "$POLICY_RC"
-		POLICY_RC_OURS=1
-	fi
-	log "installing $*"
-	# Another apt-get may hold dpkg's lock: wait for it (up to 10 minutes).
-	if ((!APT_UPDATED)); then
-		apt-get -o DPkg::Lock::Timeout=600 update >/dev/null || rc=$?
-		APT_UPDATED=1
-	fi
-	((rc == 0)) && { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y "$@" >/dev/null || rc=$?; }
-	if ((POLICY_RC_OURS)); then
-		rm -f "$POLICY_RC"
-		POLICY_RC_OURS=0
-	fi
-	return "$rc"
-}
+# as root (bench/apt-install.sh).
+# shellcheck source=bench/apt-install.sh
+source "$BENCH_DIR/apt-install.sh"
 # Removes policy-rc.d if the script is stopped while installing.
-trap '((POLICY_RC_OURS)) && rm -f "$POLICY_RC"' EXIT
+trap apt_install_cleanup EXIT
 
 if ! command -v wrk >/dev/null 2>&1; then
 	apt_install wrk || true
@@ -196,7 +172,7 @@ declare -A LIVE=()
 declare -A PID=()
 cleanup() {
 	local p
-	((POLICY_RC_OURS)) && rm -f "$POLICY_RC"
+	apt_install_cleanup
 	for p in "${!LIVE[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
@@ -209,27 +185,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Free loopback ports, distinct from each other, below the kernel's
-# ephemeral range: the servers are restarted during the run, and a port in
-# that range could meanwhile become the source port of some client
-# connection (wrk's, curl's, a proxy's upstream) and fail the next bind.
-read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
-PORT_LOW=10000
-((EPHEMERAL_LOW - PORT_LOW >= 1000)) || PORT_LOW=1024
-USED_PORTS=" "
-pick_port() {
-	local i p
-	for ((i = 0; i < 200; i++)); do
-		p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
-		[[ $USED_PORTS == *" $p "* ]] && continue
-		# Not in use in any state (listening or as either end of a connection).
-		if ! ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q .; then
-			USED_PORTS+="$p "
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
+# ephemeral range (bench/free-port.sh).
+# shellcheck source=bench/free-port.sh
+source "$BENCH_DIR/free-port.sh"
 pick_port; BACKEND_PORT=$PORT
 pick_port; BASE_PORT=$PORT
 pick_port; TUNED_PORT=$PORT

@@ -64,21 +64,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
-USED=" "
-pick_port() {
-	local i p
-	for ((i = 0; i < 200; i++)); do
-		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-		[[ $USED == *" $p "* ]] && continue
-		if ! ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q .; then
-			USED+="$p "
-			PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found"
-}
+# shellcheck source=bench/free-port.sh
+source "$BENCH_DIR/free-port.sh"
 pick_port; BACKEND=$PORT
 pick_port; TUNED=$PORT
 pick_port; EP=$PORT
