@@ -15,7 +15,11 @@
 # default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
 # the access log on, the default config; 0: skip it), NOISE_TARGET (1: also
 # measure the baseline a second time in every round, whose ratio to the
-# baseline is this run's noise; 0: skip it), HUGE_BYTES (size of the
+# baseline is this run's noise; 0: skip it), LEGACY_HTTP_TARGET (1: also
+# measure baseline-legacy-http, the tuned proxy with the HTTP behaviour
+# envelope-proxy adds for a legacy client, X-Forwarded-*, the upstream
+# timeout and Vary, with every target's ratio to it in a "vs legacy-http"
+# column; 0: skip it), HUGE_BYTES (size of the
 # streamed wrap, default 5 GiB; 0 skips it), CONNS_CLIENTS (keep-alive
 # clients of the connections run, default 1000; 0 skips it), PEERS (1: also
 # measure nginx and nginx-lua, installing Debian's nginx,
@@ -44,6 +48,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 ACCESS_LOG_TARGET=${ACCESS_LOG_TARGET:-1}
 NOISE_TARGET=${NOISE_TARGET:-1}
+LEGACY_HTTP_TARGET=${LEGACY_HTTP_TARGET:-1}
 HUGE_BYTES=${HUGE_BYTES:-5368709120}
 CONNS_CLIENTS=${CONNS_CLIENTS:-1000}
 HUGE_MAX_TIME=${HUGE_MAX_TIME:-240} # seconds, per 5 GiB download
@@ -62,6 +67,7 @@ log() { echo "== $*" >&2; }
 [[ $CONNS_CLIENTS =~ ^[0-9]+$ ]] && ((CONNS_CLIENTS <= 10000)) || die "CONNS_CLIENTS=$CONNS_CLIENTS: want 0..10000"
 [[ $ACCESS_LOG_TARGET == 0 || $ACCESS_LOG_TARGET == 1 ]] || die "ACCESS_LOG_TARGET: 0 or 1"
 [[ $NOISE_TARGET == 0 || $NOISE_TARGET == 1 ]] || die "NOISE_TARGET: 0 or 1"
+[[ $LEGACY_HTTP_TARGET == 0 || $LEGACY_HTTP_TARGET == 1 ]] || die "LEGACY_HTTP_TARGET: 0 or 1"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS: 0 or 1"
 for w in "${WORKLOADS[@]}"; do
 	[[ $w == small || $w == credits || $w == large ]] || die "WORKLOADS: want some of small, credits, large"
@@ -191,6 +197,7 @@ source "$BENCH_DIR/free-port.sh"
 pick_port; BACKEND_PORT=$PORT
 pick_port; BASE_PORT=$PORT
 pick_port; TUNED_PORT=$PORT
+pick_port; TUNEDHTTP_PORT=$PORT
 pick_port; EP_PORT=$PORT
 pick_port; EP_ADMIN=$PORT
 pick_port; EPLOG_PORT=$PORT
@@ -207,6 +214,7 @@ declare -A CMD=(
 	[backend]="$OUT/backend -listen 127.0.0.1:$BACKEND_PORT"
 	[baseline]="$OUT/baseline -listen 127.0.0.1:$BASE_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport default"
 	[tuned]="$OUT/baseline -listen 127.0.0.1:$TUNED_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport tuned"
+	[tunedhttp]="$OUT/baseline -listen 127.0.0.1:$TUNEDHTTP_PORT -upstream http://127.0.0.1:$BACKEND_PORT -transport tuned -legacy-http"
 	[ep]="$OUT/envelope-proxy -config $OUT/envelope-proxy.yaml"
 	[eplog]="$OUT/envelope-proxy -config $OUT/envelope-proxy-accesslog.yaml"
 	[eppg]="$OUT/envelope-proxy -config $OUT/envelope-proxy-pg.yaml"
@@ -216,6 +224,7 @@ declare -A READY_URL=(
 	[backend]="http://127.0.0.1:$BACKEND_PORT/small"
 	[baseline]="http://127.0.0.1:$BASE_PORT/small"
 	[tuned]="http://127.0.0.1:$TUNED_PORT/small"
+	[tunedhttp]="http://127.0.0.1:$TUNEDHTTP_PORT/small"
 	[ep]="http://127.0.0.1:$EP_ADMIN/readyz"
 	[eplog]="http://127.0.0.1:$EPLOG_ADMIN/readyz"
 	[eppg]="http://127.0.0.1:$EPPG_ADMIN/readyz"
@@ -364,16 +373,19 @@ declare -A WPATH=([small]=/small [credits]=/credits [large]=/large)
 # is how far apart two identical targets land in this run.
 TARGETS=(baseline)
 ((NOISE_TARGET)) && TARGETS+=(baseline-again)
-TARGETS+=(baseline-tuned legacy envelope)
+TARGETS+=(baseline-tuned)
+((LEGACY_HTTP_TARGET)) && TARGETS+=(baseline-legacy-http)
+TARGETS+=(legacy envelope)
 ((ACCESS_LOG_TARGET)) && TARGETS+=(envelope-log)
 ((PG)) && TARGETS+=(envelope-pg)
 ((CMP)) && TARGETS+=(legacy-ref envelope-ref)
 ((PEERS)) && TARGETS+=(nginx nginx-lua)
-declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [legacy]=ep [envelope]=ep [envelope-log]=eplog [envelope-pg]=eppg [legacy-ref]=epref [envelope-ref]=epref [nginx]=nginx [nginx-lua]=nginx-lua)
+declare -A TSERVER=([baseline]=baseline [baseline-again]=baseline [baseline-tuned]=tuned [baseline-legacy-http]=tunedhttp [legacy]=ep [envelope]=ep [envelope-log]=eplog [envelope-pg]=eppg [legacy-ref]=epref [envelope-ref]=epref [nginx]=nginx [nginx-lua]=nginx-lua)
 declare -A TURL=(
 	[baseline]="http://127.0.0.1:$BASE_PORT"
 	[baseline-again]="http://127.0.0.1:$BASE_PORT"
 	[baseline-tuned]="http://127.0.0.1:$TUNED_PORT"
+	[baseline-legacy-http]="http://127.0.0.1:$TUNEDHTTP_PORT"
 	[legacy]="http://127.0.0.1:$EP_PORT"
 	[envelope]="http://127.0.0.1:$EP_PORT"
 	[envelope-log]="http://127.0.0.1:$EPLOG_PORT"
@@ -387,12 +399,13 @@ declare -A TURL=(
 # header), so that every target parses and forwards requests of the same
 # shape and the ratios measure the proxy, not a shorter request. nginx-lua
 # is the rewriting peer: it gets the envelope key, as the envelope target.
-declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [envelope-pg]=$ENVELOPE_KEY [legacy-ref]=$LEGACY_KEY [envelope-ref]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
-declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [envelope-pg]=envelope [legacy-ref]=legacy [envelope-ref]=envelope [nginx]=legacy [nginx-lua]=envelope)
+declare -A TKEY=([baseline]=$LEGACY_KEY [baseline-again]=$LEGACY_KEY [baseline-tuned]=$LEGACY_KEY [baseline-legacy-http]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [envelope-log]=$ENVELOPE_KEY [envelope-pg]=$ENVELOPE_KEY [legacy-ref]=$LEGACY_KEY [envelope-ref]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
+declare -A TMODE=([baseline]=legacy [baseline-again]=legacy [baseline-tuned]=legacy [baseline-legacy-http]=legacy [legacy]=legacy [envelope]=envelope [envelope-log]=envelope [envelope-pg]=envelope [legacy-ref]=legacy [envelope-ref]=envelope [nginx]=legacy [nginx-lua]=envelope)
 declare -A TDESC=(
 	[baseline]="plain httputil.ReverseProxy with a buffer pool on http.DefaultTransport (bench/baseline -transport default): most of its requests dial the backend anew (2 idle connections per host)"
 	[baseline-again]="the same baseline measured a second time in each round: its ratio to the baseline is this run's noise"
 	[baseline-tuned]="the same ReverseProxy with envelope-proxy's upstream pool sizes and no transport compression (bench/baseline -transport tuned): Go's reverse proxy at its cheapest"
+	[baseline-legacy-http]="the tuned proxy plus what envelope-proxy adds at the HTTP level for a legacy client, and nothing else of it: X-Forwarded-*, the upstream timeout (ResponseHeaderTimeout) and Vary (bench/baseline -transport tuned -legacy-http)"
 	[legacy]="envelope-proxy, legacy client key (bytes pass unchanged)"
 	[envelope]="envelope-proxy, envelope client key (rewritten), access log off"
 	[envelope-log]="envelope-proxy, envelope client key, access log on (the default) to $OUT/eplog.log"
@@ -415,10 +428,11 @@ key_args() { # the curl/wrk header arguments of a target
 if [[ $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo 2) == 0 ]]; then
 	log "warning: net.ipv4.tcp_tw_reuse is 0: the baseline may run out of loopback ports"
 fi
-log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT, envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT$( ((PG)) && echo ", with PostgreSQL evidence :$EPPG_PORT")$( ((PEERS)) && echo ", nginx :$NGINX_PORT, nginx-lua :$NGINXLUA_PORT"))"
+log "starting servers (backend :$BACKEND_PORT, baseline :$BASE_PORT, tuned baseline :$TUNED_PORT$( ((LEGACY_HTTP_TARGET)) && echo ", with legacy-http :$TUNEDHTTP_PORT"), envelope-proxy :$EP_PORT, with access log :$EPLOG_PORT$( ((PG)) && echo ", with PostgreSQL evidence :$EPPG_PORT")$( ((PEERS)) && echo ", nginx :$NGINX_PORT, nginx-lua :$NGINXLUA_PORT"))"
 start_server backend
 start_server baseline
 start_server tuned
+((LEGACY_HTTP_TARGET)) && start_server tunedhttp
 start_server ep
 ((ACCESS_LOG_TARGET)) && start_server eplog
 
@@ -656,12 +670,14 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo
 	# The references every target is read against, as same-round ratios.
 	REFS=(baseline baseline-tuned)
+	# legacy against the tuned proxy doing the same HTTP work.
+	((LEGACY_HTTP_TARGET)) && REFS+=(baseline-legacy-http)
 	((PEERS)) && REFS+=(nginx nginx-lua)
 	# envelope-pg against the SQLite default.
 	((PG)) && REFS+=(envelope)
 	# Every target against envelope-proxy as it was at COMPARE_REF.
 	((CMP)) && REFS+=(legacy-ref envelope-ref)
-	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope [legacy-ref]=legacy@ref [envelope-ref]=envelope@ref)
+	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [baseline-legacy-http]=legacy-http [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope [legacy-ref]=legacy@ref [envelope-ref]=envelope@ref)
 	declare -A MCPU=()
 	for w in "${WORKLOADS[@]}"; do
 		for t in "${TARGETS[@]}"; do
@@ -695,6 +711,10 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo
 	if ((NOISE_TARGET)); then
 		echo "\`baseline-again\` is the baseline measured a second time in every round: its same-round ratios to \`baseline\` (its range in the next table) are how far apart two identical targets land on this machine during this run. A ratio within that band of 1.00 is not a difference this run can tell."
+		echo
+	fi
+	if ((LEGACY_HTTP_TARGET)); then
+		echo "\`baseline-legacy-http\` is the tuned proxy doing the HTTP work envelope-proxy does for a legacy client (X-Forwarded-*, the upstream timeout, Vary) and nothing else: its **vs tuned** is what that work costs in net/http, and \`legacy\`'s **vs legacy-http** what envelope-proxy's own code (routing, metrics, evidence) costs on top."
 		echo
 	fi
 	if ((PG)); then
