@@ -11,8 +11,9 @@
 #   bash bench/postgres.sh             # also envelope-pg: evidence in a throwaway PostgreSQL
 #   COMPARE_REF=main~3 bash bench/run.sh   # also envelope-proxy as it was at main~3
 #
-# Env: DURATION (wrk -d, default 5s), ROUNDS (default 3), CONNECTIONS (wrk -c,
-# default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
+# Env: DURATION (wrk -d, default 5s), WARMUP (an unmeasured wrk run of the
+# same load before each measured one, default 1s; 0 skips it), ROUNDS
+# (default 3), CONNECTIONS (wrk -c, default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
 # the access log on, the default config; 0: skip it), NOISE_TARGET (1: also
 # measure the baseline a second time in every round, whose ratio to the
 # baseline is this run's noise; 0: skip it), LEGACY_HTTP_TARGET (1: also
@@ -44,6 +45,7 @@ ROOT=$(dirname "$BENCH_DIR")
 OUT=$BENCH_DIR/out
 
 DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 ACCESS_LOG_TARGET=${ACCESS_LOG_TARGET:-1}
@@ -61,6 +63,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
 
 [[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s"
+[[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "WARMUP=$WARMUP: want a wrk duration like 1s, or 0"
 [[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS=$ROUNDS: want 1..50"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 1024)) || die "CONNECTIONS=$CONNECTIONS: want 1..1024"
 [[ $HUGE_BYTES =~ ^[0-9]+$ ]] || die "HUGE_BYTES=$HUGE_BYTES: want a byte count"
@@ -545,6 +548,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			mapfile -t hdr < <(key_args "$t")
 			f=$OUT/wrk/r$r-$w-$t.txt
 			log "round $r/$ROUNDS $w $t"
+			# The warm-up: a freshly started server's first second holds its
+			# start-up's tail (the first collections of what loading its
+			# config left, the upstream connections being dialled, the heap
+			# growing), which a long-running server has behind it.
+			if [[ $WARMUP != 0 && $WARMUP != 0[smh] ]]; then
+				"${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${hdr[@]}" "${TURL[$t]}${WPATH[$w]}" >"$f.warmup" 2>&1 ||
+					die "wrk (warm-up) failed for $w $t: $(cat "$f.warmup")"
+			fi
 			srv0=$(cpu_ticks "${TSERVER[$t]}")
 			be0=$(cpu_ticks backend)
 			"${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${hdr[@]}" "${TURL[$t]}${WPATH[$w]}" >"$f" 2>&1 ||
@@ -647,6 +658,8 @@ span() { # printf-format numbers... -> "lo-hi", each rounded as median rounds
 		printf "$fmt-$fmt" "$lo" "$hi"
 	}
 }
+most() { printf '%s\n' "$@" | sort -g | tail -1; }  # numbers... -> the largest
+least() { printf '%s\n' "$@" | sort -g | head -1; } # numbers... -> the smallest
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {print (b > 0 ? a / b : 0)}'; }
 round_ratios() { # workload target reference -> the target's req/s over the reference's, one per round
 	local r
@@ -665,7 +678,7 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- machine: nproc $NPROC, CPU $CPU_MODEL, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- $(go version | sed 's/^go version //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 	echo "- $PINNING"
-	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run)"
+	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run$([[ $WARMUP != 0 && $WARMUP != 0[smh] ]] && echo ", then warmed by an unmeasured wrk -d$WARMUP of the same load"))"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
 	# The references every target is read against, as same-round ratios.
@@ -738,6 +751,29 @@ ELAPSED=$((SECONDS - START_TIME))
 				row+=" | $(span %.2f "${rr[@]}")"
 			done
 			echo "$row |"
+		done
+	done
+	echo
+	# Interference from the rest of a shared machine (host stalls, steal,
+	# another tenant's cache traffic) only ever slows a run down, so each
+	# target's fastest round is the nearest to its unimpeded rate, whatever
+	# round it fell in: a second reading beside the same-round medians, which
+	# a stall in many rounds drags down.
+	echo "Best rounds: each target's fastest round of req/s (whichever round it was), its ratio to each reference's fastest round, and its least CPU µs a request over the rounds. Interference from the rest of the machine only ever slows a run, so these are each target's nearest to its unimpeded rate: read them beside the medians above, which stalls in many rounds drag down."
+	echo
+	echo "| workload | target | best req/s$(refcols "vs ") | least CPU µs/req |"
+	echo "|---|---|---:$(refsep)|---:|"
+	for w in "${WORKLOADS[@]}"; do
+		for t in "${TARGETS[@]}"; do
+			# shellcheck disable=SC2086
+			best=$(most ${RPS[$w|$t]})
+			row="| $w | $t | $(printf %.0f "$best")"
+			for ref in "${REFS[@]}"; do
+				# shellcheck disable=SC2086
+				row+=" | $(printf %.2f "$(ratio "$best" "$(most ${RPS[$w|$ref]})")")"
+			done
+			# shellcheck disable=SC2086
+			echo "$row | $(printf %.1f "$(least ${CPU[$w|$t]})") |"
 		done
 	done
 	echo

@@ -68,6 +68,7 @@ trap 'exit 143' TERM
 source "$BENCH_DIR/free-port.sh"
 pick_port; BACKEND=$PORT
 pick_port; TUNED=$PORT
+pick_port; TUNEDHTTP=$PORT
 pick_port; EP=$PORT
 pick_port; EP_ADMIN=$PORT
 pick_port; NGX=$PORT
@@ -116,13 +117,14 @@ render_peer() { # peer port
 
 start backend "http://127.0.0.1:$BACKEND/small" "$OUT/backend" -listen "127.0.0.1:$BACKEND"
 start tuned "http://127.0.0.1:$TUNED/small" "$OUT/baseline" -listen "127.0.0.1:$TUNED" -upstream "http://127.0.0.1:$BACKEND" -transport tuned
+start tunedhttp "http://127.0.0.1:$TUNEDHTTP/small" "$OUT/baseline" -listen "127.0.0.1:$TUNEDHTTP" -upstream "http://127.0.0.1:$BACKEND" -transport tuned -legacy-http
 # shellcheck disable=SC2086 # EP_ENV is a list of NAME=value words
 start ep "http://127.0.0.1:$EP_ADMIN/readyz" env $EP_ENV "$OUT/envelope-proxy" -config "$OUT/envelope-proxy.yaml"
-TARGETS=(baseline-tuned legacy envelope)
-declare -A SRV=([baseline-tuned]=tuned [legacy]=ep [envelope]=ep [nginx]=nginx [nginx-lua]=nginx-lua)
-declare -A URL=([baseline-tuned]=http://127.0.0.1:$TUNED [legacy]=http://127.0.0.1:$EP [envelope]=http://127.0.0.1:$EP
+TARGETS=(baseline-tuned baseline-legacy-http legacy envelope)
+declare -A SRV=([baseline-tuned]=tuned [baseline-legacy-http]=tunedhttp [legacy]=ep [envelope]=ep [nginx]=nginx [nginx-lua]=nginx-lua)
+declare -A URL=([baseline-tuned]=http://127.0.0.1:$TUNED [baseline-legacy-http]=http://127.0.0.1:$TUNEDHTTP [legacy]=http://127.0.0.1:$EP [envelope]=http://127.0.0.1:$EP
 	[nginx]=http://127.0.0.1:$NGX [nginx-lua]=http://127.0.0.1:$NGXLUA)
-declare -A KEY=([baseline-tuned]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
+declare -A KEY=([baseline-tuned]=$LEGACY_KEY [baseline-legacy-http]=$LEGACY_KEY [legacy]=$LEGACY_KEY [envelope]=$ENVELOPE_KEY [nginx]=$LEGACY_KEY [nginx-lua]=$ENVELOPE_KEY)
 if ((PEERS)); then
 	render_peer nginx "$NGX"
 	render_peer nginx-lua "$NGXLUA"
