@@ -691,11 +691,15 @@ ELAPSED=$((SECONDS - START_TIME))
 	# Every target against envelope-proxy as it was at COMPARE_REF.
 	((CMP)) && REFS+=(legacy-ref envelope-ref)
 	declare -A RLABEL=([baseline]=baseline [baseline-tuned]=tuned [baseline-legacy-http]=legacy-http [nginx]=nginx [nginx-lua]=nginx-lua [envelope]=envelope [legacy-ref]=legacy@ref [envelope-ref]=envelope@ref)
-	declare -A MCPU=()
+	# Each target's median CPU a request and fastest round, once: the
+	# tables read every reference's against every target's.
+	declare -A MCPU=() BEST=()
 	for w in "${WORKLOADS[@]}"; do
 		for t in "${TARGETS[@]}"; do
 			# shellcheck disable=SC2086
 			MCPU[$w|$t]=$(median ${CPU[$w|$t]})
+			# shellcheck disable=SC2086
+			BEST[$w|$t]=$(most ${RPS[$w|$t]})
 		done
 	done
 	refcols() { # prefix -> " | prefix label" per reference
@@ -765,12 +769,9 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "|---|---|---:$(refsep)|---:|"
 	for w in "${WORKLOADS[@]}"; do
 		for t in "${TARGETS[@]}"; do
-			# shellcheck disable=SC2086
-			best=$(most ${RPS[$w|$t]})
-			row="| $w | $t | $(printf %.0f "$best")"
+			row="| $w | $t | $(printf %.0f "${BEST[$w|$t]}")"
 			for ref in "${REFS[@]}"; do
-				# shellcheck disable=SC2086
-				row+=" | $(printf %.2f "$(ratio "$best" "$(most ${RPS[$w|$ref]})")")"
+				row+=" | $(printf %.2f "$(ratio "${BEST[$w|$t]}" "${BEST[$w|$ref]}")")"
 			done
 			# shellcheck disable=SC2086
 			echo "$row | $(printf %.1f "$(least ${CPU[$w|$t]})") |"
