@@ -11,31 +11,44 @@
 #   bash bench/postgres.sh             # also envelope-pg: evidence in a throwaway PostgreSQL
 #   COMPARE_REF=main~3 bash bench/run.sh   # also envelope-proxy as it was at main~3
 #
-# Env: DURATION (wrk -d, default 5s), WARMUP (an unmeasured wrk run of the
-# same load before each measured one, default 1s; 0 skips it), ROUNDS
-# (default 3), CONNECTIONS (wrk -c, default 32), ACCESS_LOG_TARGET (1: also measure the envelope target with
-# the access log on, the default config; 0: skip it), NOISE_TARGET (1: also
-# measure the baseline a second time in every round, whose ratio to the
-# baseline is this run's noise; 0: skip it), LEGACY_HTTP_TARGET (1: also
-# measure baseline-legacy-http, the tuned proxy with the HTTP behaviour
-# envelope-proxy adds for a legacy client, X-Forwarded-*, the upstream
-# timeout and Vary, with every target's ratio to it in a "vs legacy-http"
-# column; 0: skip it), HUGE_BYTES (size of the
-# streamed wrap, default 5 GiB; 0 skips it), CONNS_CLIENTS (keep-alive
-# clients of the connections run, default 1000; 0 skips it), PEERS (1: also
-# measure nginx and nginx-lua, installing Debian's nginx,
-# libnginx-mod-http-lua and lua-cjson when they are missing; 0: skip them),
-# STATE_URL (a postgres:// URL: also measure envelope-pg, the envelope
-# target with the dashboard's evidence in that PostgreSQL database,
-# state_url, instead of the SQLite file in state_dir, with its ratio to
-# envelope in a "vs envelope" column; empty, the default: skip it. Give it
-# a throwaway database: the run adds its evidence to whatever is there.
-# bench/postgres.sh starts one and sets STATE_URL), WORKLOADS (which of
-# small, credits and large to measure, default all three), COMPARE_REF (a git
-# revision of this repository: also measure envelope-proxy built from it, as
-# legacy-ref and envelope-ref, with every target's ratio to them in "vs
-# legacy@ref" and "vs envelope@ref" columns, so that a change's cost is read
-# in one run against its noise band; empty, the default: skip them).
+# Env:
+#   DURATION            wrk -d of each measured run (default 5s)
+#   WARMUP              an unmeasured wrk run of the same load before each
+#                       measured one (default 1s; 0 skips it)
+#   ROUNDS              interleaved rounds (default 3)
+#   CONNECTIONS         wrk -c (default 32)
+#   ACCESS_LOG_TARGET   1: also measure envelope-log, the envelope target with
+#                       the access log on, the default config; 0: skip it
+#   NOISE_TARGET        1: also measure the baseline a second time in every
+#                       round, whose ratio to the baseline is this run's
+#                       noise; 0: skip it
+#   LEGACY_HTTP_TARGET  1: also measure baseline-legacy-http, the tuned proxy
+#                       with the HTTP behaviour envelope-proxy adds for a
+#                       legacy client (X-Forwarded-*, the upstream timeout,
+#                       Vary), with every target's ratio to it in a "vs
+#                       legacy-http" column; 0: skip it
+#   HUGE_BYTES          size of the streamed wrap (default 5 GiB; 0 skips it)
+#   CONNS_CLIENTS       keep-alive clients of the connections run (default
+#                       1000; 0 skips it)
+#   PEERS               1: also measure nginx and nginx-lua, installing
+#                       Debian's nginx, libnginx-mod-http-lua and lua-cjson
+#                       when they are missing; 0: skip them
+#   STATE_URL           a postgres:// URL: also measure envelope-pg, the
+#                       envelope target with the dashboard's evidence in that
+#                       database (state_url) instead of the SQLite file in
+#                       state_dir, with its ratio to envelope in a "vs
+#                       envelope" column; empty, the default: skip it. Give it
+#                       a throwaway database: the run adds its evidence to
+#                       whatever is there. bench/postgres.sh starts one and
+#                       sets STATE_URL.
+#   WORKLOADS           which of small, credits and large to measure (default
+#                       all three)
+#   COMPARE_REF         a git revision of this repository: also measure
+#                       envelope-proxy built from it, as legacy-ref and
+#                       envelope-ref, with every target's ratio to them in "vs
+#                       legacy@ref" and "vs envelope@ref" columns, so that a
+#                       change's cost is read in one run against its noise
+#                       band; empty, the default: skip them
 #
 # Every server binds 127.0.0.1 only. Everything is written to bench/out/.
 set -euo pipefail
@@ -64,6 +77,8 @@ log() { echo "== $*" >&2; }
 
 [[ $DURATION =~ ^[0-9]+[smh]?$ ]] || die "DURATION=$DURATION: want a wrk duration like 5s"
 [[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "WARMUP=$WARMUP: want a wrk duration like 1s, or 0"
+WARMING=1
+[[ $WARMUP =~ ^0+[smh]?$ ]] && WARMING=0
 [[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || die "ROUNDS=$ROUNDS: want 1..50"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] && ((CONNECTIONS >= 1 && CONNECTIONS <= 1024)) || die "CONNECTIONS=$CONNECTIONS: want 1..1024"
 [[ $HUGE_BYTES =~ ^[0-9]+$ ]] || die "HUGE_BYTES=$HUGE_BYTES: want a byte count"
@@ -552,7 +567,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			# start-up's tail (the first collections of what loading its
 			# config left, the upstream connections being dialled, the heap
 			# growing), which a long-running server has behind it.
-			if [[ $WARMUP != 0 && $WARMUP != 0[smh] ]]; then
+			if ((WARMING)); then
 				"${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${hdr[@]}" "${TURL[$t]}${WPATH[$w]}" >"$f.warmup" 2>&1 ||
 					die "wrk (warm-up) failed for $w $t: $(cat "$f.warmup")"
 			fi
@@ -678,7 +693,7 @@ ELAPSED=$((SECONDS - START_TIME))
 	echo "- machine: nproc $NPROC, CPU $CPU_MODEL, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- $(go version | sed 's/^go version //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 	echo "- $PINNING"
-	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run$([[ $WARMUP != 0 && $WARMUP != 0[smh] ]] && echo ", then warmed by an unmeasured wrk -d$WARMUP of the same load"))"
+	echo "- wrk -t1 -c$CONNECTIONS -d$DURATION --latency, $ROUNDS interleaved rounds; medians over rounds; peak RSS is the largest VmHWM over rounds (server restarted before each run$( ((WARMING)) && echo ", then warmed by an unmeasured wrk -d$WARMUP of the same load"))"
 	for t in "${TARGETS[@]}"; do echo "- \`$t\`: ${TDESC[$t]}"; done
 	echo
 	# The references every target is read against, as same-round ratios.
