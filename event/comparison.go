@@ -19,6 +19,12 @@ type Comparison struct {
 	// body had none).
 	LegacyStatus int
 	LegacyCode   string
+	// LegacyBodyCode is an error's code as its legacy body has it,
+	// credentials scrubbed ("" when the body had none, and for a status
+	// below 400): what a rule suggested for the error matches on, where
+	// LegacyCode is "other" for every code a rule matched by status or
+	// message alone.
+	LegacyBodyCode string
 	// Rule is the rule the dry run matched, "" for the generic fallback.
 	Rule string
 	// EnvelopeStatus is the status the dry run's envelope has, and
@@ -35,11 +41,10 @@ type Comparison struct {
 	// it, and CandidateLatency the candidate's, 0 when it did not answer.
 	LegacyLatency    time.Duration
 	CandidateLatency time.Duration
-	// Unmapped reports a dry run whose error no rule matched, with the
-	// legacy code ("" when the body had none) and a redacted sample body
-	// ("" when samples are off).
+	// Unmapped reports a dry run whose error no rule matched (its code is
+	// LegacyBodyCode), with a redacted sample body ("" when samples are
+	// off).
 	Unmapped       bool
-	UnmappedCode   string
 	UnmappedSample string
 	// Paths are the JSON Pointers at which the envelope and the
 	// candidate differed, collapsed ("/data/items/*/id").

@@ -453,7 +453,7 @@ func (r *Recorder) RecordComparison(ev event.Comparison) {
 		if ev.UnmappedSample != "" {
 			sample = func() string { return ev.UnmappedSample }
 		}
-		r.countUnmapped(cs, b, s, ev.LegacyStatus, ev.UnmappedCode, now, sample)
+		r.countUnmapped(cs, b, s, ev.LegacyStatus, ev.LegacyBodyCode, now, sample)
 	}
 	if ev.Sample != nil && s.Samples {
 		// The sample names its group as the group is kept: clipped.

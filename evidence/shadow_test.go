@@ -108,7 +108,7 @@ func shadowTraffic(r *Recorder, t time.Time) {
 			// A candidate that did not answer has no latency to count.
 			func(ev *event.Comparison) { ev.CandidateLatency = 5 * time.Second }),
 		comparison("acme", event.OutcomeDryRun, teapot, 418, "other", func(ev *event.Comparison) {
-			ev.EnvelopeStatus, ev.Unmapped, ev.UnmappedCode, ev.LegacyNotJSON = 500, true, "teapot", true
+			ev.EnvelopeStatus, ev.Unmapped, ev.LegacyBodyCode, ev.LegacyNotJSON = 500, true, "teapot", true
 		}),
 		comparison("acme", event.OutcomeUpstreamError, items, 0, "", func(ev *event.Comparison) { ev.EnvelopeStatus, ev.LegacyLatency = 0, 0 }),
 		comparison("acme", event.OutcomeMismatch, items, 500, "", func(ev *event.Comparison) { ev.CandidateStatus = 200 },

@@ -59,11 +59,7 @@ func (b *bucket) addAnswer(ev *event.Comparison) {
 	if !ev.Outcome.Compared() || ev.LegacyStatus < 400 {
 		return
 	}
-	code := ev.LegacyCode
-	if ev.Unmapped {
-		code = ev.UnmappedCode
-	}
-	k := answerKey{ev.LegacyStatus, code, ev.EnvelopeStatus, ev.EnvelopeCode, ev.CandidateStatus, ev.CandidateCode}
+	k := answerKey{ev.LegacyStatus, ev.LegacyBodyCode, ev.EnvelopeStatus, ev.EnvelopeCode, ev.CandidateStatus, ev.CandidateCode}
 	bump(&b.answers, k.clipped(), otherAnswer, maxAnswerKeys, 1)
 }
 

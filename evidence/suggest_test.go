@@ -17,7 +17,7 @@ const suspendedBody = `{"error": "Your account is suspended", "code": "account_s
 // matched.
 func unmappedDryRun(status int, code, body string) event.Comparison {
 	return event.Comparison{Client: "watcher", Outcome: event.OutcomeDryRun, Route: "POST /v1/detect", LegacyStatus: status, LegacyCode: transform.OtherCode,
-		EnvelopeStatus: status, EnvelopeCode: code, Unmapped: true, UnmappedCode: code, UnmappedSample: body}
+		EnvelopeStatus: status, EnvelopeCode: code, Unmapped: true, LegacyBodyCode: code, UnmappedSample: body}
 }
 
 // answered is a comparison of watcher's in which the candidate answered
@@ -30,7 +30,7 @@ func answered(candStatus int, candCode string) event.Comparison {
 	}
 	return event.Comparison{Client: "watcher", Outcome: outcome, Route: "GET /v1/account", LegacyStatus: 403, LegacyCode: transform.OtherCode,
 		EnvelopeStatus: 403, EnvelopeCode: "account_suspended", CandidateStatus: candStatus, CandidateCode: candCode,
-		Unmapped: true, UnmappedCode: "account_suspended", UnmappedSample: suspendedBody}
+		Unmapped: true, LegacyBodyCode: "account_suspended", UnmappedSample: suspendedBody}
 }
 
 func withRules(rules ...transform.Rule) func(*Settings) {
@@ -93,9 +93,18 @@ func TestRuleSuggestions(t *testing.T) {
 		},
 		{
 			name: "a mapped error the candidate answers otherwise",
-			events: slices.Repeat([]event.Comparison{{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /v1/keys", LegacyStatus: 403, LegacyCode: "key_limit_reached",
+			events: slices.Repeat([]event.Comparison{{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /v1/keys", LegacyStatus: 403, LegacyCode: "key_limit_reached", LegacyBodyCode: "key_limit_reached",
 				EnvelopeStatus: 403, EnvelopeCode: "key_limit_reached", CandidateStatus: 429, CandidateCode: "key_limit_reached"}}, 4),
 			want:  []transform.Rule{{Name: "key_limit_reached", Match: transform.Match{Status: 403, Code: "key_limit_reached"}, Status: 429, Code: "key_limit_reached"}},
+			kinds: []string{SuggestCandidate},
+		},
+		{
+			// The built-in invalid_key rule matches every 401 by its
+			// status: the rules name no code, the legacy body does.
+			name: "an error a rule matches by status alone: matched by the body's code",
+			events: slices.Repeat([]event.Comparison{{Client: "watcher", Outcome: event.OutcomeMismatch, Route: "GET /v1/keys", LegacyStatus: 401, LegacyCode: transform.OtherCode,
+				LegacyBodyCode: "token_revoked", EnvelopeStatus: 401, EnvelopeCode: "invalid_key", CandidateStatus: 403, CandidateCode: "token_revoked"}}, 4),
+			want:  []transform.Rule{{Name: "token_revoked", Match: transform.Match{Status: 401, Code: "token_revoked"}, Status: 403, Code: "token_revoked"}},
 			kinds: []string{SuggestCandidate},
 		},
 	}

@@ -355,12 +355,14 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 		if d.outcome.Action == transform.Rewrite {
 			ev.EnvelopeCode = d.outcome.Code
 		}
-		if d.outcome.Unmapped {
-			c.metrics.unmapped.WithLabelValues(cs.name).Inc()
+		if ex.LegacyStatus >= 400 {
 			rd := newRedactor(s.keyHeader, ex.Header, s.candidateHeaders)
-			ev.Unmapped = true
-			ev.UnmappedCode = rd.text(transform.LegacyCode(d.legacy))
-			ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
+			ev.LegacyBodyCode = rd.text(transform.LegacyCode(d.legacy))
+			if d.outcome.Unmapped {
+				c.metrics.unmapped.WithLabelValues(cs.name).Inc()
+				ev.Unmapped = true
+				ev.UnmappedSample = unmappedSample(s, rd, d.legacy)
+			}
 		}
 		if d.status != ex.LegacyStatus {
 			c.metrics.statusChanges.WithLabelValues(statusLabel(ex.LegacyStatus), statusLabel(d.status)).Inc()

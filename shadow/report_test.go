@@ -112,8 +112,8 @@ func TestReportNeverHoldsSecrets(t *testing.T) {
 			if ev.Unmapped != tt.unmapped {
 				t.Errorf("unmapped: got %v; want %v", ev.Unmapped, tt.unmapped)
 			}
-			if tt.unmapped && (ev.UnmappedCode != redact.Mask || ev.LegacyCode != "other") {
-				t.Errorf("codes: got unmapped %q, legacy %q; want %q, %q", ev.UnmappedCode, ev.LegacyCode, redact.Mask, "other")
+			if tt.unmapped && (ev.LegacyBodyCode != redact.Mask || ev.LegacyCode != "other") {
+				t.Errorf("codes: got body %q, legacy %q; want %q, %q", ev.LegacyBodyCode, ev.LegacyCode, redact.Mask, "other")
 			}
 			if ev.Unmapped && !strings.Contains(ev.UnmappedSample, tt.wantLegacy) {
 				t.Errorf("unmapped sample: got %q; want it to hold %q", ev.UnmappedSample, tt.wantLegacy)
@@ -138,20 +138,23 @@ func TestSamplesOff(t *testing.T) {
 	srv := jsonServer(t, 418, `{"data":{"x":1},"success":true,"message":"OK"}`)
 	tests := []struct {
 		name     string
+		status   int
 		body     string
 		want     event.Outcome
 		unmapped bool
+		// legacyCode is the code as the rules name it, bodyCode as the
+		// legacy body has it.
+		legacyCode, bodyCode string
 	}{
-		{name: "mismatch", body: `{"a":1}`, want: event.OutcomeMismatch},
-		{name: "unmapped error", body: `{"error":"teapot","code":"brewing"}`, want: event.OutcomeMismatch, unmapped: true},
+		{name: "mismatch", status: 200, body: `{"a":1}`, want: event.OutcomeMismatch},
+		{name: "unmapped error", status: 418, body: `{"error":"teapot","code":"brewing"}`, want: event.OutcomeMismatch, unmapped: true,
+			legacyCode: "other", bodyCode: "brewing"},
+		{name: "an error a rule matches by status alone", status: 401, body: `{"error":"revoked","code":"token_revoked"}`, want: event.OutcomeMismatch,
+			legacyCode: "other", bodyCode: "token_revoked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status := 200
-			if tt.unmapped {
-				status = 418
-			}
-			ev := onlyComparison(t, runOne(t, testConfig(srv.URL, func(s *Settings) { s.Samples = false }), newExchange(t, "GET", "/v1/a", status, tt.body)))
+			ev := onlyComparison(t, runOne(t, testConfig(srv.URL, func(s *Settings) { s.Samples = false }), newExchange(t, "GET", "/v1/a", tt.status, tt.body)))
 			if ev.Outcome != tt.want {
 				t.Fatalf("got %q; want %q", ev.Outcome, tt.want)
 			}
@@ -162,8 +165,8 @@ func TestSamplesOff(t *testing.T) {
 			if ev.Sample != nil || ev.UnmappedSample != "" {
 				t.Errorf("got sample %+v and unmapped sample %q; want none with samples off", ev.Sample, ev.UnmappedSample)
 			}
-			if tt.unmapped && ev.UnmappedCode != "brewing" {
-				t.Errorf("unmapped code: got %q; want %q", ev.UnmappedCode, "brewing")
+			if ev.LegacyCode != tt.legacyCode || ev.LegacyBodyCode != tt.bodyCode {
+				t.Errorf("codes: got legacy %q, body %q; want %q, %q", ev.LegacyCode, ev.LegacyBodyCode, tt.legacyCode, tt.bodyCode)
 			}
 		})
 	}
