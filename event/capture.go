@@ -30,9 +30,13 @@ type Capture struct {
 	// Body is the request body, up to shadow.max_request_bytes.
 	Body []byte
 	// BodyTruncated reports a request body larger than that: it cannot be
-	// replayed faithfully. A request that may not be replayed has no body
-	// captured at all.
+	// replayed faithfully.
 	BodyTruncated bool
+	// BodyNotCaptured reports a request the comparison would not replay
+	// when the proxy admitted it, so that its body was not captured. The
+	// decision stands: a reload that makes the request replayable before
+	// it is compared must not send the candidate a write without its body.
+	BodyNotCaptured bool
 
 	// LegacyStatus, LegacyHeader and LegacyBody are the legacy response as
 	// the client got it (the body still in its Content-Encoding), up to

@@ -89,6 +89,7 @@ func (ex *exchange) submitShadow(elapsed time.Duration) {
 		Header:          c.reqHeader,
 		Body:            body,
 		BodyTruncated:   truncated,
+		BodyNotCaptured: !c.replayable,
 		LegacyStatus:    ex.upstreamStatus,
 		LegacyHeader:    c.respHeader,
 		LegacyBody:      c.respBody,

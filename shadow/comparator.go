@@ -271,8 +271,9 @@ func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 	case s.candidate == nil:
 		r.outcome = event.OutcomeDryRun
 		return r
-	case !s.replays(ex.Method, ex.Path):
-		// Dry-run, and not replayed: a write on no shadow.replay route.
+	case ex.BodyNotCaptured || !s.replays(ex.Method, ex.Path):
+		// Dry-run, and not replayed: a write on no shadow.replay route, or
+		// one that was on none when the proxy admitted it.
 		r.outcome = event.OutcomeSkippedMethod
 		return r
 	case ex.BodyTruncated || int64(len(ex.Body)) > s.maxRequestBytes:

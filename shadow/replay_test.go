@@ -113,6 +113,17 @@ func TestWriteReplay(t *testing.T) {
 			t.Errorf("the candidate got %+v; want nothing", got)
 		}
 	})
+	t.Run("a write admitted as not replayed stays so after a reload", func(t *testing.T) {
+		before := len(seen.all())
+		ex := write("POST", "/v1/detect", "", start)
+		ex.Body, ex.BodyNotCaptured = nil, true
+		if o := outcomeOf(t, runOne(t, cfg, ex)); o != event.OutcomeSkippedMethod {
+			t.Errorf("got %q; want skipped_method", o)
+		}
+		if got := seen.all()[before:]; len(got) != 0 {
+			t.Errorf("the candidate got %+v; want nothing", got)
+		}
+	})
 	t.Run("a safe request gets no Idempotency-Key", func(t *testing.T) {
 		before := len(seen.all())
 		runOne(t, cfg, newExchange(t, "GET", "/v1/jobs/7", 200, `{"ok":true}`))
