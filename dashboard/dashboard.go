@@ -247,28 +247,25 @@ func (d *Dashboard) shadowReport(w http.ResponseWriter, r *http.Request) {
 // config fragment to paste.
 func (d *Dashboard) suggestions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sg := d.src.Suggestions(q.Get("client"))
-	switch q.Get("format") {
-	case "", "json":
-		d.writeJSON(w, r, http.StatusOK, sg)
-	case "yaml":
-		b, err := sg.YAML()
-		if err != nil {
-			d.log.Error("dashboard: encoding suggestions", zap.Error(err))
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/yaml; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		if r.Method != http.MethodHead {
-			w.Write(b)
-		}
-	default:
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "yaml" {
 		d.writeJSON(w, r, http.StatusBadRequest, struct {
 			Error string `json:"error"`
 		}{"format: json or yaml"})
+		return
 	}
+	sg := d.src.Suggestions(q.Get("client"))
+	if format != "yaml" {
+		d.writeJSON(w, r, http.StatusOK, sg)
+		return
+	}
+	b, err := sg.YAML()
+	if err != nil {
+		d.log.Error("dashboard: encoding suggestions", zap.Error(err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	d.writeBody(w, r, http.StatusOK, "application/yaml; charset=utf-8", b)
 }
 
 // writeJSON encodes v as the response. The body is built first so that an
@@ -280,14 +277,20 @@ func (d *Dashboard) writeJSON(w http.ResponseWriter, r *http.Request, status int
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	d.writeBody(w, r, status, "application/json", buf.Bytes())
+}
+
+// writeBody writes an API response, never cached; a HEAD gets its header
+// only.
+func (d *Dashboard) writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if _, err := w.Write(b); err != nil {
 		d.log.Debug("dashboard: writing response", zap.String("path", r.URL.Path), zap.Error(err))
 	}
 }

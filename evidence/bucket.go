@@ -15,9 +15,19 @@ var (
 	outcomeCandidateError   = event.OutcomeCandidateError.Index()
 	outcomeCandidateTimeout = event.OutcomeCandidateTimeout.Index()
 	outcomeDryRun           = event.OutcomeDryRun.Index()
-	outcomeIgnored          = event.OutcomeIgnored.Index()
-	outcomeIgnoredLearned   = event.OutcomeIgnoredLearned.Index()
 )
+
+// compared sums the outcome counters of the exchanges the candidate
+// answered, as event.Outcome.Compared names them.
+func compared(outcomes *[event.NumOutcomes]uint64) uint64 {
+	var n uint64
+	for i, o := range event.Outcomes {
+		if o.Compared() {
+			n += outcomes[i]
+		}
+	}
+	return n
+}
 
 // The status classes, in the order of the counters.
 var classNames = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "none"}
@@ -86,7 +96,7 @@ func (c *counts) add(o *counts) {
 
 // compared are the shadow exchanges the candidate answered.
 func (c *counts) compared() uint64 {
-	return c.Shadow[outcomeMatch] + c.Shadow[outcomeMismatch] + c.Shadow[outcomeIgnored] + c.Shadow[outcomeIgnoredLearned]
+	return compared(&c.Shadow)
 }
 
 func (c *counts) candidateErrors() uint64 {
@@ -154,8 +164,9 @@ func bump[K comparable](m *map[K]uint64, k, fold K, limit int, n uint64) {
 	(*m)[k] += n
 }
 
-// merge adds o into b. With tallies false only the counters and the
-// latency are merged, which is all an overview row needs.
+// merge adds o into b. With tallies false only what an overview row
+// needs is merged: the counters, the latency, the unmapped errors and the
+// contract violations.
 func (b *bucket) merge(o *bucket, tallies bool) {
 	b.counts.add(&o.counts)
 	b.latency.merge(&o.latency)
@@ -165,13 +176,13 @@ func (b *bucket) merge(o *bucket, tallies bool) {
 	for k, v := range o.violations {
 		bump(&b.violations, k, otherViolation, maxViolationKeys, v)
 	}
+	if !tallies {
+		return
+	}
 	for k, v := range o.answers {
 		bump(&b.answers, k, otherAnswer, maxAnswerKeys, v)
 	}
 	b.mergeNoise(o)
-	if !tallies {
-		return
-	}
 	for k, v := range o.rewrites {
 		bump(&b.rewrites, k, rewriteKey{LegacyCode: otherKey, Code: otherKey}, maxRewriteKeys, v)
 	}

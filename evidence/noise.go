@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"cmp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -84,21 +83,22 @@ func (b *bucket) loadNoise(in []storedNoise) {
 	}
 }
 
-// RouteNoise is what the double replays of one route taught: how many
+// routeNoise is what the double replays of one route taught: how many
 // there were, and how often each JSON Pointer differed between the two
 // answers.
-type RouteNoise struct {
-	Route  string      `json:"route"`
-	Checks uint64      `json:"checks"`
-	Paths  []PathCount `json:"paths"`
+type routeNoise struct {
+	route  string
+	checks uint64
+	paths  []PathCount
 }
 
 // learned is the candidate's noise summed over the fleet's evidence in the
-// window, by route, as the comparison reads it.
+// window, by route: the pointers as the comparison reads them, and the
+// counts behind them for the ignore suggestions.
 type learned struct {
 	at     time.Time
 	routes map[string][]string
-	report []RouteNoise
+	report []routeNoise
 }
 
 // learnedCache holds the last sum, recomputed at most every learnedTTL.
@@ -113,12 +113,6 @@ type learnedCache struct {
 // per comparison, off the request path.
 func (r *Recorder) LearnedIgnores(route string) []string {
 	return r.learnedNoise().routes[route]
-}
-
-// Noise returns what the double replays taught, by route, the routes with
-// the most checks first.
-func (r *Recorder) Noise() []RouteNoise {
-	return r.learnedNoise().report
 }
 
 // learnedNoise returns the current sum, summing again when it is older
@@ -142,20 +136,16 @@ func (r *Recorder) learnedNoise() *learned {
 	sum := newBucket(from, 0)
 	for _, cs := range *r.clients.Load() {
 		cs.mu.Lock()
-		for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
-			for _, b := range list {
-				if b.inWindow(from) {
-					sum.mergeNoise(b)
-				}
-			}
+		for b := range cs.window(from) {
+			sum.mergeNoise(b)
 		}
 		cs.mu.Unlock()
 	}
-	l := &learned{at: now, routes: map[string][]string{}, report: []RouteNoise{}}
-	byRoute := map[string]*RouteNoise{}
+	l := &learned{at: now, routes: map[string][]string{}}
+	byRoute := map[string]*routeNoise{}
 	for route, n := range sum.noiseChecks {
 		if route != otherKey {
-			byRoute[route] = &RouteNoise{Route: route, Checks: n, Paths: []PathCount{}}
+			byRoute[route] = &routeNoise{route: route, checks: n}
 		}
 	}
 	for k, n := range sum.noise {
@@ -163,19 +153,15 @@ func (r *Recorder) learnedNoise() *learned {
 		if rn == nil || k.Path == otherKey {
 			continue
 		}
-		rn.Paths = append(rn.Paths, PathCount{Path: k.Path, Count: n})
+		rn.paths = append(rn.paths, PathCount{Path: k.Path, Count: n})
 		l.routes[k.Route] = append(l.routes[k.Route], k.Path)
 	}
 	for _, rn := range byRoute {
-		slices.SortFunc(rn.Paths, func(a, b PathCount) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Path, b.Path)) })
 		l.report = append(l.report, *rn)
 	}
 	for _, paths := range l.routes {
 		slices.Sort(paths)
 	}
-	slices.SortFunc(l.report, func(a, b RouteNoise) int {
-		return cmp.Or(cmp.Compare(b.Checks, a.Checks), cmp.Compare(a.Route, b.Route))
-	})
 	r.learned.cur.Store(l)
 	return l
 }

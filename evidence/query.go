@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -32,14 +33,24 @@ func (b *bucket) inWindow(from int64) bool {
 // not yet written. The caller holds cs.mu.
 func (cs *clientState) aggregate(from int64, tallies bool) *bucket {
 	sum := newBucket(from, 0)
-	for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
-		for _, b := range list {
-			if b.inWindow(from) {
-				sum.merge(b, tallies)
+	for b := range cs.window(from) {
+		sum.merge(b, tallies)
+	}
+	return sum
+}
+
+// window yields the client's buckets that aggregate sums. The caller
+// holds cs.mu.
+func (cs *clientState) window(from int64) iter.Seq[*bucket] {
+	return func(yield func(*bucket) bool) {
+		for _, list := range [][]*bucket{cs.hours, cs.minutes, cs.unconfirmed, cs.pending} {
+			for _, b := range list {
+				if b.inWindow(from) && !yield(b) {
+					return
+				}
 			}
 		}
 	}
-	return sum
 }
 
 // Overview returns every client's summary and verdict.
@@ -125,10 +136,12 @@ func share(n, total uint64) float64 {
 	return float64(n) / float64(total)
 }
 
-// detail is a summary with the aggregated bucket it came from.
+// detail is a summary with the aggregated bucket it came from and the
+// errors in it the rules leave to the fallback, which the client view lists.
 type detail struct {
 	ClientSummary
-	sum *bucket
+	sum       *bucket
+	uncovered map[unmappedKey]uint64
 }
 
 // summary builds one row; cs may be nil for a client without evidence.
@@ -200,7 +213,7 @@ func (r *Recorder) summary(s *settings, rw row, cs *clientState, from int64, tal
 	} else {
 		c.Verdict = verdict.Decide(ev, s.Thresholds)
 	}
-	return detail{ClientSummary: c, sum: sum}
+	return detail{ClientSummary: c, sum: sum, uncovered: uncovered}
 }
 
 // topCodes names the most frequent unmapped codes, "(none)" for errors
@@ -320,9 +333,8 @@ func (r *Recorder) ReplicaClient(name, replica string) (ClientDetail, bool, erro
 	out.Paths = out.Paths[:min(len(out.Paths), maxListedPaths)]
 	if cs != nil {
 		cs.mu.Lock()
-		uncovered := s.uncovered(d.sum.unmapped, cs.unmapped)
 		for k, v := range d.sum.unmapped {
-			_, open := uncovered[k]
+			_, open := d.uncovered[k]
 			u := UnmappedCode{LegacyStatus: k.Status, Code: k.Code, Count: v, Covered: !open}
 			if smp := cs.unmapped[k]; smp != nil && s.Samples {
 				u.Sample, u.SampleTime = smp.body, smp.time.UTC()

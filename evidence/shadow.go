@@ -123,7 +123,7 @@ func (g *groupCounts) merge(o *groupCounts) {
 
 // compared are the group's comparisons the candidate answered.
 func (g *groupCounts) compared() uint64 {
-	return g.Outcomes[outcomeMatch] + g.Outcomes[outcomeMismatch] + g.Outcomes[outcomeIgnored] + g.Outcomes[outcomeIgnoredLearned]
+	return compared(&g.Outcomes)
 }
 
 // storedGroup is a group's form in a stored bucket.

@@ -198,7 +198,7 @@ func (r *Recorder) Suggestions(client string) Suggestions {
 	slices.SortFunc(out.Rules, func(a, b RuleSuggestion) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.LegacyStatus, b.LegacyStatus), cmp.Compare(a.LegacyCode, b.LegacyCode))
 	})
-	out.Ignore = s.ignoreSuggestions(r.Noise())
+	out.Ignore = s.ignoreSuggestions(r.learnedNoise().report)
 	return out
 }
 
@@ -314,10 +314,10 @@ func (s *settings) rewrite(status int, body []byte) transform.Result {
 
 // ignoreSuggestions turns the learned noise into shadow.ignore entries,
 // one per pointer, leaving out those shadow.ignore has already.
-func (s *settings) ignoreSuggestions(noise []RouteNoise) []IgnoreSuggestion {
+func (s *settings) ignoreSuggestions(noise []routeNoise) []IgnoreSuggestion {
 	byPointer := map[string]*IgnoreSuggestion{}
 	for _, rn := range noise {
-		for _, p := range rn.Paths {
+		for _, p := range rn.paths {
 			if slices.Contains(s.Ignore, p.Path) {
 				continue
 			}
@@ -326,9 +326,9 @@ func (s *settings) ignoreSuggestions(noise []RouteNoise) []IgnoreSuggestion {
 				is = &IgnoreSuggestion{Pointer: p.Path}
 				byPointer[p.Path] = is
 			}
-			is.Routes = append(is.Routes, rn.Route)
+			is.Routes = append(is.Routes, rn.route)
 			is.Count += p.Count
-			is.Checks += rn.Checks
+			is.Checks += rn.checks
 		}
 	}
 	out := []IgnoreSuggestion{}
