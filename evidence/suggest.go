@@ -79,8 +79,9 @@ const (
 type Suggestions struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	Window      string    `json:"window"`
-	// Client limits the suggestions to one client's evidence; "" is
-	// every client's.
+	// Client limits the rule suggestions to one client's evidence; "" is
+	// every client's. The ignore suggestions are always the fleet's:
+	// shadow.ignore applies to every client.
 	Client string             `json:"client,omitempty"`
 	Rules  []RuleSuggestion   `json:"rules"`
 	Ignore []IgnoreSuggestion `json:"ignore"`
@@ -135,7 +136,8 @@ type suggestion struct {
 // answers otherwise than the dry run, the rule that answers as it does;
 // for each other error that fell to the generic fallback, a rule that
 // keeps its status and names its code. And the JSON Pointers learned as the
-// candidate's noise, as shadow.ignore entries. What the rules and
+// candidate's noise over every client's evidence, since shadow.ignore
+// applies to every client, as shadow.ignore entries. What the rules and
 // shadow.ignore in force cover is left out.
 func (r *Recorder) Suggestions(client string) Suggestions {
 	s := r.settings.Load()
@@ -273,7 +275,11 @@ func consistentAnswer(answers map[answerKey]uint64) (top answerKey, n, total uin
 // legacyBody is the body a suggestion is tested with: its sample when it
 // is the legacy error's JSON, else one made of its code.
 func legacyBody(k legacyKey, sample string, pair *event.Sample) []byte {
-	for _, b := range []string{sample, pairLegacy(pair)} {
+	candidates := []string{sample}
+	if pair != nil {
+		candidates = append(candidates, pair.LegacyBody)
+	}
+	for _, b := range candidates {
 		if b != "" && transform.Valid([]byte(b)) && transform.LegacyCode([]byte(b)) == k.code {
 			return []byte(b)
 		}
@@ -282,13 +288,6 @@ func legacyBody(k legacyKey, sample string, pair *event.Sample) []byte {
 		return []byte(`{}`)
 	}
 	return fmt.Appendf(nil, `{"error": "", "code": %s}`, strconv.Quote(k.code))
-}
-
-func pairLegacy(p *event.Sample) string {
-	if p == nil {
-		return ""
-	}
-	return p.LegacyBody
 }
 
 // matchRule is a rule matching the legacy error k: by status and code, or
