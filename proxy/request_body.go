@@ -91,7 +91,7 @@ func (ex *exchange) bufferRequest(r *http.Request) error {
 	r.ContentLength, r.TransferEncoding = int64(len(*buf)), nil
 	r.Body = http.NoBody
 	if len(*buf) > 0 {
-		ex.bufferedBody = &bufferedBody{buf: buf, pool: pool}
+		ex.bufferedBody = &bufferedBody{pooledBody: pooledBody{buf: buf, pool: pool}}
 		r.Body = ex.bufferedBody
 	} else {
 		pool.put(buf)
@@ -107,31 +107,20 @@ func (ex *exchange) bufferRequest(r *http.Request) error {
 // Close), but a read already in flight may still be running: the lock makes
 // the release wait for it, and any read after the release finds nothing.
 type bufferedBody struct {
-	mu   sync.Mutex
-	buf  *[]byte
-	off  int
-	pool *bufferPool
+	mu sync.Mutex
+	pooledBody
 }
 
 func (b *bufferedBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf == nil || b.off >= len(*b.buf) {
-		return 0, io.EOF
-	}
-	n := copy(p, (*b.buf)[b.off:])
-	b.off += n
-	return n, nil
+	return b.pooledBody.Read(p)
 }
 
 func (b *bufferedBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf != nil {
-		b.pool.put(b.buf)
-		b.buf = nil
-	}
-	return nil
+	return b.pooledBody.Close()
 }
 
 // replayReader sends bytes already read from the client, then the rest of

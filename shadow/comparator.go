@@ -252,13 +252,14 @@ func (c *Comparator) run(s *compiled, cs *clientStats, ex *event.Capture) {
 			}
 		}
 	}()
-	r := c.compare(s, ex)
+	route := routeName(s, ex)
+	r := c.compare(s, ex, route)
 	recorded = true
-	c.record(s, cs, ex, &r)
+	c.record(s, cs, ex, route, &r)
 }
 
 // compare runs the dry run and, with a candidate, the replay and the diff.
-func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
+func (c *Comparator) compare(s *compiled, ex *event.Capture, route string) comparison {
 	if ex.UpstreamError != "" {
 		return comparison{outcome: event.OutcomeUpstreamError}
 	}
@@ -286,7 +287,6 @@ func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 		return r
 	}
 	r.cand = &resp
-	route := routeName(s, ex)
 	if safeMethod(ex.Method) && s.learnSample > 0 && rand.Float64() < s.learnSample {
 		// The same request again: what differs between the two answers is
 		// the candidate's noise, not the migration's.
@@ -297,9 +297,9 @@ func (c *Comparator) compare(s *compiled, ex *event.Capture) comparison {
 			}
 		}
 	}
-	var learned [][]string
+	var learned []string
 	if s.learnIgnores && c.noise != nil {
-		learned, _ = parseIgnore(c.noise.LearnedIgnores(route))
+		learned = c.noise.LearnedIgnores(route)
 	}
 	r.diff = s.diff.compare(dry.body, resp.body, learned)
 	switch {
@@ -340,12 +340,12 @@ func safeMethod(method string) bool {
 // record counts the comparison in the client's counters and hands it to
 // the evidence, which keeps the report: by route, legacy status and code,
 // with what differed and a sample of each mismatch, all redacted.
-func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *comparison) {
+func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, route string, r *comparison) {
 	cs.count(r.outcome)
 	ev := event.Comparison{
 		Client:        cs.name,
 		Outcome:       r.outcome,
-		Route:         routeName(s, ex),
+		Route:         route,
 		LegacyStatus:  ex.LegacyStatus,
 		LegacyLatency: ex.LegacyLatency,
 		NoiseChecked:  r.noiseChecked,
@@ -357,7 +357,7 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 			ev.EnvelopeCode = d.outcome.Code
 		}
 		if ex.LegacyStatus >= 400 {
-			rd := newRedactor(s.keyHeader, ex.Header, s.candidateHeaders)
+			rd := newRedactor(s.keyHeader, ex.Header, s.candidateSecrets)
 			ev.LegacyBodyCode = rd.text(transform.LegacyCode(d.legacy))
 			if d.outcome.Unmapped {
 				c.metrics.unmapped.WithLabelValues(cs.name).Inc()
@@ -377,14 +377,7 @@ func (c *Comparator) record(s *compiled, cs *clientStats, ex *event.Capture, r *
 			c.metrics.candidateStatus.WithLabelValues(statusLabel(r.dry.status), statusLabel(r.cand.status)).Inc()
 		}
 	}
-	for _, op := range r.diff.ops {
-		if len(ev.Paths) == maxPaths {
-			break
-		}
-		if p := collapsePointer(op.Path); !containsString(ev.Paths, p) {
-			ev.Paths = append(ev.Paths, p)
-		}
-	}
+	ev.Paths = collapsedPaths(r.diff.ops)
 	if r.outcome == event.OutcomeMismatch {
 		ev.Sample = newSample(s, ex, r, ev.Route)
 		if ce := c.logger.Check(zap.DebugLevel, "shadow mismatch"); ce != nil {

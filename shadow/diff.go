@@ -80,7 +80,7 @@ func unescapePointerToken(t string) string {
 // learned as the candidate's noise on this route, applied after the
 // configured ones: bodies that differ only there are told apart from
 // ignored ones.
-func (n *normaliser) compare(envelope, candidate []byte, learned [][]string) diffResult {
+func (n *normaliser) compare(envelope, candidate []byte, learned []string) diffResult {
 	envBlank, candBlank := len(bytes.TrimSpace(envelope)) == 0, len(bytes.TrimSpace(candidate)) == 0
 	if envBlank && candBlank {
 		return diffResult{}
@@ -93,33 +93,29 @@ func (n *normaliser) compare(envelope, candidate []byte, learned [][]string) dif
 		}
 		return wholeDocumentDiff()
 	}
-	if !n.compareMessages {
-		ev, cv = stripMessages(ev), stripMessages(cv)
-	}
-	ev, cv = n.relax(ev, cv)
-	if len(n.ignore) == 0 && len(learned) == 0 {
-		ops, err := diffValues(ev, cv)
-		if err != nil {
+	ev, cv = n.normalise(ev, cv)
+	var rawEnv, rawCand []byte
+	if len(n.ignore) > 0 {
+		// Keep the documents before ignore-removal: when the result is
+		// equal, they tell "ignored" from "match".
+		var err1, err2 error
+		rawEnv, err1 = encodeJSON(ev)
+		rawCand, err2 = encodeJSON(cv)
+		if err1 != nil || err2 != nil {
 			return wholeDocumentDiff()
 		}
-		return diffResult{ops: ops}
-	}
-	// Keep the documents before ignore-removal: when the result is equal,
-	// they tell "ignored" from "match".
-	rawEnv, err1 := encodeJSON(ev)
-	rawCand, err2 := encodeJSON(cv)
-	if err1 != nil || err2 != nil {
-		return wholeDocumentDiff()
-	}
-	for _, toks := range n.ignore {
-		ev, cv = removePointer(ev, toks), removePointer(cv, toks)
+		for _, toks := range n.ignore {
+			ev, cv = removePointer(ev, toks), removePointer(cv, toks)
+		}
 	}
 	ops, err := diffValues(ev, cv)
 	if err != nil {
 		return wholeDocumentDiff()
 	}
 	if len(ops) > 0 && len(learned) > 0 {
-		for _, toks := range learned {
+		// Parsed only here: most comparisons match, and need no noise.
+		noise, _ := parseIgnore(learned)
+		for _, toks := range noise {
 			ev, cv = removePointer(ev, toks), removePointer(cv, toks)
 		}
 		rest, err := diffValues(ev, cv)
@@ -129,7 +125,7 @@ func (n *normaliser) compare(envelope, candidate []byte, learned [][]string) dif
 		// The differences that count are those beyond the noise.
 		return diffResult{ops: rest, learned: len(rest) == 0}
 	}
-	if len(ops) > 0 {
+	if len(ops) > 0 || len(n.ignore) == 0 {
 		return diffResult{ops: ops}
 	}
 	raw, err := jsondiff.CompareJSON(rawEnv, rawCand, jsondiff.UnmarshalFunc(unmarshalNumbers))
@@ -321,10 +317,7 @@ func (n *normaliser) noise(a, b []byte) []string {
 	if !okA || !okB {
 		return nil
 	}
-	if !n.compareMessages {
-		av, bv = stripMessages(av), stripMessages(bv)
-	}
-	av, bv = n.relax(av, bv)
+	av, bv = n.normalise(av, bv)
 	for _, toks := range n.ignore {
 		av, bv = removePointer(av, toks), removePointer(bv, toks)
 	}
@@ -332,12 +325,32 @@ func (n *normaliser) noise(a, b []byte) []string {
 	if err != nil {
 		return nil
 	}
-	var paths []string
 	for _, op := range ops {
 		if op.Path == "" {
 			return nil
 		}
-		if p := collapsePointer(op.Path); !containsString(paths, p) && len(paths) < maxPaths {
+	}
+	return collapsedPaths(ops)
+}
+
+// normalise is what both documents go through before any diff: messages
+// stripped unless compared, then the opt-in tolerances.
+func (n *normaliser) normalise(a, b any) (any, any) {
+	if !n.compareMessages {
+		a, b = stripMessages(a), stripMessages(b)
+	}
+	return n.relax(a, b)
+}
+
+// collapsedPaths are the distinct collapsed pointers ops touch, at most
+// maxPaths of them.
+func collapsedPaths(ops jsondiff.Patch) []string {
+	var paths []string
+	for _, op := range ops {
+		if len(paths) == maxPaths {
+			break
+		}
+		if p := collapsePointer(op.Path); !containsString(paths, p) {
 			paths = append(paths, p)
 		}
 	}

@@ -46,13 +46,13 @@ type redactor struct {
 	secrets   redact.Secrets
 }
 
-// newRedactor collects the credentials of a request's headers, and of the
-// candidate_headers set on its replays (extra), which the candidate may
-// echo too.
-func newRedactor(keyHeader string, h, extra http.Header) *redactor {
+// newRedactor collects the credentials of a request's headers, and adds
+// those of the candidate_headers set on its replays (extra), which the
+// candidate may echo too.
+func newRedactor(keyHeader string, h http.Header, extra redact.Secrets) *redactor {
 	secrets := redact.Credentials(keyHeader, h)
 	if len(extra) > 0 {
-		secrets = append(secrets, redact.Credentials(keyHeader, extra)...)
+		secrets = append(secrets, extra...)
 		slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	}
 	return &redactor{keyHeader: keyHeader, secrets: secrets}
@@ -158,7 +158,7 @@ func newSample(s *compiled, ex *event.Capture, r *comparison, route string) *eve
 	if !s.samples {
 		return nil
 	}
-	rd := newRedactor(s.keyHeader, ex.Header, s.candidateHeaders)
+	rd := newRedactor(s.keyHeader, ex.Header, s.candidateSecrets)
 	smp := &event.Sample{
 		Time:         time.Now().UTC(),
 		Request:      rd.requestLine(ex.Method, ex.Path, ex.RawQuery),

@@ -43,8 +43,11 @@ type compiled struct {
 	methods []string
 	replay  []replayRoute
 	// candidateHeaders are set on every replayed request, their values
-	// expanded from the environment.
+	// expanded from the environment; candidateSecrets are the credentials
+	// among them, collected once, which every sample is scrubbed of too,
+	// since the candidate may echo them.
 	candidateHeaders http.Header
+	candidateSecrets redact.Secrets
 	// learnSample is the share of replayed safe requests replayed twice
 	// to learn the candidate's noise; learnIgnores applies what was
 	// learned to the comparison.
@@ -147,6 +150,9 @@ func compile(in Settings, old *compiled) (s *compiled, replaced *candidate, inva
 	}
 	if s.keyHeader == "" {
 		s.keyHeader = config.DefaultRoutingHeader
+	}
+	if len(s.candidateHeaders) > 0 {
+		s.candidateSecrets = redact.Credentials(s.keyHeader, s.candidateHeaders)
 	}
 	if s.candidateTimeout <= 0 {
 		s.candidateTimeout = defaultCandidateTimeout
