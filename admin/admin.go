@@ -138,9 +138,10 @@ func dialUpstream(ctx context.Context, rawURL string, timeout time.Duration) err
 	return conn.Close()
 }
 
-// config writes the effective config as YAML, with each key digest cut to
-// its first 8 characters: enough to recognise a client, useless to anyone
-// trying to match keys.
+// config writes the effective config as YAML without its secrets: each key
+// digest cut to its first 8 characters (enough to recognise a client,
+// useless to anyone trying to match keys), state_url's password and the
+// values of shadow.candidate_headers masked.
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	in := s.opts.Config()
 	c := *in

@@ -165,13 +165,17 @@ func (c *Config) Validate() error {
 	if !(sh.Sample >= 0 && sh.Sample <= 1) {
 		add("shadow.sample", "%v is not in [0, 1]", sh.Sample)
 	}
-	for i, m := range sh.Methods {
+	// checkMethod checks a method the shadow mirrors or replays.
+	checkMethod := func(field, m, never string) {
 		if m == "" || !httpguts.ValidHeaderFieldName(m) || strings.ToUpper(m) != m {
-			add(fmt.Sprintf("shadow.methods[%d]", i), "%q is not an upper-case HTTP method", m)
+			add(field, "%q is not an upper-case HTTP method", m)
 		}
 		if m == http.MethodConnect {
-			add(fmt.Sprintf("shadow.methods[%d]", i), "CONNECT is never mirrored")
+			add(field, "CONNECT is never %s", never)
 		}
+	}
+	for i, m := range sh.Methods {
+		checkMethod(fmt.Sprintf("shadow.methods[%d]", i), m, "mirrored")
 	}
 	for i, p := range sh.Ignore {
 		if !strings.HasPrefix(p, "/") {
@@ -184,12 +188,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, rr := range sh.Replay {
-		if rr.Method == "" || !httpguts.ValidHeaderFieldName(rr.Method) || strings.ToUpper(rr.Method) != rr.Method {
-			add(fmt.Sprintf("shadow.replay[%d].method", i), "%q is not an upper-case HTTP method", rr.Method)
-		}
-		if rr.Method == http.MethodConnect {
-			add(fmt.Sprintf("shadow.replay[%d].method", i), "CONNECT is never replayed")
-		}
+		checkMethod(fmt.Sprintf("shadow.replay[%d].method", i), rr.Method, "replayed")
 		if !strings.HasPrefix(rr.Route, "/") {
 			add(fmt.Sprintf("shadow.replay[%d].route", i), "%q must start with /", rr.Route)
 		}
@@ -374,7 +373,9 @@ func redactDigest(s string) string {
 
 // candidateHeaderAllowed reports a header config may set on the requests
 // replayed to the candidate: not one of a connection, nor one the proxy
-// sets itself.
+// sets itself. The list names shadow's hopHeaders, ShadowRequestHeader and
+// IdempotencyKeyHeader again, since config cannot import shadow: keep them
+// in step.
 func candidateHeaderAllowed(name string) bool {
 	switch http.CanonicalHeaderKey(name) {
 	case "Host", "Connection", "Content-Length", "Transfer-Encoding", "Te", "Trailer", "Upgrade",

@@ -16,13 +16,12 @@
 // whole process, and the floor then owns the GC percent (set GOGC in the
 // environment rather than with debug.SetGCPercent).
 //
-// Measured under bench/run.sh's small workload when it was added: the
-// default 16 MiB floor cut collections from about 75 to about 11 a second
+// Measured under bench/run.sh's small workload, in interleaved rounds: the
+// default 16 MiB floor cuts collections from about 75 to about 11 a second
 // and CPU per request by about 5% (27.2 against 28.7 µs with the floor at
-// 0, interleaved rounds), for about 12 MiB more resident memory (35 against
-// 24 MiB). Later A/Bs of 0 and 64 MiB against 16 MiB, on a machine whose
-// noise band was wider than that, could not tell them apart
-// (bench/README.md, "What was tried").
+// 0), for about 12 MiB more resident memory (35 against 24 MiB). On a
+// machine whose noise band is wider than 5%, A/Bs of 0 and 64 MiB against
+// 16 MiB cannot tell them apart (bench/README.md, "What was tried").
 package gcfloor
 
 import (

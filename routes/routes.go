@@ -53,9 +53,6 @@ func Compile(t string) Template {
 	return Template{text: t, segs: segs, wild: wild}
 }
 
-// String is the template as written, with its leading slash.
-func (t *Template) String() string { return t.text }
-
 // Matches reports whether path fits the template: the same number of
 // segments, the literal ones equal.
 func (t *Template) Matches(path string) bool {

@@ -13,8 +13,7 @@ import (
 
 // Settings are what the comparison takes from one config.
 type Settings struct {
-	// Shadow is the shadow block: sample, methods, ignore,
-	// compare_messages, the bounds and the route templates.
+	// Shadow is the config's shadow block.
 	Shadow config.Shadow
 	// Candidate is the new service to replay to; an empty URL means dry
 	// runs only.

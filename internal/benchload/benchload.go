@@ -1,6 +1,6 @@
 // Package benchload is the in-process load of the benchmarks that measure
 // whole requests over loopback (packages proxy, evidence and contract): the
-// workloads of bench/run.sh, an upstream that serves them, and the client
+// workloads modelled on bench/run.sh's, an upstream that serves them, and the client
 // loop that sends them, so that their allocations per request compare.
 package benchload
 

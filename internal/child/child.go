@@ -1,6 +1,7 @@
 // Package child starts the servers tests run for real (PostgreSQL, nginx)
-// as child processes that end with the test process, whatever ends it: a
-// go test timeout runs no cleanup.
+// as child processes that end with the test process, whatever ends it (a
+// go test timeout runs no cleanup), provided the caller sets
+// cmd.SysProcAttr.Pdeathsig.
 package child
 
 import (
